@@ -1,0 +1,22 @@
+"""lv2 environments: camera, actions, control signals, procedural worlds.
+
+Importing this package registers the environments with Gymnasium::
+
+    import gymnasium as gym
+    import lv2_env  # noqa: F401  (registers the LV2/ namespace)
+
+    env = gym.make("LV2/GroundTruth-v0", action_mode="continuous")
+
+``gym.make("lv2_env:LV2/GroundTruth-v0")`` does the import itself.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+__version__ = "0.1.0"
+
+if "LV2/GroundTruth-v0" not in registry:
+    register(
+        id="LV2/GroundTruth-v0",
+        entry_point="lv2_env.envs.ground_truth:GroundTruthEnv",
+        max_episode_steps=100,
+    )

@@ -1,0 +1,1 @@
+"""lv2 Gymnasium environments."""
