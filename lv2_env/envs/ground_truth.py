@@ -255,7 +255,8 @@ class GroundTruthEnv(gym.Env):
             from lv2_env.viewer import PygameViewer
 
             self._viewer = PygameViewer(title="lv2 ground truth", fps=self.clip.fps)
-        self._viewer.show_clip(self._clip_frames)
+        status = f"goal: {self.goal.name}, {self._goal_distance(self._state):.1f} m  |  {self.scene.caption}"
+        self._viewer.show_clip(self._clip_frames, caption_text=status)
         return None
 
     def close(self):

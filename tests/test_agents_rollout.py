@@ -1,0 +1,122 @@
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import lv2_env  # noqa: F401
+from agents.rollout import run_rollout, steps_for_seconds
+from agents.scripted import ActionEncoder, OrbitPolicy, ReplayPolicy, load_states, make_policy
+from lv2_env.actions import CameraActions, ClipSpec
+from lv2_env.video import probe_video, read_video
+
+SMALL = dict(height=32, width=32, clip_frames=5, goal_radius=None)
+
+
+def make(**kwargs):
+    return gym.make("LV2/GroundTruth-v0", **{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize("mode", ["discrete", "continuous", "trajectory"])
+@pytest.mark.parametrize("name", ["orbit", "dolly", "random"])
+def test_policies_give_valid_actions_in_every_mode(name, mode):
+    env = make(action_mode=mode)
+    policy = make_policy(name, env, seed=1)
+    obs, info = env.reset(seed=0)
+    policy.reset(info)
+    start = info["camera_state"]
+    for _ in range(4):
+        action = policy(obs, info)
+        assert env.action_space.contains(action)
+        obs, _, _, _, info = env.step(action)
+    assert not np.allclose(info["camera_state"], start), f"{name} did not move the camera"
+
+
+def test_orbit_turns_while_strafing():
+    env = make(action_mode="continuous", clip_frames=17)
+    policy = OrbitPolicy.for_env(env)
+    obs, info = env.reset(seed=0, options={"start_pose": [0, 0, 1.6, 0, 0, 0]})
+    policy.reset(info)
+    obs, _, _, _, info = env.step(policy(obs, info))
+    right, yaw = info["camera_state"][0], info["camera_state"][3]
+    assert yaw == pytest.approx(np.radians(14.0), rel=1e-5) and right > 0  # strafed east while turning left
+
+
+def test_discrete_encoder_follows_a_path_on_average():
+    actions = CameraActions("discrete", ClipSpec(frames=17))
+    encoder = ActionEncoder(actions)
+    wanted = np.array([0.75, 0.0, 0.0, 0.0, 0.0, 0.0])  # half the forward macro per clip
+    path = np.linspace(0, 1, 17)[:, None] * wanted
+    chosen = [encoder.encode(path) for _ in range(10)]
+    assert chosen.count(1) == 5 and chosen.count(0) == 5  # forward every other clip
+
+
+def test_rollout_writes_video_and_side_file(tmp_path):
+    env = make(action_mode="continuous", max_episode_steps=6)
+    policy = make_policy("dolly", env)
+    summary = run_rollout(env, policy, steps=6, video_path=tmp_path / "out.mp4", seed=0, progress=False)
+    assert summary.frames == 1 + 6 * 4 and summary.steps == 6
+    video = read_video(tmp_path / "out.mp4")
+    assert video.shape == (25, 32, 32, 3)
+    assert probe_video(tmp_path / "out.mp4")["codec"] == "h264"
+    side = json.loads((tmp_path / "out.json").read_text())
+    assert len(side["frames"]) == 25 and len(side["steps"]) == 6
+    frame = side["frames"][7]
+    assert frame["step"] == 2 and len(frame["state"]) == 6 and np.asarray(frame["pose"]).shape == (4, 4)
+    assert frame["caption"] == side["caption"] and "reward" in frame
+    # Frames of the video move with the camera: the first and last differ.
+    assert np.abs(video[0].astype(int) - video[-1].astype(int)).mean() > 2
+
+
+def test_replay_reproduces_a_recorded_path_exactly(tmp_path):
+    recorder = make(action_mode="continuous", max_episode_steps=5)
+    run_rollout(recorder, make_policy("random", recorder, seed=3), 5, tmp_path / "rec.mp4", seed=2, progress=False)
+    recorded = json.loads((tmp_path / "rec.json").read_text())
+    states = load_states(tmp_path / "rec.json")
+    start = recorded["frames"][0]["state"]
+
+    player = make(action_mode="trajectory", max_episode_steps=5)
+    policy = ReplayPolicy.for_env(player, states=states)
+    options = {"scene_seed": recorded["scene_seed"], "start_pose": start}
+    run_rollout(player, policy, 5, tmp_path / "play.mp4", seed=2, options=options, progress=False)
+    replayed = load_states(tmp_path / "play.json")
+    np.testing.assert_allclose(replayed, states, atol=1e-5)
+
+
+def test_load_states_formats_and_errors(tmp_path):
+    states = np.array([[0, 0, 1.6, 0, 0, 0], [0, 1, 1.6, 0.1, 0, 0], [0, 2, 1.6, 0.2, 0, 0]], dtype=float)
+    (tmp_path / "p.csv").write_text("x,y,z,yaw,pitch,roll\n" + "\n".join(",".join(map(str, s)) for s in states))
+    np.testing.assert_allclose(load_states(tmp_path / "p.csv"), states)
+    from lv2_env.camera import poses_from_states
+
+    np.save(tmp_path / "p.npy", poses_from_states(states))
+    np.testing.assert_allclose(load_states(tmp_path / "p.npy"), states, atol=1e-9)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="expected CSV columns"):
+        load_states(tmp_path / "bad.csv")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_states(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match=".json, .csv or .npy"):
+        (tmp_path / "p.txt").write_text("")
+        load_states(tmp_path / "p.txt")
+
+
+def test_steps_for_seconds():
+    assert steps_for_seconds(30, 17, 16) == 30
+    assert steps_for_seconds(1.1, 17, 16) == 2
+    with pytest.raises(ValueError):
+        steps_for_seconds(0, 17, 16)
+
+
+def test_cli_rollout(tmp_path):
+    out = tmp_path / "cli.mp4"
+    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--policy", "orbit", "--seconds", "2", "--out", str(out),
+           "--height", "32", "--width", "32", "--quiet", "--style", "snow"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert probe_video(out)["frames"] == 33
+    assert json.loads(out.with_suffix(".json").read_text())["style"] == "snow"
+    bad = subprocess.run(cmd[:-1] + ["mars"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown style 'mars'" in bad.stderr and "Traceback" not in bad.stderr
