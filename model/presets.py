@@ -1,0 +1,129 @@
+"""Model presets: the shapes of every component, recorded with each checkpoint.
+
+* ``tiny``: the model lv2 trains on its procedural worlds and ships; a few million parameters, sized for a 2-core
+  CPU (see ../shared/calibration.md and BENCHMARKS.md). 128x128, 17-frame clips, 8 DiT blocks of width 128, two
+  control branches of width 64 over the first 4 blocks, a small word-level text encoder, no image encoder.
+* ``wan2.1-i2v-14b-480p``: the published LongVie 2 shape on Wan2.1-I2V-14B-480P (hidden 5120, 40 blocks,
+  40 heads, ffn 13824, 36 input channels; control: 12 blocks per branch at 2560 / 20 heads / ffn 6912; CLIP
+  ViT-H image cross-attention; umT5-XXL text), 352x640, 81-frame clips.
+
+A preset is plain data: the keyword arguments of each component's constructor. Components record their own
+config (diffusers ``ConfigMixin``) and save it beside their weights, so a checkpoint directory is
+self-describing; the preset only says how to build one from scratch.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Shapes of every component and the defaults of sampling for one model size."""
+
+    name: str
+    height: int
+    width: int
+    frames: int
+    fps: int
+    vae: dict[str, Any]
+    transformer: dict[str, Any]
+    text_encoder: dict[str, Any]
+    image_encoder: str | None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    history_latent_frames: int = 2
+
+    def __post_init__(self) -> None:
+        if (self.frames - 1) % 4 != 0:
+            raise ValueError(f"preset {self.name!r}: frames must be 4k+1, got {self.frames}")
+        if self.height % 16 or self.width % 16:
+            raise ValueError(f"preset {self.name!r}: height and width must be multiples of 16, got {self.height}x{self.width}")
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """``(channels, frames, height, width)`` of one clip's latent (8x spatial, 4x temporal + 1)."""
+        return (16, 1 + (self.frames - 1) // 4, self.height // 8, self.width // 8)
+
+    def copy_of(self, section: str) -> dict[str, Any]:
+        return copy.deepcopy(getattr(self, section))
+
+
+TINY = Preset(
+    name="tiny",
+    height=128,
+    width=128,
+    frames=17,
+    fps=16,
+    vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+             temperal_downsample=[False, True, True], latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
+    transformer=dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=4,
+        attention_head_dim=32,
+        in_channels=36,
+        out_channels=16,
+        text_dim=64,
+        freq_dim=64,
+        ffn_dim=512,
+        num_layers=8,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        image_dim=None,
+        added_kv_proj_dim=None,
+        rope_max_seq_len=1024,
+        control_modalities=("dense", "sparse"),
+        control_layers=4,
+        control_num_attention_heads=2,
+        control_ffn_dim=256,
+    ),
+    text_encoder=dict(kind="words", dim=64, num_layers=2, num_heads=4, max_tokens=32),
+    image_encoder=None,
+    sampling=dict(steps=10, shift=3.0, guidance_scale=1.0),
+    history_latent_frames=2,
+)
+
+WAN21_I2V_14B_480P = Preset(
+    name="wan2.1-i2v-14b-480p",
+    height=352,
+    width=640,
+    frames=81,
+    fps=16,
+    vae=dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+             temperal_downsample=[False, True, True]),  # diffusers' defaults carry Wan2.1's latent mean/std
+    transformer=dict(
+        patch_size=(1, 2, 2),
+        num_attention_heads=40,
+        attention_head_dim=128,
+        in_channels=36,
+        out_channels=16,
+        text_dim=4096,
+        freq_dim=256,
+        ffn_dim=13824,
+        num_layers=40,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        image_dim=1280,
+        added_kv_proj_dim=5120,
+        rope_max_seq_len=1024,
+        control_modalities=("dense", "sparse"),
+        control_layers=12,
+        control_num_attention_heads=20,
+        control_ffn_dim=6912,
+    ),
+    text_encoder=dict(kind="umt5", max_tokens=512),
+    image_encoder="clip-vit-h-14",
+    sampling=dict(steps=50, shift=5.0, guidance_scale=5.0),
+    history_latent_frames=4,
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (TINY, WAN21_I2V_14B_480P)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[name]

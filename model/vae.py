@@ -1,0 +1,92 @@
+"""The video VAE: diffusers ``AutoencoderKLWan`` with Wan's per-channel latent normalisation.
+
+Wan's causal 3D VAE compresses 8x in space and 4x in time, keeping the first frame on its own
+(``F = 4k + 1`` frames -> ``k + 1`` latent frames). Its raw latents are normalised per channel,
+``z' = (z - mean) / std``, with the mean and std recorded in the VAE's config; the DiT only ever sees
+normalised latents. The same VAE encodes frames and the control videos.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan
+from torch import nn
+
+
+def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 frames ``[F, H, W, 3]`` or ``[B, F, H, W, 3]`` -> float ``[B, 3, F, H, W]`` in ``[-1, 1]``."""
+    x = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+    if x.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 frames, got dtype {x.dtype}")
+    if x.ndim == 4:
+        x = x[None]
+    if x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"expected frames [F, H, W, 3] or [B, F, H, W, 3], got {tuple(x.shape)}")
+    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
+    """float ``[B, 3, F, H, W]`` in ``[-1, 1]`` -> uint8 ``[B, F, H, W, 3]``."""
+    x = video.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def num_latent_frames(frames: int) -> int:
+    """Latent frames of a video of ``frames`` frames: the first alone, then one per 4."""
+    if frames < 1 or (frames - 1) % 4:
+        raise ValueError(f"the Wan VAE takes 4k+1 frames, got {frames}")
+    return 1 + (frames - 1) // 4
+
+
+class VideoVAE(nn.Module):
+    """Encodes videos to normalised latents and decodes them back."""
+
+    def __init__(self, model: AutoencoderKLWan) -> None:
+        super().__init__()
+        self.model = model
+        mean = torch.tensor(model.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        std = torch.tensor(model.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.register_buffer("latents_mean", mean, persistent=False)
+        self.register_buffer("latents_std", std, persistent=False)
+
+    @classmethod
+    def from_config(cls, **config) -> "VideoVAE":
+        return cls(AutoencoderKLWan(**config))
+
+    @classmethod
+    def from_pretrained(cls, directory, torch_dtype: torch.dtype | None = None) -> "VideoVAE":
+        return cls(AutoencoderKLWan.from_pretrained(str(directory), local_files_only=True, torch_dtype=torch_dtype))
+
+    def save_pretrained(self, directory) -> None:
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.model.config.z_dim)
+
+    def set_latent_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Record per-channel statistics of raw latents (measured on data after training) in the config."""
+        self.model.register_to_config(latents_mean=[float(v) for v in mean], latents_std=[float(v) for v in std])
+        self.latents_mean.copy_(torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1, 1))
+        self.latents_std.copy_(torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1, 1))
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.latents_mean.to(raw)) / self.latents_std.to(raw)
+
+    def denormalise(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents * self.latents_std.to(latents) + self.latents_mean.to(latents)
+
+    def encode(self, video: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[B, 3, F, H, W]`` in ``[-1, 1]`` -> normalised latents ``[B, 16, 1 + (F-1)/4, H/8, W/8]``.
+
+        The posterior's mean by default (deterministic, as Wan's pipelines do); ``sample=True`` draws from it.
+        """
+        num_latent_frames(video.shape[2])
+        posterior = self.model.encode(video).latent_dist
+        raw = posterior.sample(generator) if sample else posterior.mode()
+        return self.normalise(raw)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> video ``[B, 3, F, H, W]`` in ``[-1, 1]``."""
+        return self.model.decode(self.denormalise(latents)).sample.clamp(-1.0, 1.0)
