@@ -1,6 +1,7 @@
 """The ``lv2`` command line.
 
     lv2 rollout --env groundtruth --policy orbit --seconds 30 --out out.mp4
+    lv2 generate --checkpoint DIR --first-frame IMG --depth DEPTH.mp4 --tracks TRACKS.mp4 --prompt TEXT --out OUT.mp4
 """
 
 from __future__ import annotations
@@ -77,10 +78,68 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate a long video from given control videos (LongVie 2's offline setting)",
+        description="Cut the depth and track videos into clips that share one frame, generate them one after "
+        "another from the first frame (each with its prompt and the previous clip's history), and write one MP4.",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (with lv2.json)")
+    p.add_argument("--first-frame", required=True, help="start image (resized to the model's size if needed)")
+    p.add_argument("--depth", required=True, help="dense control video: globally normalised depth, near bright")
+    p.add_argument("--tracks", required=True, help="sparse control video: point tracks")
+    prompt = p.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="one prompt for every clip")
+    prompt.add_argument("--prompts", help="text file, one prompt per clip (the last repeats)")
+    p.add_argument("--out", default="generated.mp4")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = off")
+    p.add_argument("--dense-scale", type=float, default=1.0, help="LongVie 2's lambda: less depth, more freedom")
+    p.add_argument("--seed", type=int, default=0, help="seed of the unified noise")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype (default bf16)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from lv2_env.offline import clip_starts, generate_video, load_control_video, load_first_frame, read_prompts
+    from model.checkpoint import load_checkpoint
+    from model.pipeline import SamplingOptions
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    preset = checkpoint.preset
+    sampling = dict(preset.sampling)
+    if args.steps is not None:
+        sampling["steps"] = args.steps
+    if args.guidance is not None:
+        sampling["guidance_scale"] = args.guidance
+    options = SamplingOptions(**sampling, control_scales={"dense": args.dense_scale})
+    autocast = torch.bfloat16 if args.precision == "bf16" else None
+    generator = checkpoint.generator(options=options, seed=args.seed, autocast=autocast)
+
+    first = load_first_frame(args.first_frame, preset.height, preset.width)
+    controls = {
+        "dense": load_control_video(args.depth, "depth", preset.height, preset.width),
+        "sparse": load_control_video(args.tracks, "tracks", preset.height, preset.width),
+    }
+    clips = len(clip_starts(min(len(v) for v in controls.values()), preset.frames))
+    prompts = read_prompts(args.prompt, args.prompts, clips)
+    start = time.perf_counter()
+    frames = generate_video(generator, first, controls, prompts, args.out, fps=preset.fps, progress=not args.quiet)
+    print(f"wrote {args.out}: {frames} frames ({clips} clips) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lv2", description="lv2: an interactive world simulator on LongVie 2")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_rollout(sub)
+    _add_generate(sub)
     return parser
 
 

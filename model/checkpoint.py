@@ -1,0 +1,149 @@
+"""Checkpoint directories: one sub-directory per component, each with its config beside its weights.
+
+    checkpoint/
+      lv2.json                 preset name, clip geometry, sampling defaults, history length, training notes
+      transformer/             LongVieTransformer: config.json + diffusion_pytorch_model.safetensors
+      vae/                     AutoencoderKLWan:   config.json + diffusion_pytorch_model.safetensors
+      text_encoder/            the text encoder:   config.json + weights (+ vocab.json for the tiny one)
+
+Every weight file is safetensors. :func:`load_checkpoint` refuses a directory of another preset than the one
+asked for, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.generator import LongVideoGenerator
+from model.pipeline import SamplingOptions
+from model.presets import Preset, get_preset
+from model.transformer import LongVieTransformer
+from model.vae import VideoVAE
+
+CHECKPOINT_FILE = "lv2.json"
+FORMAT = "lv2-checkpoint"
+
+
+@dataclass
+class Checkpoint:
+    """The components of a generator and what they were built for."""
+
+    preset: Preset
+    transformer: LongVieTransformer
+    vae: VideoVAE
+    text_encoder: Any
+    image_encoder: Any = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def generator(
+        self,
+        options: SamplingOptions | None = None,
+        seed: int = 0,
+        autocast: torch.dtype | None = None,
+        history_latent_frames: int | None = None,
+    ) -> LongVideoGenerator:
+        """A :class:`LongVideoGenerator` with the preset's clip length, history and sampling defaults."""
+        return LongVideoGenerator(
+            self.transformer,
+            self.vae,
+            self.text_encoder,
+            frames=self.preset.frames,
+            history_latent_frames=self.preset.history_latent_frames if history_latent_frames is None else history_latent_frames,
+            options=options or SamplingOptions(**self.preset.sampling),
+            seed=seed,
+            autocast=autocast,
+            image_encoder=self.image_encoder,
+        )
+
+
+def build_from_preset(preset_name: str, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:
+    """A freshly initialised checkpoint of a small preset (training starts here). The tiny text encoder needs the
+    word ``vocabulary`` it will know."""
+    from model.text import WordTextEncoder
+
+    preset = get_preset(preset_name)
+    if preset.text_encoder.get("kind") != "words":
+        raise ValueError(
+            f"preset {preset.name!r} uses pretrained encoders; load it with model.weights.build_longvie_from_published"
+        )
+    torch.manual_seed(seed)
+    text_config = {k: v for k, v in preset.text_encoder.items() if k != "kind"}
+    return Checkpoint(
+        preset=preset,
+        transformer=LongVieTransformer(**preset.transformer),
+        vae=VideoVAE.from_config(**preset.vae),
+        text_encoder=WordTextEncoder(vocabulary=list(vocabulary or []), **text_config),
+    )
+
+
+def save_checkpoint(checkpoint: Checkpoint, directory: str | Path) -> Path:
+    """Write every component and ``lv2.json``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint.transformer.save_pretrained(str(directory / "transformer"), safe_serialization=True)
+    checkpoint.vae.save_pretrained(directory / "vae")
+    checkpoint.text_encoder.save_pretrained(directory / "text_encoder")
+    p = checkpoint.preset
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "preset": p.name,
+        "height": p.height,
+        "width": p.width,
+        "frames": p.frames,
+        "fps": p.fps,
+        "history_latent_frames": p.history_latent_frames,
+        "sampling": p.sampling,
+        "notes": checkpoint.notes,
+    }
+    (directory / CHECKPOINT_FILE).write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def read_checkpoint_info(directory: str | Path) -> dict[str, Any]:
+    """The contents of ``lv2.json``; a ValueError says what is missing."""
+    directory = Path(directory)
+    path = directory / CHECKPOINT_FILE
+    if not directory.is_dir():
+        raise ValueError(f"checkpoint directory {str(directory)!r} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{str(directory)!r} is not an lv2 checkpoint: expected {CHECKPOINT_FILE} in it")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    return meta
+
+
+def load_checkpoint(
+    directory: str | Path, expect_preset: str | None = None, torch_dtype: torch.dtype | None = None
+) -> Checkpoint:
+    """Load a checkpoint directory written by :func:`save_checkpoint`.
+
+    ``expect_preset``: refuse (ValueError with the reason) a checkpoint of another preset.
+    """
+    from model.text import load_text_encoder
+
+    directory = Path(directory)
+    meta = read_checkpoint_info(directory)
+    if expect_preset is not None and meta["preset"] != expect_preset:
+        raise ValueError(
+            f"checkpoint {str(directory)!r} is of preset {meta['preset']!r}, but preset {expect_preset!r} was "
+            f"asked for: its shapes ({meta['height']}x{meta['width']}, {meta['frames']} frames) and components differ"
+        )
+    preset = get_preset(meta["preset"])
+    # The checkpoint's own record wins over the preset's defaults (a preset may change between releases).
+    preset = Preset(
+        **{
+            **preset.__dict__,
+            **{k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "sampling") if k in meta},
+        }
+    )
+    transformer = LongVieTransformer.from_pretrained(str(directory / "transformer"), local_files_only=True, torch_dtype=torch_dtype)
+    vae = VideoVAE.from_pretrained(directory / "vae", torch_dtype=torch_dtype)
+    text_encoder = load_text_encoder(directory / "text_encoder")
+    return Checkpoint(preset, transformer.eval(), vae.eval(), text_encoder, notes=meta.get("notes", {}))

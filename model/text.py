@@ -1,0 +1,583 @@
+"""Text and image encoders: prompts -> the DiT's ``encoder_hidden_states``, images -> its CLIP context.
+
+Three encoders, one contract (:class:`TextEncoder`): ``encode(prompts) -> [B, max_tokens, dim]`` with every
+position past a prompt's last token set to zero. Wan's pipeline zeroes the padding of its umT5 embeddings too, so
+the DiT is trained and sampled on the same kind of context whichever encoder made it, and the empty prompt ``""``
+(the unconditional prompt of classifier-free guidance) is a well-defined all-zero context for the tiny encoder.
+
+* :class:`WordTextEncoder` -- the ``tiny`` preset's small learned encoder over a word vocabulary (trained with the
+  DiT on the procedural worlds' captions; a checkpoint directory holds ``config.json`` + ``model.safetensors`` +
+  ``vocab.json``).
+* :class:`UMT5TextEncoder` -- Wan2.1's umT5-XXL text tower (``transformers.UMT5EncoderModel``), 512 tokens.
+* :class:`ClipImageEncoder` -- Wan2.1-I2V's CLIP ViT-H/14 image tower; the **penultimate** hidden state, as Wan.
+
+:func:`load_text_encoder` picks the class from a directory's ``config.json``. ``transformers`` is an optional
+dependency (``pip install "lv2[full]"``), imported only by the pretrained encoders. Every loader reads local paths
+only (``local_files_only=True``): nothing here downloads weights.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+VOCAB_NAME = "vocab.json"
+WORDS_KIND = "words"
+PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+UMT5_MAX_TOKENS = 512  # Wan2.1 pads every prompt to 512 umT5 tokens
+FULL_EXTRA_ADVICE = 'pip install "lv2[full]"'
+
+# OpenAI CLIP's normalisation (also CLIPImageProcessor's defaults), used when a directory has no processor config.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_WORD = re.compile(r"[^\W\d_]+")  # runs of letters (any script); digits, '_' and punctuation split words
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What the generator and the trainer need from a text encoder."""
+
+    dim: int
+    max_tokens: int
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """``[B, max_tokens, dim]`` float embeddings; positions past each prompt's tokens are zero."""
+        ...
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the encoder so that :func:`load_text_encoder` reads it back."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------- words
+
+
+def split_words(text: str) -> list[str]:
+    """The tiny encoder's tokenisation: lower-cased runs of letters ("Red-brick wall, 2x" -> red, brick, wall, x)."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocabulary(texts: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """Sorted unique words of ``texts`` (tokenised as :func:`split_words`) and of ``extra``.
+
+    Sorting makes the vocabulary -- hence every word's index -- independent of the order captions were seen in.
+    """
+    words: set[str] = set()
+    for text in (*texts, *extra):
+        words.update(split_words(text))
+    return sorted(words)
+
+
+def _check_vocabulary(vocabulary: Sequence[str]) -> list[str]:
+    words = list(vocabulary)
+    bad = [w for w in words if not isinstance(w, str) or split_words(w) != [w]]
+    if bad:
+        raise ValueError(
+            f"vocabulary entries must be single lower-case words of letters (as build_vocabulary makes them); "
+            f"got {bad[:10]}{' ...' if len(bad) > 10 else ''}"
+        )
+    if len(set(words)) != len(words):
+        seen: set[str] = set()
+        dupes = sorted({w for w in words if w in seen or seen.add(w)})
+        raise ValueError(f"vocabulary entries must be unique; repeated: {dupes[:10]}")
+    return words
+
+
+class WordTextEncoder(nn.Module):
+    """The ``tiny`` preset's text encoder: word embedding + learned positions + a pre-norm Transformer encoder.
+
+    Index 0 is padding and 1 is ``<unk>``; the vocabulary's words follow in the order given. Padding is masked out
+    of attention (so a prompt's embedding does not depend on what it is batched with) and its outputs are zero.
+    Dropout is fixed at 0 so ``encode`` is a deterministic function of the weights in train and eval mode alike.
+
+    ``encode`` runs under the caller's grad mode: the tiny encoder is trained with the DiT.
+    """
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str] = (),
+        dim: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        max_tokens: int = 32,
+        ffn_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        if dim <= 0 or num_heads <= 0 or dim % num_heads:
+            raise ValueError(f"dim must be a positive multiple of num_heads, got dim={dim}, num_heads={num_heads}")
+        if max_tokens <= 0 or num_layers < 0:
+            raise ValueError(f"max_tokens must be > 0 and num_layers >= 0, got {max_tokens} and {num_layers}")
+        self.vocabulary: tuple[str, ...] = tuple(_check_vocabulary(vocabulary))
+        self._index = {word: i + 2 for i, word in enumerate(self.vocabulary)}
+        self.dim = int(dim)
+        self.max_tokens = int(max_tokens)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.ffn_dim = int(ffn_dim if ffn_dim is not None else 4 * dim)
+
+        self.token_embedding = nn.Embedding(len(self.vocabulary) + 2, self.dim, padding_idx=PAD_ID)
+        self.position_embedding = nn.Parameter(torch.randn(self.max_tokens, self.dim) * 0.02)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                self.dim, self.num_heads, self.ffn_dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(self.num_layers)
+        )
+        self.norm = nn.LayerNorm(self.dim)
+
+    # ------------------------------------------------------------------ config
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What :meth:`save_pretrained` records in ``config.json`` (the vocabulary goes to ``vocab.json``)."""
+        return {
+            "kind": WORDS_KIND,
+            "dim": self.dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "max_tokens": self.max_tokens,
+            "ffn_dim": self.ffn_dim,
+            "vocab_size": len(self.vocabulary) + 2,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.token_embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.token_embedding.weight.dtype
+
+    # ------------------------------------------------------------------ tokenising
+
+    def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, mask)``, both ``[B, max_tokens]`` on the encoder's device; ``mask`` is True on real tokens.
+
+        Warns (one ``UserWarning`` per call each) about prompts cut to ``max_tokens`` words and about words not in
+        the vocabulary, naming them: both silently change what the model is conditioned on.
+        """
+        prompts = _check_prompts(prompts)
+        ids = torch.full((len(prompts), self.max_tokens), PAD_ID, dtype=torch.long)
+        unknown: dict[str, None] = {}
+        truncated: list[str] = []
+        for row, prompt in enumerate(prompts):
+            words = split_words(prompt)
+            if len(words) > self.max_tokens:
+                truncated.append(prompt)
+                words = words[: self.max_tokens]
+            for col, word in enumerate(words):
+                index = self._index.get(word)
+                if index is None:
+                    unknown[word] = None
+                    index = UNK_ID
+                ids[row, col] = index
+        if truncated:
+            warnings.warn(
+                f"prompts longer than the tiny text encoder's {self.max_tokens} words are truncated to their first "
+                f"{self.max_tokens} words: {truncated}",
+                UserWarning,
+                stacklevel=3,
+            )
+        if unknown:
+            warnings.warn(
+                f"prompt words not in the tiny text encoder's vocabulary: {list(unknown)}; they are encoded as {UNK_TOKEN}",
+                UserWarning,
+                stacklevel=3,
+            )
+        return ids.to(self.device), ids.ne(PAD_ID).to(self.device)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``ids [B, L]`` (``L <= max_tokens``), ``mask [B, L]`` True on real tokens -> ``[B, L, dim]``, zero at padding."""
+        if ids.ndim != 2 or ids.shape[1] > self.max_tokens:
+            raise ValueError(f"ids must be [B, L] with L <= max_tokens={self.max_tokens}, got {tuple(ids.shape)}")
+        if mask is None:
+            mask = ids.ne(PAD_ID)
+        if mask.shape != ids.shape:
+            raise ValueError(f"mask {tuple(mask.shape)} must match ids {tuple(ids.shape)}")
+        mask = mask.bool()
+        x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
+        # A row with no tokens at all (the empty prompt) would attend to nothing: softmax over all -inf gives NaN,
+        # and NaN survives masking in the backward pass. Let such rows attend freely; their outputs are zeroed below.
+        key_padding = ~mask & mask.any(dim=1, keepdim=True)
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=key_padding)
+        x = self.norm(x)
+        return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> ``[B, max_tokens, dim]``, zero past each prompt's words (all zero for ``""``)."""
+        ids, mask = self.tokenize(prompts)
+        return self(ids, mask)
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``vocab.json`` (``["<pad>", "<unk>", words...]``)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
+        (directory / VOCAB_NAME).write_text(json.dumps([PAD_TOKEN, UNK_TOKEN, *self.vocabulary], indent=0) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        return directory
+
+    save = save_pretrained
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None
+    ) -> "WordTextEncoder":
+        """Load a directory written by :meth:`save_pretrained` (safetensors only)."""
+        directory = _existing_directory(directory, "a tiny text encoder directory")
+        config = _read_config(directory)
+        if config.get("kind") != WORDS_KIND:
+            raise ValueError(f"{directory / CONFIG_NAME}: expected kind {WORDS_KIND!r}, got {config.get('kind')!r}")
+        for name in (VOCAB_NAME, WEIGHTS_NAME):
+            if not (directory / name).is_file():
+                raise ValueError(f"{str(directory)!r} is not a tiny text encoder: expected {name} in it")
+        tokens = json.loads((directory / VOCAB_NAME).read_text())
+        if not isinstance(tokens, list) or tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
+            raise ValueError(
+                f"{directory / VOCAB_NAME}: expected a JSON list starting with {[PAD_TOKEN, UNK_TOKEN]}, "
+                f"got {str(tokens)[:80]}"
+            )
+        vocab_size = config.get("vocab_size", len(tokens))
+        if vocab_size != len(tokens):
+            raise ValueError(f"{directory}: config.json says vocab_size {vocab_size} but vocab.json has {len(tokens)} tokens")
+        kwargs = {k: config[k] for k in ("dim", "num_layers", "num_heads", "max_tokens", "ffn_dim") if k in config}
+        encoder = cls(vocabulary=tokens[2:], **kwargs)
+        encoder.load_state_dict(load_file(str(directory / WEIGHTS_NAME)), strict=True)
+        return encoder.to(device=device, dtype=torch_dtype).eval()
+
+
+# ---------------------------------------------------------------------------------------------------- umT5
+
+
+def _import_transformers():
+    try:
+        import transformers
+    except ImportError as error:
+        raise ImportError(
+            f"the pretrained text and image encoders (umT5, CLIP) need the optional 'transformers' package: "
+            f"{FULL_EXTRA_ADVICE}"
+        ) from error
+    return transformers
+
+
+def _dtype_kwargs(transformers, torch_dtype: torch.dtype | None) -> dict[str, torch.dtype]:
+    """transformers renamed ``torch_dtype`` to ``dtype`` in 4.56; pass it under the name this version takes.
+
+    ``None`` means float32, stated explicitly because transformers 5 would otherwise load in the checkpoint's
+    stored dtype (``"auto"``), making the dtype depend on how the weights were saved.
+    """
+    from packaging.version import Version
+
+    dtype = torch.float32 if torch_dtype is None else torch_dtype
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: dtype}
+
+
+def clean_prompt(prompt: str) -> str:
+    """Wan's prompt cleaning without ftfy: unescape HTML entities (twice, as Wan does) and collapse whitespace."""
+    return re.sub(r"\s+", " ", html.unescape(html.unescape(prompt))).strip()
+
+
+def _has_tokenizer(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "spiece.model"))
+
+
+class UMT5TextEncoder:
+    """Wan2.1's text encoder: umT5's encoder (``transformers.UMT5EncoderModel``) and its tokenizer.
+
+    As Wan's pipeline: prompts are padded (and truncated) to ``max_tokens`` (512) tokens with the tokenizer's special
+    tokens, encoded with the attention mask, and the embeddings past each prompt's length are set to zero. The model
+    is frozen: ``encode`` runs without autograd.
+    """
+
+    def __init__(self, model, tokenizer, max_tokens: int = UMT5_MAX_TOKENS) -> None:
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens must be > 0, got {max_tokens}")
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.max_tokens = int(max_tokens)
+        self.dim = int(model.config.d_model)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        tokenizer_directory: str | Path | None = None,
+        torch_dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        max_tokens: int = UMT5_MAX_TOKENS,
+    ) -> "UMT5TextEncoder":
+        """Load the model from ``directory`` (a transformers ``config.json`` of ``model_type`` "umt5" + weights).
+
+        The tokenizer is read from ``tokenizer_directory``, else from ``directory`` when it holds tokenizer files,
+        else from the sibling ``../tokenizer`` (diffusers' Wan pipeline layout: ``text_encoder/`` + ``tokenizer/``).
+        ``torch_dtype`` (default float32): ``torch.bfloat16`` halves the memory of the 4096-dim XXL (~11 GB).
+        """
+        transformers = _import_transformers()
+        directory = _existing_directory(directory, "a umT5 encoder directory (transformers config.json + weights)")
+        if tokenizer_directory is None:
+            tokenizer_directory = directory if _has_tokenizer(directory) else directory.parent / "tokenizer"
+        tokenizer_directory = Path(tokenizer_directory)
+        if not tokenizer_directory.is_dir() or not _has_tokenizer(tokenizer_directory):
+            raise ValueError(
+                f"no tokenizer for the umT5 encoder in {str(directory)!r}: expected tokenizer.json, "
+                f"tokenizer_config.json or spiece.model in it or in {str(tokenizer_directory)!r}"
+            )
+        model = transformers.UMT5EncoderModel.from_pretrained(
+            str(directory), local_files_only=True, **_dtype_kwargs(transformers, torch_dtype)
+        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_directory), local_files_only=True)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, tokenizer, max_tokens=max_tokens)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, mask)`` ``[B, max_tokens]``; warns naming the prompts cut at ``max_tokens`` tokens."""
+        prompts = [clean_prompt(p) for p in _check_prompts(prompts)]
+        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+        truncated = [p for p, n in zip(prompts, lengths) if n > self.max_tokens]
+        if truncated:
+            warnings.warn(
+                f"prompts longer than the umT5 encoder's {self.max_tokens} tokens are truncated: {truncated}",
+                UserWarning,
+                stacklevel=3,
+            )
+        batch = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.max_tokens,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> ``[B, max_tokens, d_model]`` in the model's dtype, zero past each prompt's tokens."""
+        ids, mask = self.tokenize(prompts)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return hidden.masked_fill(~mask.bool().unsqueeze(-1), 0.0)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model and tokenizer into one directory (which :func:`load_text_encoder` reads back)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(directory))
+        return directory
+
+    save_pretrained = save
+
+
+# ---------------------------------------------------------------------------------------------------- CLIP
+
+
+class ClipImageEncoder:
+    """Wan2.1-I2V's image context: CLIP's vision tower, **penultimate** layer, all tokens.
+
+    Wan2.1 feeds its image cross-attention ``hidden_states[-2]`` of CLIP ViT-H/14 (the output of the last-but-one
+    transformer layer, before the final layer and the post-layernorm), class token included: ``[B, 257, 1280]`` at
+    224 px. This class does the same for whatever CLIP vision model its directory holds.
+
+    Pre-processing: the directory's ``CLIPImageProcessor`` (``preprocessor_config.json``) when it has one, as Wan's
+    pipeline; otherwise, in torch: resize the shorter side to the model's ``image_size`` (bicubic, antialiased),
+    centre-crop to ``image_size`` squared, scale to [0, 1] and normalise with OpenAI CLIP's mean and std -- the
+    processor's defaults.
+    """
+
+    def __init__(self, model, processor=None) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.processor = processor
+        config = model.config
+        self.dim = int(config.hidden_size)
+        self.image_size = int(config.image_size)
+        self.num_tokens = (config.image_size // config.patch_size) ** 2 + 1
+        if config.num_hidden_layers < 2:
+            raise ValueError(f"the penultimate hidden state needs >= 2 CLIP layers, got {config.num_hidden_layers}")
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, torch_dtype: torch.dtype | None = None, device: str | torch.device | None = None
+    ) -> "ClipImageEncoder":
+        """Load ``CLIPVisionModel`` (and ``CLIPImageProcessor`` if ``preprocessor_config.json`` is there) from
+        ``directory``; ``torch_dtype`` defaults to float32."""
+        transformers = _import_transformers()
+        directory = _existing_directory(directory, "a CLIP vision model directory (transformers config.json + weights)")
+        model = transformers.CLIPVisionModel.from_pretrained(
+            str(directory), local_files_only=True, **_dtype_kwargs(transformers, torch_dtype)
+        )
+        processor = None
+        if (directory / "preprocessor_config.json").is_file():
+            processor = transformers.CLIPImageProcessor.from_pretrained(str(directory), local_files_only=True)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, processor)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, H, W, 3]`` (or ``[H, W, 3]``) -> ``pixel_values [B, 3, S, S]`` on the model's device and dtype."""
+        x = _as_uint8_images(images)
+        if self.processor is not None:
+            pixels = self.processor(images=list(x.cpu().numpy()), return_tensors="pt")["pixel_values"]
+        else:
+            pixels = _clip_preprocess(x, self.image_size)
+        return pixels.to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def encode(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 images -> ``[B, num_tokens, dim]`` (``[B, 257, 1280]`` for ViT-H/14 at 224 px): ``hidden_states[-2]``."""
+        out = self.model(pixel_values=self.preprocess(images), output_hidden_states=True)
+        return out.hidden_states[-2]
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+        if self.processor is not None:
+            self.processor.save_pretrained(str(directory))
+        return directory
+
+    save_pretrained = save
+
+
+def _as_uint8_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if x.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 images [B, H, W, 3], got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images [B, H, W, 3] or [H, W, 3], got shape {tuple(x.shape)}")
+    return x
+
+
+def _clip_preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``[B, H, W, 3]`` -> normalised ``[B, 3, size, size]``: shorter side to ``size``, centre crop."""
+    x = images.permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        x = nn.functional.interpolate(x, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
+        x = x.clamp(0.0, 255.0)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    x = x[:, :, top : top + size, left : left + size] / 255.0
+    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def load_text_encoder(
+    directory_or_config: str | Path | Mapping[str, Any],
+    torch_dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> TextEncoder:
+    """The text encoder a directory holds, chosen by its ``config.json``.
+
+    * ``{"kind": "words", ...}`` -> :class:`WordTextEncoder` (lv2's tiny encoder);
+    * a transformers config with ``"model_type": "umt5"`` -> :class:`UMT5TextEncoder`.
+
+    ``directory_or_config`` may also be the path of the ``config.json`` itself, or a config mapping of kind
+    ``"words"`` (with an optional ``"vocabulary"`` list), which builds a fresh, untrained tiny encoder.
+    """
+    if isinstance(directory_or_config, Mapping):
+        config = dict(directory_or_config)
+        kind = config.pop("kind", None)
+        if kind != WORDS_KIND:
+            raise ValueError(
+                f"a text encoder config mapping builds only a fresh tiny encoder: expected kind {WORDS_KIND!r}, "
+                f"got {kind!r}; pretrained encoders (umT5) load from their directory"
+            )
+        config.pop("vocab_size", None)
+        return WordTextEncoder(**config)
+    path = Path(directory_or_config)
+    directory = path.parent if path.name == CONFIG_NAME and path.is_file() else path
+    directory = _existing_directory(directory, "a text encoder directory with a config.json")
+    config = _read_config(directory)
+    if config.get("kind") == WORDS_KIND:
+        return WordTextEncoder.from_pretrained(directory, device=device, torch_dtype=torch_dtype)
+    if config.get("model_type") == "umt5":
+        return UMT5TextEncoder.from_pretrained(directory, torch_dtype=torch_dtype, device=device)
+    raise ValueError(
+        f"{directory / CONFIG_NAME}: unknown text encoder; expected kind {WORDS_KIND!r} or a transformers config with "
+        f"model_type 'umt5', got kind={config.get('kind')!r}, model_type={config.get('model_type')!r}"
+    )
+
+
+def _existing_directory(directory: str | Path, what: str) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"expected {what} at {str(directory)!r}, but there is no such directory (only local paths load)")
+    return directory
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise ValueError(f"expected {CONFIG_NAME} in {str(directory)!r}, found {sorted(p.name for p in directory.iterdir())}")
+    config = json.loads(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        raise ValueError(f"encode takes a list of prompts, got the single string {prompts!r}; wrap it in a list")
+    prompts = list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"expected a non-empty list of prompt strings, got {prompts!r}")
+    return prompts
+
+
+__all__ = [
+    "TextEncoder",
+    "WordTextEncoder",
+    "UMT5TextEncoder",
+    "ClipImageEncoder",
+    "build_vocabulary",
+    "split_words",
+    "clean_prompt",
+    "load_text_encoder",
+    "CLIP_MEAN",
+    "CLIP_STD",
+]
