@@ -11,7 +11,30 @@ from __future__ import annotations
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 from torch import nn
+
+
+class _FastRMSNorm(WanRMS_norm):
+    """``WanRMS_norm`` with the same arithmetic in a faster form.
+
+    The VAE normalises every activation over its channels with ``F.normalize(x, dim=1)``; on CPU that strided
+    vector norm was 31% of a generated clip's time (torch.profiler, benchmarks/generator_clip.py). A sum of
+    squares and ``rsqrt`` in float32 computes the same ``x / max(||x||, 1e-12)`` about 3x faster.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = 1 if self.channel_first else -1
+        xf = x.float()
+        inverse_norm = torch.rsqrt(xf.square().sum(dim, keepdim=True).clamp_min(1e-24))
+        return (xf * inverse_norm).to(x.dtype) * self.scale * self.gamma + self.bias
+
+
+def _use_fast_norms(model: AutoencoderKLWan) -> AutoencoderKLWan:
+    for module in model.modules():
+        if type(module) is WanRMS_norm:
+            module.__class__ = _FastRMSNorm
+    return model
 
 
 def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -44,7 +67,7 @@ class VideoVAE(nn.Module):
 
     def __init__(self, model: AutoencoderKLWan) -> None:
         super().__init__()
-        self.model = model
+        self.model = _use_fast_norms(model)
         mean = torch.tensor(model.config.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
         std = torch.tensor(model.config.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
         self.register_buffer("latents_mean", mean, persistent=False)

@@ -311,3 +311,19 @@ def test_vae_round_trip_shapes_and_normalisation():
     assert vae.model.config.latents_mean[0] == 0.5
     with pytest.raises(ValueError, match="4k\\+1"):
         vae.encode(torch.zeros(1, 3, 4, 32, 32))
+
+
+def test_fast_vae_norm_matches_diffusers():
+    from diffusers import AutoencoderKLWan
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    torch.manual_seed(0)
+    reference = AutoencoderKLWan(**TINY.vae)
+    fast = VideoVAE(AutoencoderKLWan(**TINY.vae))
+    fast.model.load_state_dict(reference.state_dict())
+    assert not any(type(m) is WanRMS_norm for m in fast.model.modules())
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = reference.encode(video).latent_dist.mode()
+        got = fast.model.encode(video).latent_dist.mode()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
