@@ -301,7 +301,21 @@ def _has_tokenizer(directory: Path) -> bool:
     return any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "spiece.model"))
 
 
-class UMT5TextEncoder:
+class _WrapsModel:
+    """Device and dtype of a wrapped ``self.model`` (the pretrained encoders)."""
+
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+class UMT5TextEncoder(_WrapsModel):
     """Wan2.1's text encoder: umT5's encoder (``transformers.UMT5EncoderModel``) and its tokenizer.
 
     As Wan's pipeline: prompts are padded (and truncated) to ``max_tokens`` (512) tokens with the tokenizer's special
@@ -350,14 +364,6 @@ class UMT5TextEncoder:
             model = model.to(device)
         return cls(model, tokenizer, max_tokens=max_tokens)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
     def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids, mask)`` ``[B, max_tokens]``; warns naming the prompts cut at ``max_tokens`` tokens."""
         prompts = [clean_prompt(p) for p in _check_prompts(prompts)]
@@ -401,7 +407,7 @@ class UMT5TextEncoder:
 # ---------------------------------------------------------------------------------------------------- CLIP
 
 
-class ClipImageEncoder:
+class ClipImageEncoder(_WrapsModel):
     """Wan2.1-I2V's image context: CLIP's vision tower, **penultimate** layer, all tokens.
 
     Wan2.1 feeds its image cross-attention ``hidden_states[-2]`` of CLIP ViT-H/14 (the output of the last-but-one
@@ -441,14 +447,6 @@ class ClipImageEncoder:
         if device is not None:
             model = model.to(device)
         return cls(model, processor)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, H, W, 3]`` (or ``[H, W, 3]``) -> ``pixel_values [B, 3, S, S]`` on the model's device and dtype."""
