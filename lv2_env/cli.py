@@ -135,11 +135,88 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="build training data on disk", description="Build training data on disk.")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    proc = kinds.add_parser(
+        "procedural",
+        help="clips from the procedural worlds",
+        description="Render camera paths through procedural scenes and write clips (frames, depth, poses, both "
+        "control signals, history frames, captions) in lv2's clip format (see lv2_env/datasets.py). Re-running "
+        "keeps the clips already written.",
+    )
+    proc.add_argument("--out", required=True, help="output directory")
+    proc.add_argument("--split", choices=["train", "eval"], default="train", help="disjoint scene seed ranges")
+    proc.add_argument("--sequences", type=int, default=500, help="camera paths (scenes) to render")
+    proc.add_argument("--clips-per-sequence", type=int, default=4)
+    proc.add_argument("--height", type=int, default=128)
+    proc.add_argument("--width", type=int, default=128)
+    proc.add_argument("--clip-frames", type=int, default=17)
+    proc.add_argument("--history-frames", type=int, default=16)
+    proc.add_argument("--quiet", action="store_true")
+    proc.set_defaults(func=_data_procedural)
+
+
+def _data_procedural(args: argparse.Namespace) -> int:
+    from lv2_env.datasets import SequenceSpec, build_procedural
+
+    spec = SequenceSpec(height=args.height, width=args.width, frames=args.clip_frames,
+                        clips_per_sequence=args.clips_per_sequence, history_frames=args.history_frames)
+    out = build_procedural(args.out, args.split, args.sequences, spec, progress=not args.quiet)
+    print(f"wrote {args.sequences * args.clips_per_sequence} {args.split} clips to {out}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a stage of the world model",
+        description="Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints "
+        "are written atomically every --checkpoint-every steps; --resume continues from the last one.",
+    )
+    p.add_argument("stage", choices=["vae"], help="vae: the tiny preset's video VAE")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--data", required=True, help="training data directory")
+    p.add_argument("--eval-data", default=None, help="held-out data directory (eval split)")
+    p.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl, loss.png, final/")
+    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--crop", type=int, default=64, help="vae: square crop size of the training windows")
+    p.add_argument("--frames", type=int, default=9, help="vae: frames per training window (4k+1)")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model.presets import get_preset
+    from model.training.loop import LoopConfig, train
+    from model.training.vae_stage import VaeStage, VaeStageConfig
+
+    preset = get_preset(args.preset)
+    stage = VaeStage(preset, args.data, args.eval_data,
+                     VaeStageConfig(batch_size=args.batch_size, crop=args.crop, frames=args.frames))
+    config = LoopConfig(out=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup_steps,
+                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, seed=args.seed,
+                        precision=args.precision, resume=args.resume, progress=not args.quiet)
+    result = train(stage, config)
+    print(f"stage {args.stage}: {result['step']} steps; result in {args.out}/final")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lv2", description="lv2: an interactive world simulator on LongVie 2")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_rollout(sub)
     _add_generate(sub)
+    _add_data(sub)
+    _add_train(sub)
     return parser
 
 

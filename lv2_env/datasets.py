@@ -1,0 +1,170 @@
+"""Training data from the procedural worlds, written to disk in the format `model.training` reads.
+
+The world model never imports this package: the data reaches it as files. A data directory holds
+
+    index.json            {"format": "lv2-clips", "version": 1, "split", "height", "width", "frames", "fps",
+                           "history_frames", "clips": [{"file", "sequence", "clip", "scene_seed", "style",
+                           "caption"}, ...]}
+    clips/SSSSSS_CC.npz   one clip: sequence SSSSSS, clip CC
+
+and every clip file (``numpy.savez_compressed``) has
+
+    rgb        uint8   [F, H, W, 3]   the clip's frames
+    history    uint8   [Hn, H, W, 3]  the Hn frames that precede the clip in its sequence
+    depth      float16 [F, H, W]      metric depth (camera-frame z, metres; sky = the scene's far distance)
+    dense      uint8   [F, H, W]      dense control: depth normalised with the SEQUENCE's global p5/p95, near
+                                      bright (one grey channel; the video is this channel three times)
+    sparse     uint8   [F, H, W, 3]   sparse control: point tracks recomputed for this clip
+    poses      float32 [F, 4, 4]      camera-to-world poses (OpenCV camera, world z up)
+    intrinsics float32 [3, 3]
+    depth_range float32 [2]           the sequence's (p5, p95), sky left out
+    caption    str                    the scene's caption (its style is in the words)
+
+A *sequence* is one camera path through one scene: ``history_frames`` frames of run-up, then
+``clips_per_sequence`` clips of ``F`` frames that share one frame each, as the environments produce them.
+Training and evaluation scenes come from disjoint seed ranges fixed here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lv2_env.camera import Intrinsics, apply_motion, poses_from_states
+from lv2_env.collision import resolve_collisions
+from lv2_env.control import DepthRange, compute_control_signals
+from lv2_env.worlds import Renderer, generate_scene
+
+FORMAT = "lv2-clips"
+VERSION = 1
+# Scene seeds of each split: disjoint, so evaluation scenes are never seen in training.
+SPLIT_SEEDS = {"train": (0, 1_000_000), "eval": (1_000_000, 1_100_000)}
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """Shape of the sequences a data directory holds."""
+
+    height: int = 128
+    width: int = 128
+    frames: int = 17
+    fps: int = 16
+    clips_per_sequence: int = 4
+    history_frames: int = 16
+    fov_deg: float = 70.0
+
+    @property
+    def total_frames(self) -> int:
+        return self.history_frames + self.clips_per_sequence * (self.frames - 1) + 1
+
+
+def scene_seed(split: str, sequence: int) -> int:
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SEEDS)}")
+    low, high = SPLIT_SEEDS[split]
+    if not 0 <= sequence < high - low:
+        raise ValueError(f"sequence index must be in [0, {high - low}), got {sequence}")
+    return low + sequence
+
+
+def random_camera_states(rng: np.random.Generator, scene, frames: int, fps: int) -> np.ndarray:
+    """A smooth random walk of ``frames`` camera states from the spawn point, obeying the collision rule.
+
+    Speed, turn rate, pitch and height drift follow slow random processes, so sequences mix walking, turning,
+    looking up and down, and a little rising and sinking, like a player's path.
+    """
+    state = np.array([0.0, 0.0, float(rng.uniform(1.0, 2.5)), float(rng.uniform(-np.pi, np.pi)), 0.0, 0.0])
+    states = [state]
+    speed, turn, climb = rng.uniform(0.0, 2.0), 0.0, 0.0
+    dt = 1.0 / fps
+    for _ in range(frames - 1):
+        speed = float(np.clip(speed + rng.normal(0.0, 0.15), -0.5, 2.5))
+        turn = float(np.clip(0.97 * turn + rng.normal(0.0, 0.06), -0.9, 0.9))
+        climb = float(np.clip(0.95 * climb + rng.normal(0.0, 0.03) - 0.02 * (state[2] - 1.6), -0.6, 0.6))
+        pitch_rate = float(-0.6 * state[4] + rng.normal(0.0, 0.15))
+        motion = np.array([speed * dt, 0.0, climb * dt, turn * dt, pitch_rate * dt, 0.0])
+        proposed = apply_motion(state, motion)
+        resolved, report = resolve_collisions(scene, np.stack([state, proposed]))
+        if report.collided:
+            speed, turn = -0.3 * speed, turn + float(rng.choice([-0.6, 0.6]))  # back off and turn away
+        state = resolved[1]
+        states.append(state)
+    return np.stack(states)
+
+
+def build_sequence(split: str, sequence: int, spec: SequenceSpec) -> list[dict]:
+    """Render one sequence and cut it into clip records (dicts of the arrays listed in the module docstring)."""
+    seed = scene_seed(split, sequence)
+    rng = np.random.default_rng(seed)
+    scene = generate_scene(seed)
+    intrinsics = Intrinsics.from_fov(spec.fov_deg, spec.width, spec.height)
+    states = random_camera_states(rng, scene, spec.total_frames, spec.fps)
+    poses = poses_from_states(states)
+    out = Renderer(scene, intrinsics).render(poses)
+    # One global range for the whole sequence (LongVie 2), the sky left out.
+    depth_range = DepthRange.fit(out.depth, sky_depth=scene.far) if (out.depth < scene.far).mean() > 0.01 else DepthRange(1.0, 50.0)
+    records = []
+    for k in range(spec.clips_per_sequence):
+        start = spec.history_frames + k * (spec.frames - 1)
+        window = slice(start, start + spec.frames)
+        control = compute_control_signals(out.depth[window], poses[window], intrinsics, depth_range)
+        records.append(
+            {
+                "rgb": out.rgb[window],
+                "history": out.rgb[start - spec.history_frames : start],
+                "depth": out.depth[window].astype(np.float16),
+                "dense": control.dense[..., 0],
+                "sparse": control.sparse,
+                "poses": poses[window].astype(np.float32),
+                "intrinsics": intrinsics.matrix.astype(np.float32),
+                "depth_range": np.array([depth_range.near, depth_range.far], dtype=np.float32),
+                "caption": scene.caption,
+                "_meta": {"sequence": sequence, "clip": k, "scene_seed": seed, "style": scene.style.name,
+                          "caption": scene.caption},
+            }
+        )
+    return records
+
+
+def build_procedural(
+    directory: str | Path, split: str, sequences: int, spec: SequenceSpec | None = None, progress: bool = True
+) -> Path:
+    """Write ``sequences`` sequences of the split into ``directory`` (resumable: existing clip files are kept)."""
+    spec = spec or SequenceSpec()
+    directory = Path(directory)
+    (directory / "clips").mkdir(parents=True, exist_ok=True)
+    index_path = directory / "index.json"
+    header = {"format": FORMAT, "version": VERSION, "split": split, "height": spec.height, "width": spec.width,
+              "frames": spec.frames, "fps": spec.fps, "history_frames": spec.history_frames,
+              "clips_per_sequence": spec.clips_per_sequence, "fov_deg": spec.fov_deg}
+    if index_path.exists():
+        existing = json.loads(index_path.read_text())
+        mismatched = {k: (existing.get(k), v) for k, v in header.items() if existing.get(k) != v}
+        if mismatched:
+            raise ValueError(f"{directory} holds data of another kind: {mismatched} (existing, requested)")
+    entries = []
+    for sequence in tqdm(range(sequences), desc=f"procedural {split}", unit="seq", disable=not progress):
+        names = [f"clips/{sequence:06d}_{k:02d}.npz" for k in range(spec.clips_per_sequence)]
+        if all((directory / n).exists() for n in names):
+            metas = json.loads((directory / f"clips/{sequence:06d}.json").read_text())
+        else:
+            records = build_sequence(split, sequence, spec)
+            metas = []
+            for name, record in zip(names, records):
+                meta = record.pop("_meta")
+                _save_atomic(directory / name, record)
+                metas.append({"file": name, **meta})
+            (directory / f"clips/{sequence:06d}.json").write_text(json.dumps(metas))
+        entries.extend(metas)
+    index_path.write_text(json.dumps({**header, "clips": entries}, indent=1))
+    return directory
+
+
+def _save_atomic(path: Path, arrays: dict) -> None:
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez_compressed(temporary, **arrays)
+    temporary.replace(path)

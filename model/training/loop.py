@@ -1,0 +1,260 @@
+"""The training loop every stage shares: accelerate, autocast, atomic checkpoints, resume, metrics, a loss plot.
+
+A stage (see :class:`Stage`) says what is trained, how a batch is drawn and what the loss is; this module does
+the rest the same way for all of them:
+
+* **Distributed**: the trained module and its optimizer go through ``accelerate.Accelerator.prepare``, so the
+  same code runs in one process or under ``accelerate launch`` (DDP; gloo on CPU). Each rank draws its own
+  batches from its own seeded generator.
+* **Checkpoints** every ``checkpoint_every`` steps under ``OUT/checkpoints/step_NNNNNNN/``: the trained
+  module's weights (safetensors) and ``state.pt`` (optimizer, LR schedule, step, every RNG state). A checkpoint
+  is written to a temporary directory and renamed into place, then ``OUT/checkpoints/latest`` is replaced the
+  same way, so a run killed at any moment leaves the previous checkpoint whole. ``resume=True`` continues from
+  ``latest`` with the same optimizer state, step and random streams; the last two checkpoints are kept.
+* **Metrics**: ``OUT/metrics.jsonl`` (one JSON object per logged step and per evaluation) and ``OUT/loss.png``.
+* **Determinism**: for a seed, on CPU, a run (and a resumed run) repeats exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+
+@dataclass
+class LoopConfig:
+    out: Path
+    steps: int = 1000
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    eval_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    precision: str = "bf16"  # autocast dtype on CPU: "bf16" or "fp32"
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        if self.steps < 1 or self.checkpoint_every < 1:
+            raise ValueError(f"steps and checkpoint_every must be >= 1, got {self.steps} and {self.checkpoint_every}")
+
+
+class Stage(Protocol):
+    """What a training stage provides to :func:`train`.
+
+    ``module()`` is an ``nn.Module`` whose ``forward(**batch)`` returns ``(loss, metrics)``; computing the loss
+    inside ``forward`` is what lets DDP synchronise its gradients. Its trainable parameters are optimised and
+    saved in checkpoints.
+    """
+
+    name: str
+
+    def module(self) -> torch.nn.Module: ...
+
+    def batch(self, rng: np.random.Generator, step: int) -> dict[str, Any]:
+        """Draw a training batch with ``rng`` (each rank has its own)."""
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Held-out metrics (called on rank 0)."""
+
+    def export(self, directory: Path) -> None:
+        """Write the stage's result in the checkpoint layout of :mod:`model.checkpoint`."""
+
+
+def _trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    names = {n for n, p in module.named_parameters() if p.requires_grad}
+    return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items() if k in names}
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": json.dumps(rng.bit_generator.state)}
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = json.loads(state["numpy"])
+
+
+def _lr_lambda(config: LoopConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))  # cosine to 10%
+
+    return factor
+
+
+class Checkpointer:
+    """Atomic checkpoints of a stage's trainable weights and loop state under ``out/checkpoints``."""
+
+    def __init__(self, out: Path, keep: int = 2) -> None:
+        self.root = Path(out) / "checkpoints"
+        self.keep = keep
+
+    @property
+    def latest(self) -> Path | None:
+        pointer = self.root / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.root / pointer.read_text().strip()
+        return path if path.is_dir() else None
+
+    def save(self, step: int, module: torch.nn.Module, state: dict[str, Any]) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"step_{step:07d}"
+        temporary = self.root / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        save_file(_trainable_state(module), str(temporary / "weights.safetensors"))
+        torch.save(state, temporary / "state.pt")
+        final = self.root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temporary, final)
+        pointer = self.root / f".latest-{os.getpid()}"
+        pointer.write_text(name)
+        os.replace(pointer, self.root / "latest")
+        for old in sorted(p for p in self.root.glob("step_*") if p.is_dir())[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load(self, module: torch.nn.Module) -> dict[str, Any]:
+        path = self.latest
+        if path is None:
+            raise ValueError(f"nothing to resume: no checkpoint in {self.root} (expected {self.root / 'latest'})")
+        weights = load_file(str(path / "weights.safetensors"))
+        missing = set(_trainable_state(module)) - set(weights)
+        if missing:
+            raise ValueError(f"checkpoint {path} lacks trained weights {sorted(missing)[:5]}... of this stage's model")
+        module.load_state_dict(weights, strict=False)
+        return torch.load(path / "state.pt", weights_only=True)
+
+
+def plot_metrics(metrics_path: Path, png_path: Path, keys: tuple[str, ...] = ("loss",)) -> None:
+    """Loss curve (and any ``eval/*`` series) from ``metrics.jsonl`` into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
+    n_eval_keys = sorted({k for r in evals for k in r if k.startswith("eval/")})
+    fig, axes = plt.subplots(1, 1 + bool(n_eval_keys), figsize=(10 if n_eval_keys else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    for key in keys:
+        steps = [r["step"] for r in train if key in r]
+        values = [r[key] for r in train if key in r]
+        if values:
+            ax.plot(steps, values, alpha=0.35, label=f"{key}")
+            window = max(1, len(values) // 30)
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1 :], smooth, label=f"{key} (mean of {window})")
+    ax.set_xlabel("step"), ax.set_yscale("log"), ax.set_title("training loss"), ax.legend()
+    if n_eval_keys:
+        ax = axes[0, 1]
+        for key in n_eval_keys:
+            ax.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], marker="o", label=key)
+        ax.set_xlabel("step"), ax.set_title("held-out"), ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
+    """Run (or resume) a stage to ``config.steps`` and export its result to ``config.out / "final"``."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng([config.seed, accelerator.process_index])
+    config.out.mkdir(parents=True, exist_ok=True)
+    module = stage.module()
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"stage {stage.name!r} has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    checkpointer = Checkpointer(config.out)
+
+    step = 0
+    if config.resume:
+        state = checkpointer.load(module)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        # The schedule follows this run's --steps (a resumed run may extend it): recompute the current LR.
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+            group["lr"] = base_lr * _lr_lambda(config)(step)
+        _set_rng_state(rng, state["rng"][min(accelerator.process_index, len(state["rng"]) - 1)])
+    elif checkpointer.latest is not None:
+        raise ValueError(f"{config.out} already has checkpoints; pass --resume to continue, or choose another --out")
+    wrapped, optimizer = accelerator.prepare(module, optimizer)
+    (config.out / "config.json").write_text(json.dumps({**asdict(config), "out": str(config.out), "stage": stage.name}, indent=1))
+
+    metrics_path = config.out / "metrics.jsonl"
+    autocast = torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    is_main = accelerator.is_main_process
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {stage.name}", unit="step", disable=not (config.progress and is_main))
+    wrapped.train()
+    tick = time.perf_counter()
+    while step < config.steps:
+        batch = stage.batch(rng, step)
+        with autocast:
+            loss, metrics = wrapped(**batch)
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"stage {stage.name}: loss is {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if config.grad_clip:
+            accelerator.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        if is_main and (step % config.log_every == 0 or step == config.steps):
+            row = {"step": step, "loss": float(loss.detach()), **metrics, "lr": scheduler.get_last_lr()[0],
+                   "seconds_per_step": (time.perf_counter() - tick) / config.log_every}
+            tick = time.perf_counter()
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if is_main and (step % config.eval_every == 0 or step == config.steps):
+            wrapped.eval()
+            with torch.no_grad(), autocast:
+                scores = stage.evaluate(step)
+            wrapped.train()
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps({"step": step, **{f"eval/{k}": v for k, v in scores.items()}}) + "\n")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            accelerator.wait_for_everyone()
+            rng_states = accelerator.gather_for_metrics([_rng_state(rng)], use_gather_object=True) if accelerator.num_processes > 1 else [_rng_state(rng)]
+            if is_main:
+                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                         "rng": rng_states}
+                checkpointer.save(step, accelerator.unwrap_model(wrapped), state)
+                plot_metrics(metrics_path, config.out / "loss.png")
+    bar.close()
+    accelerator.wait_for_everyone()
+    if is_main:
+        stage.export(config.out / "final")
+    return {"step": step, "out": str(config.out)}
