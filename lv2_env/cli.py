@@ -167,21 +167,29 @@ def _data_procedural(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_STAGES = ("vae", "base", "control", "degradation", "history")
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a stage of the world model",
         description="Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints "
-        "are written atomically every --checkpoint-every steps; --resume continues from the last one.",
+        "are written atomically every --checkpoint-every steps; --resume continues from the last one. Stages: "
+        "vae (the tiny preset's VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
+        "(stage 2), history (stage 3); each DiT stage starts from the previous stage's result (--init). "
+        "`cache-latents` encodes a data directory once with a trained VAE (the DiT stages need it).",
     )
-    p.add_argument("stage", choices=["vae"], help="vae: the tiny preset's video VAE")
+    p.add_argument("stage", choices=[*TRAIN_STAGES, "cache-latents"])
     p.add_argument("--preset", default="tiny")
     p.add_argument("--data", required=True, help="training data directory")
     p.add_argument("--eval-data", default=None, help="held-out data directory (eval split)")
-    p.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl, loss.png, final/")
+    p.add_argument("--out", help="run directory: checkpoints/, metrics.jsonl, loss.png, final/")
+    p.add_argument("--vae", default=None, help="DiT stages and cache-latents: the trained VAE directory")
+    p.add_argument("--init", default=None, help="control/degradation/history: the previous stage's final checkpoint")
     p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch-size", type=int, default=None, help="default: 4 for vae, 8 for the DiT stages")
+    p.add_argument("--lr", type=float, default=None, help="default: 3e-4 for vae and base, 1e-4 after")
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--crop", type=int, default=64, help="vae: square crop size of the training windows")
     p.add_argument("--frames", type=int, default=9, help="vae: frames per training window (4k+1)")
@@ -197,12 +205,33 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from model.presets import get_preset
     from model.training.loop import LoopConfig, train
-    from model.training.vae_stage import VaeStage, VaeStageConfig
 
+    if args.stage == "cache-latents":
+        from model.training.latents import cache_latents
+
+        if not args.vae:
+            raise ValueError("cache-latents needs --vae DIR (a trained VAE)")
+        print(f"latents in {cache_latents(args.data, args.vae, progress=not args.quiet)}")
+        return 0
+    if not args.out:
+        raise ValueError("training needs --out DIR")
     preset = get_preset(args.preset)
-    stage = VaeStage(preset, args.data, args.eval_data,
-                     VaeStageConfig(batch_size=args.batch_size, crop=args.crop, frames=args.frames))
-    config = LoopConfig(out=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup_steps,
+    if args.stage == "vae":
+        from model.training.vae_stage import VaeStage, VaeStageConfig
+
+        stage = VaeStage(preset, args.data, args.eval_data,
+                         VaeStageConfig(batch_size=args.batch_size or 4, crop=args.crop, frames=args.frames))
+        lr = args.lr or 3e-4
+    else:
+        from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
+
+        if not args.vae:
+            raise ValueError(f"stage {args.stage} needs --vae DIR (the trained VAE whose latents are cached)")
+        config = DitStageConfig(batch_size=args.batch_size or 8, data_degradation_after=args.steps // 5)
+        stage = DitStage(RECIPES[args.stage], preset, args.data, args.vae, args.eval_data, config,
+                         init=args.init, seed=args.seed)
+        lr = args.lr or (3e-4 if args.stage == "base" else 1e-4)
+    config = LoopConfig(out=args.out, steps=args.steps, lr=lr, warmup_steps=args.warmup_steps,
                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, seed=args.seed,
                         precision=args.precision, resume=args.resume, progress=not args.quiet)
     result = train(stage, config)

@@ -12,6 +12,7 @@ asked for, with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +62,12 @@ class Checkpoint:
         )
 
 
-def build_from_preset(preset_name: str, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:
+def build_from_preset(preset: str | Preset, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:
     """A freshly initialised checkpoint of a small preset (training starts here). The tiny text encoder needs the
     word ``vocabulary`` it will know."""
     from model.text import WordTextEncoder
 
-    preset = get_preset(preset_name)
+    preset = get_preset(preset) if isinstance(preset, str) else preset
     if preset.text_encoder.get("kind") != "words":
         raise ValueError(
             f"preset {preset.name!r} uses pretrained encoders; load it with model.weights.build_longvie_from_published"
@@ -99,6 +100,7 @@ def save_checkpoint(checkpoint: Checkpoint, directory: str | Path) -> Path:
         "fps": p.fps,
         "history_latent_frames": p.history_latent_frames,
         "sampling": p.sampling,
+        "preset_config": {k: v for k, v in dataclasses.asdict(p).items()},
         "notes": checkpoint.notes,
     }
     (directory / CHECKPOINT_FILE).write_text(json.dumps(meta, indent=2))
@@ -135,14 +137,10 @@ def load_checkpoint(
             f"checkpoint {str(directory)!r} is of preset {meta['preset']!r}, but preset {expect_preset!r} was "
             f"asked for: its shapes ({meta['height']}x{meta['width']}, {meta['frames']} frames) and components differ"
         )
-    preset = get_preset(meta["preset"])
-    # The checkpoint's own record wins over the preset's defaults (a preset may change between releases).
-    preset = Preset(
-        **{
-            **preset.__dict__,
-            **{k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "sampling") if k in meta},
-        }
-    )
+    # The checkpoint's own record wins over the named preset's defaults (a preset may change between releases).
+    recorded = meta.get("preset_config") or get_preset(meta["preset"]).__dict__
+    overrides = {k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "sampling") if k in meta}
+    preset = Preset(**{**recorded, **overrides, "name": meta["preset"]})
     transformer = LongVieTransformer.from_pretrained(str(directory / "transformer"), local_files_only=True, torch_dtype=torch_dtype)
     vae = VideoVAE.from_pretrained(directory / "vae", torch_dtype=torch_dtype)
     text_encoder = load_text_encoder(directory / "text_encoder")

@@ -1,0 +1,92 @@
+"""The four DiT stages on one tiny clip: each lowers its loss, and each starts from the previous one's result."""
+
+import numpy as np
+import pytest
+import torch
+
+from lv2_env.datasets import SequenceSpec, build_procedural
+from model.presets import TINY, Preset
+from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
+from model.training.latents import LatentDataset, cache_latents
+from model.training.loop import LoopConfig, train
+from model.vae import VideoVAE
+
+PRESET = Preset(**{**TINY.__dict__, "name": "tiny", "height": 32, "width": 32, "frames": 5,
+                   "vae": dict(TINY.vae, base_dim=8)})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dit")
+    spec = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=1, history_frames=13)
+    build_procedural(root / "train", "train", 1, spec, progress=False)
+    torch.manual_seed(0)
+    VideoVAE.from_config(**PRESET.vae).save_pretrained(root / "vae")
+    cache_latents(root / "train", root / "vae", progress=False)
+    return root
+
+
+def _fixed_batch_loss(stage, seed=123):
+    batch = stage.batch(np.random.default_rng(seed), step=10**6)
+    with torch.no_grad():
+        return float(stage.module()(**batch)[0])
+
+
+def _run(setup, name, init):
+    stage = DitStage(RECIPES[name], PRESET, setup / "train", setup / "vae", None, DitStageConfig(batch_size=2), init=init)
+    before = _fixed_batch_loss(stage)
+    out = setup / name
+    train(stage, LoopConfig(out=out, steps=30, lr=1e-3, warmup_steps=2, checkpoint_every=30, eval_every=10**6,
+                            log_every=5, progress=False, precision="fp32"))
+    return stage, before, _fixed_batch_loss(stage), out / "final"
+
+
+def test_latent_cache(setup):
+    item = LatentDataset(setup / "train", setup / "vae")[0]
+    assert item["rgb"].shape == (16, 2, 4, 4) and item["condition"].shape == (16, 2, 4, 4)
+    assert item["history_13"].shape == (16, 4, 4, 4) and item["history_1"].shape == (16, 1, 4, 4)
+    with pytest.raises(ValueError, match="no latents of VAE"):
+        other = setup / "other_vae"
+        VideoVAE.from_config(**dict(PRESET.vae, base_dim=16)).save_pretrained(other)
+        LatentDataset(setup / "train", other)
+
+
+@pytest.fixture(scope="module")
+def chain(setup):
+    """Train the four stages one after another, each from the previous one's result."""
+    results, init = {}, None
+    for name in ("base", "control", "degradation", "history"):
+        results[name] = _run(setup, name, init)
+        init = results[name][3]
+    return results
+
+
+def test_stages_chain_and_each_lowers_its_loss(chain):
+    for name, (stage, before, after, _) in chain.items():
+        assert after < before, f"stage {name}: loss on a fixed batch went {before:.4f} -> {after:.4f}"
+        trainable = {n.split(".")[1] for n, p in stage.module().named_parameters() if p.requires_grad}
+        expected = {"base": {"base", "text_encoder"}, "control": {"control"}}.get(name, {"control", "base"})
+        if name == "base":
+            assert {n.split(".")[0] for n, p in stage.module().named_parameters() if p.requires_grad} == {"transformer", "text_encoder"}
+        else:
+            assert trainable <= expected
+        if name in ("degradation", "history"):
+            names = [n for n, p in stage.module().named_parameters() if p.requires_grad and ".base." in n]
+            assert names and all(".attn1." in n for n in names)  # only the base's self-attention
+
+
+def test_control_stage_needs_an_init(setup):
+    with pytest.raises(ValueError, match="--init"):
+        DitStage(RECIPES["control"], PRESET, setup / "train", setup / "vae", None, DitStageConfig())
+
+
+def test_history_batches_follow_the_recipe(setup, chain):
+    stage = DitStage(RECIPES["history"], PRESET, setup / "train", setup / "vae", None, DitStageConfig(batch_size=2),
+                     init=chain["degradation"][3])
+    rng = np.random.default_rng(0)
+    lengths = []
+    for _ in range(60):
+        batch = stage.batch(rng, step=0)
+        lengths.append(batch["history"].shape[2] if "history" in batch else 0)
+        assert batch["frame_weights"][0].tolist() == pytest.approx([0.05, 0.325])
+    assert {0, 1, 2, 3, 4} >= set(lengths) and lengths.count(0) > 3 and len(set(lengths)) >= 4
