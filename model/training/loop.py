@@ -17,6 +17,7 @@ the rest the same way for all of them:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,15 @@ class Stage(Protocol):
 
     def export(self, directory: Path) -> None:
         """Write the stage's result in the checkpoint layout of :mod:`model.checkpoint`."""
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of tensors' exact bytes, in name order: equal digests mean bit-identical tensors."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -216,8 +226,11 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
     bar = tqdm(total=config.steps, initial=step, desc=f"train {stage.name}", unit="step", disable=not (config.progress and is_main))
     wrapped.train()
     tick = time.perf_counter()
+    first_batch = None
     while step < config.steps:
         batch = stage.batch(rng, step)
+        if first_batch is None:
+            first_batch = _digest({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
         with autocast:
             loss, metrics = wrapped(**batch)
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -255,6 +268,13 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
                 plot_metrics(metrics_path, config.out / "loss.png")
     bar.close()
     accelerator.wait_for_everyone()
+    if accelerator.num_processes > 1:
+        # Each rank drew its own batches; DDP must still leave every rank with the same weights. Record both.
+        mine = {"rank": accelerator.process_index, "first_batch_sha256": first_batch,
+                "weights_sha256": _digest(_trainable_state(accelerator.unwrap_model(wrapped)))}
+        ranks = accelerator.gather_for_metrics([mine], use_gather_object=True)
+        if is_main:
+            (config.out / "ranks.json").write_text(json.dumps(sorted(ranks, key=lambda r: r["rank"]), indent=1))
     if is_main:
         stage.export(config.out / "final")
     return {"step": step, "out": str(config.out)}
