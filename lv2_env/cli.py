@@ -178,9 +178,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "are written atomically every --checkpoint-every steps; --resume continues from the last one. Stages: "
         "vae (the tiny preset's VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
         "(stage 2), history (stage 3); each DiT stage starts from the previous stage's result (--init). "
+        "`all` runs every stage in order into OUT/<stage> (finished stages skipped, interrupted ones resumed). "
         "`cache-latents` encodes a data directory once with a trained VAE (the DiT stages need it).",
     )
-    p.add_argument("stage", choices=[*TRAIN_STAGES, "cache-latents"])
+    p.add_argument("stage", choices=[*TRAIN_STAGES, "all", "cache-latents"])
     p.add_argument("--preset", default="tiny")
     p.add_argument("--data", required=True, help="training data directory")
     p.add_argument("--eval-data", default=None, help="held-out data directory (eval split)")
@@ -189,7 +190,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default=None, help="control/degradation/history: the previous stage's final checkpoint")
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch-size", type=int, default=None, help="default: 4 for vae, 8 for the DiT stages")
-    p.add_argument("--lr", type=float, default=None, help="default: 3e-4 for vae and base, 1e-4 after")
+    p.add_argument("--lr", type=float, default=None, help="default: per stage (model/training/stages.py)")
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--crop", type=int, default=64, help="vae: square crop size of the training windows")
     p.add_argument("--frames", type=int, default=9, help="vae: frames per training window (4k+1)")
@@ -203,9 +204,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from model.presets import get_preset
     from model.training.loop import LoopConfig, train
+    from model.training.stages import DEFAULT_LR, StageArgs, build_stage, train_all
 
+    preset = get_preset(args.preset)
     if args.stage == "cache-latents":
         from model.training.latents import cache_latents
 
@@ -215,25 +220,20 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ValueError("training needs --out DIR")
-    preset = get_preset(args.preset)
-    if args.stage == "vae":
-        from model.training.vae_stage import VaeStage, VaeStageConfig
-
-        stage = VaeStage(preset, args.data, args.eval_data,
-                         VaeStageConfig(batch_size=args.batch_size or 4, crop=args.crop, frames=args.frames))
-        lr = args.lr or 3e-4
-    else:
-        from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
-
-        if not args.vae:
-            raise ValueError(f"stage {args.stage} needs --vae DIR (the trained VAE whose latents are cached)")
-        config = DitStageConfig(batch_size=args.batch_size or 8, data_degradation_after=args.steps // 5)
-        stage = DitStage(RECIPES[args.stage], preset, args.data, args.vae, args.eval_data, config,
-                         init=args.init, seed=args.seed)
-        lr = args.lr or (3e-4 if args.stage == "base" else 1e-4)
-    config = LoopConfig(out=args.out, steps=args.steps, lr=lr, warmup_steps=args.warmup_steps,
-                        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, seed=args.seed,
-                        precision=args.precision, resume=args.resume, progress=not args.quiet)
+    if args.stage == "all":
+        final = train_all(preset, Path(args.data), args.eval_data and Path(args.eval_data), Path(args.out),
+                          precision=args.precision, seed=args.seed, progress=not args.quiet)
+        print(f"all stages trained; the model is {final}")
+        return 0
+    stage = build_stage(args.stage, StageArgs(
+        preset=preset, data=Path(args.data), eval_data=args.eval_data and Path(args.eval_data),
+        vae=args.vae and Path(args.vae), init=args.init and Path(args.init), batch_size=args.batch_size,
+        crop=args.crop, frames=args.frames, steps=args.steps, seed=args.seed,
+    ))
+    config = LoopConfig(out=args.out, steps=args.steps, lr=args.lr or DEFAULT_LR[args.stage],
+                        warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
+                        eval_every=args.eval_every, seed=args.seed, precision=args.precision, resume=args.resume,
+                        progress=not args.quiet)
     result = train(stage, config)
     print(f"stage {args.stage}: {result['step']} steps; result in {args.out}/final")
     return 0

@@ -90,3 +90,19 @@ def test_history_batches_follow_the_recipe(setup, chain):
         lengths.append(batch["history"].shape[2] if "history" in batch else 0)
         assert batch["frame_weights"][0].tolist() == pytest.approx([0.05, 0.325])
     assert {0, 1, 2, 3, 4} >= set(lengths) and lengths.count(0) > 3 and len(set(lengths)) >= 4
+
+
+def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
+    from lv2_env.datasets import SequenceSpec, build_procedural
+    from model.checkpoint import load_checkpoint
+    from model.training.stages import STAGE_ORDER, train_all
+
+    build_procedural(tmp_path / "data", "train", 1, SequenceSpec(clips_per_sequence=1), progress=False)
+    steps = {name: 1 for name in STAGE_ORDER}
+    final = train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
+    assert final == tmp_path / "runs" / "history" / "final"
+    checkpoint = load_checkpoint(final, expect_preset="tiny")
+    assert checkpoint.notes["stage"] == "history"
+    stamp = (final / "lv2.json").stat().st_mtime_ns
+    train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
+    assert (final / "lv2.json").stat().st_mtime_ns == stamp  # nothing retrained

@@ -152,6 +152,11 @@ class DitStage:
         self.latents = LatentDataset(data, vae_directory)
         self.pixels = ClipDataset(data, ("dense",), expect={"height": preset.height, "width": preset.width, "frames": preset.frames})
         self.eval_set = ClipDataset(eval_data, ("rgb", "dense", "sparse")) if eval_data else None
+        if recipe.history and self.pixels.index["history_frames"] < max(HISTORY_FRAME_CHOICES):
+            raise ValueError(
+                f"the history stage draws up to {max(HISTORY_FRAME_CHOICES)} history frames, but {data} keeps "
+                f"{self.pixels.index['history_frames']} before each clip (rebuild it with --history-frames 16)"
+            )
         if init is None:
             if recipe.name != "base":
                 raise ValueError(f"stage {recipe.name!r} starts from the previous stage's result: pass --init DIR")
