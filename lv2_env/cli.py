@@ -85,7 +85,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         description="Cut the depth and track videos into clips that share one frame, generate them one after "
         "another from the first frame (each with its prompt and the previous clip's history), and write one MP4.",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory (with lv2.json)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="lv2 checkpoint directory (with lv2.json)")
+    source.add_argument("--wan", help="the full size: Wan2.1-I2V-14B-480P in diffusers layout (with --longvie)")
+    p.add_argument("--longvie", help="directory with LongVie 2's control.safetensors and dit.safetensors")
     p.add_argument("--first-frame", required=True, help="start image (resized to the model's size if needed)")
     p.add_argument("--depth", required=True, help="dense control video: globally normalised depth, near bright")
     p.add_argument("--tracks", required=True, help="sparse control video: point tracks")
@@ -111,7 +114,17 @@ def _generate(args: argparse.Namespace) -> int:
     from model.checkpoint import load_checkpoint
     from model.pipeline import SamplingOptions
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    if args.checkpoint:
+        checkpoint = load_checkpoint(args.checkpoint)
+    else:
+        from pathlib import Path
+
+        from model.checkpoint import load_published
+
+        if not args.longvie:
+            raise ValueError("--wan needs --longvie DIR (with control.safetensors and dit.safetensors)")
+        longvie = Path(args.longvie)
+        checkpoint = load_published(args.wan, longvie / "control.safetensors", longvie / "dit.safetensors")
     preset = checkpoint.preset
     sampling = dict(preset.sampling)
     if args.steps is not None:

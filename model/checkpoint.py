@@ -22,7 +22,7 @@ import torch
 
 from model.generator import LongVideoGenerator
 from model.pipeline import SamplingOptions
-from model.presets import Preset, get_preset
+from model.presets import WAN21_I2V_14B_480P, Preset, get_preset
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE
 
@@ -145,3 +145,36 @@ def load_checkpoint(
     vae = VideoVAE.from_pretrained(directory / "vae", torch_dtype=torch_dtype)
     text_encoder = load_text_encoder(directory / "text_encoder")
     return Checkpoint(preset, transformer.eval(), vae.eval(), text_encoder, notes=meta.get("notes", {}))
+
+
+def load_published(
+    wan_directory: str | Path,
+    control_path: str | Path,
+    dit_path: str | Path,
+    torch_dtype: torch.dtype | None = torch.bfloat16,
+    preset: Preset = WAN21_I2V_14B_480P,
+) -> Checkpoint:
+    """The full-size generator from the published files (local paths only; see docs/full-size-weights.md).
+
+    ``wan_directory``: Wan2.1-I2V-14B-480P in diffusers layout (transformer/, vae/, text_encoder/, tokenizer/,
+    image_encoder/); ``control_path`` / ``dit_path``: LongVie 2's ``control.safetensors`` and ``dit.safetensors``.
+    The VAE stays in float32, as Wan's own pipelines keep it.
+    """
+    from model.text import ClipImageEncoder, UMT5TextEncoder
+    from model.weights import build_longvie_from_published
+
+    wan_directory = Path(wan_directory)
+    for sub in ("vae", "text_encoder", "image_encoder"):
+        if not (wan_directory / sub).is_dir():
+            raise ValueError(f"{wan_directory} lacks {sub}/: expected Wan2.1-I2V in diffusers layout")
+    transformer = build_longvie_from_published(
+        wan_directory, control_path, dit_path, control_layers=preset.transformer["control_layers"], torch_dtype=torch_dtype
+    )
+    return Checkpoint(
+        preset=preset,
+        transformer=transformer.eval(),
+        vae=VideoVAE.from_pretrained(wan_directory / "vae").eval(),
+        text_encoder=UMT5TextEncoder.from_pretrained(wan_directory / "text_encoder", torch_dtype=torch_dtype),
+        image_encoder=ClipImageEncoder.from_pretrained(wan_directory / "image_encoder", torch_dtype=torch_dtype),
+        notes={"source": "published", "wan": str(wan_directory), "control": str(control_path), "dit": str(dit_path)},
+    )

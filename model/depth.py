@@ -183,8 +183,8 @@ class TinyDepthEstimator:
     """A :class:`TinyDepthNet` as a :class:`DepthEstimator`: metric depth in metres, ``exp`` of its log-depth.
 
     Inference runs without gradients and in the network's own dtype (float32 as trained and loaded) even inside
-    an ambient autocast (a training loop's bf16 evaluation), so the same frames always give the same depth. The network has no mode-dependent layers, so
-    its train/eval mode is left as the caller set it.
+    an ambient autocast (a training loop's bf16 evaluation), so the same frames always give the same depth. The
+    network has no mode-dependent layers, so its train/eval mode is left as the caller set it.
     """
 
     def __init__(self, net: TinyDepthNet, batch_size: int = 16) -> None:
@@ -287,7 +287,7 @@ class DepthAnythingEstimator:
 
     @torch.no_grad()
     def predict(self, frames: np.ndarray) -> np.ndarray:
-        """The network's raw output (disparity, or metres for metric models) at the input size, float32 ``[N, H, W]``."""
+        """The network's raw output at the input size, float32 ``[N, H, W]``: disparity (metres if metric)."""
         frames = check_frames(frames)
         n, h, w, _ = frames.shape
         parameter = next(self.model.parameters())

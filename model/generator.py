@@ -158,6 +158,7 @@ class LongVideoGenerator:
             # 2. History latents and text.
             history = self._history_latents(device)
             context, negative = self._encode_prompt(prompt)
+            image_context = self._image_context(device)
             timings["control_encoding"] = time.perf_counter() - tick
 
             # 3. Denoise from the unified noise.
@@ -165,7 +166,7 @@ class LongVideoGenerator:
             noise = unified_noise(self._noise, history)
             latents = denoise(
                 self.transformer, noise, condition, context, self.options, controls=control_latents,
-                history=history, negative_context=negative,
+                history=history, negative_context=negative, image_context=image_context,
             )
             timings["denoising"] = time.perf_counter() - tick
 
@@ -186,6 +187,12 @@ class LongVideoGenerator:
         if self.autocast is None:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast)
+
+    def _image_context(self, device: torch.device) -> torch.Tensor | None:
+        """CLIP features of the clip's first frame, for a base with image cross-attention (Wan2.1-I2V)."""
+        if self.image_encoder is None:
+            return None
+        return self.image_encoder.encode(self.last_frame[None]).to(device)
 
     def _history_latents(self, device: torch.device) -> torch.Tensor | None:
         if not self.history.full:

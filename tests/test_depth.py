@@ -163,10 +163,10 @@ def test_training_lowers_the_loss_and_exports(data, tmp_path):
     config = DepthStageConfig(batch_size=4, crop=24, eval_frames=4, net=TinyDepthConfig(channels=[8, 16, 32], groups=4))
     stage = DepthStage(data, data, config)
     before = _fixed_batch_loss(stage)
-    train(stage, LoopConfig(out=tmp_path, steps=30, lr=3e-3, warmup_steps=2, checkpoint_every=30, eval_every=15,
+    train(stage, LoopConfig(out=tmp_path, steps=30, lr=1e-2, warmup_steps=2, checkpoint_every=30, eval_every=15,
                             log_every=5, progress=False, precision="fp32"))
     after = _fixed_batch_loss(stage)
-    assert after < 0.7 * before, f"loss on a fixed batch went {before:.4f} -> {after:.4f}"
+    assert after < 0.6 * before, f"loss on a fixed batch went {before:.4f} -> {after:.4f}"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval/abs_rel" in r] == [15, 30]
     exported = TinyDepthEstimator.from_pretrained(tmp_path / "final" / "depth")
@@ -191,8 +191,10 @@ def test_depth_anything_from_a_local_tiny_checkpoint(tmp_path, monkeypatch):
     model.head.conv3.bias.data.fill_(0.5)  # a random head can be all-ReLU-zero; make the disparity positive
     model.save_pretrained(tmp_path)
     processor_class = getattr(transformers, "DPTImageProcessorPil", None) or transformers.DPTImageProcessor
-    processor_class(do_resize=True, size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=14,
-                    do_normalize=True, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(tmp_path)
+    processor = processor_class(do_resize=True, size={"height": 28, "width": 28}, keep_aspect_ratio=True,
+                                ensure_multiple_of=14, do_normalize=True, image_mean=[0.485, 0.456, 0.406],
+                                image_std=[0.229, 0.224, 0.225])
+    processor.save_pretrained(tmp_path)
 
     def refuse(*args, **kwargs):
         raise OSError("network access refused in this test")

@@ -21,7 +21,7 @@ anyway), and AbsRel unscaled (does the metric scale hold?).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,9 @@ def depth_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
     prediction = np.asarray(prediction, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     if prediction.shape != target.shape or prediction.ndim != 3:
-        raise ValueError(f"expected prediction and target of one shape [N, H, W], got {prediction.shape} and {target.shape}")
+        raise ValueError(
+            f"expected prediction and target of one shape [N, H, W], got {prediction.shape} and {target.shape}"
+        )
     rows = []
     for p, t in zip(prediction, target):
         mask = np.isfinite(t) & (t > MIN_DEPTH) & np.isfinite(p) & (p > 0)
@@ -135,7 +137,9 @@ def evaluate_estimator(estimator: DepthEstimator, rgb: np.ndarray, depth: np.nda
     """:func:`depth_metrics` of ``estimator`` on frames ``rgb`` ``[N, H, W, 3]`` against ``depth`` ``[N, H, W]``."""
     prediction = estimator(rgb)
     if prediction.shape != depth.shape:
-        raise ValueError(f"the estimator returned depth {prediction.shape} for frames {rgb.shape}; expected {depth.shape}")
+        raise ValueError(
+            f"the estimator returned depth {prediction.shape} for frames {rgb.shape}; expected {depth.shape}"
+        )
     return depth_metrics(prediction, depth)
 
 
@@ -157,7 +161,7 @@ class DepthStage:
         height, width = int(self.train_set.index["height"]), int(self.train_set.index["width"])
         if self.config.crop > min(height, width):
             raise ValueError(f"crop must be at most the frame size {height}x{width}, got {self.config.crop}")
-        self.net = _initial_net(init, self.config.net)
+        self.net = _initial_net(init, self.config.net, self.train_set)
         self.objective = DepthObjective(self.net, self.config.si_lambda, self.config.l1_weight)
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._held_out: tuple[np.ndarray, np.ndarray] | None = None
@@ -210,10 +214,27 @@ class DepthStage:
         self.net.save_pretrained(Path(directory) / "depth")
 
 
-def _initial_net(init: str | Path | None, config: TinyDepthConfig) -> TinyDepthNet:
-    """A fresh network of ``config``, or the one saved in ``init`` (a depth directory or a run's ``final``)."""
+def mean_log_depth(dataset: ClipDataset, clips: int = 16) -> float:
+    """Mean log depth (log metres) over the valid pixels of up to ``clips`` clips spread over the dataset."""
+    total, count = 0.0, 0
+    for i in np.unique(np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).round().astype(int)):
+        depth = dataset[int(i)]["depth"].astype(np.float64)
+        depth = depth[np.isfinite(depth) & (depth > MIN_DEPTH)]
+        total, count = total + float(np.log(depth).sum()), count + depth.size
+    if not count:
+        raise ValueError(f"{dataset.directory}: no valid depth (finite, > {MIN_DEPTH} m) in its clips")
+    return total / count
+
+
+def _initial_net(init: str | Path | None, config: TinyDepthConfig, data: ClipDataset) -> TinyDepthNet:
+    """The network to train: the one saved in ``init`` (a depth directory or a run's ``final``), else a fresh one.
+
+    A fresh network starts predicting the training data's mean log depth everywhere. Its scale sits in one
+    bias, which Adam moves by about one learning rate per step (1e-4 by default): started from a guess like
+    10 m when half the pixels are 150 m sky, the first thousands of steps would be spent on the scale alone.
+    """
     if init is None:
-        return TinyDepthNet(config)
+        return TinyDepthNet(replace(config, init_log_depth=mean_log_depth(data)))
     init = Path(init)
     directory = init / "depth" if (init / "depth").is_dir() else init
     return TinyDepthNet.from_pretrained(directory).train()
