@@ -180,7 +180,7 @@ def _data_procedural(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_STAGES = ("vae", "base", "control", "degradation", "history")
+TRAIN_STAGES = ("vae", "base", "control", "degradation", "history", "depth")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -190,7 +190,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints "
         "are written atomically every --checkpoint-every steps; --resume continues from the last one. Stages: "
         "vae (the tiny preset's VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
-        "(stage 2), history (stage 3); each DiT stage starts from the previous stage's result (--init). "
+        "(stage 2), history (stage 3), each starting from the previous stage's result (--init); depth (a small "
+        "monocular depth network). "
         "`all` runs every stage in order into OUT/<stage> (finished stages skipped, interrupted ones resumed). "
         "`cache-latents` encodes a data directory once with a trained VAE (the DiT stages need it).",
     )

@@ -83,6 +83,7 @@ from lv2_env.control import (
 __all__ = [
     "VIDEO_EXTENSIONS",
     "BuildReport",
+    "DecodeStatus",
     "Shot",
     "build_from_videos",
     "find_videos",
@@ -184,7 +185,10 @@ class Shot:
 
 
 @dataclass
-class _DecodeStatus:
+class DecodeStatus:
+    """Filled in by :func:`read_shots` while it decodes: frames decoded, the source frame rate, and the error
+    that ended decoding early (None when the file decoded to its end)."""
+
     frames_decoded: int = 0
     source_fps: float | None = None
     error: str | None = None  # decoding stopped early with this error
@@ -197,7 +201,7 @@ class _Sample:
         self.tick, self.source, self.image = tick, source, image
 
 
-def _decoded(container, stream, status: _DecodeStatus) -> Iterator:
+def _decoded(container, stream, status: DecodeStatus) -> Iterator:
     """The stream's frames; a decoding error ends the iteration and is recorded in ``status``."""
     iterator = container.decode(stream)
     while True:
@@ -218,7 +222,7 @@ def read_shots(
     fps: int = 16,
     threshold: float = 27.0,
     min_scene_len: int = 15,
-    status: _DecodeStatus | None = None,
+    status: DecodeStatus | None = None,
 ) -> Iterator[Shot]:
     """Decode ``path`` and yield its shots, resampled to ``fps`` and resized to ``height x width``.
 
@@ -226,7 +230,7 @@ def read_shots(
     ``threshold`` and ``min_scene_len`` (frames at the native rate) are ContentDetector's. Opening errors
     raise; a decoding error part-way ends the video (recorded in ``status.error`` when given).
     """
-    status = status if status is not None else _DecodeStatus()
+    status = status if status is not None else DecodeStatus()
     step = Fraction(1, fps)
     with av.open(str(path), mode="r") as container:
         if not container.streams.video:
@@ -545,7 +549,7 @@ def build_from_videos(
     for video in bar:
         relative = video.relative_to(videos_dir).as_posix()
         caption = read_caption(video)
-        status = _DecodeStatus()
+        status = DecodeStatus()
         clips_before, samples_seen, shot_lengths = len(entries), 0, []
         shots = _guarded(read_shots(video, height, width, fps, threshold=cut_threshold, status=status), status)
         for shot in shots:
@@ -553,7 +557,7 @@ def build_from_videos(
             n = len(shot.frames)
             samples_seen += n
             shot_lengths.append(n)
-            run_up, groups = plan_sequences(n, frames, history_frames, clips_per_sequence)
+            _, groups = plan_sequences(n, frames, history_frames, clips_per_sequence)
             where = f"shot {shot.index} ({shot.times[0]:.2f}-{shot.times[-1]:.2f} s)"
             if not groups:
                 report.skipped_shots.append(
@@ -618,7 +622,7 @@ def build_from_videos(
     return report
 
 
-def _guarded(shots: Iterator[Shot], status: _DecodeStatus) -> Iterator[Shot]:
+def _guarded(shots: Iterator[Shot], status: DecodeStatus) -> Iterator[Shot]:
     """``shots``, with any error raised while opening or decoding the video recorded in ``status.error``
     (ending the video) instead of raised: one bad file never stops the build. Errors of the code consuming
     the shots (e.g. the depth estimator) are not caught."""

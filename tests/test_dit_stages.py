@@ -98,11 +98,12 @@ def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
     from model.training.stages import STAGE_ORDER, train_all
 
     build_procedural(tmp_path / "data", "train", 1, SequenceSpec(clips_per_sequence=1), progress=False)
-    steps = {name: 1 for name in STAGE_ORDER}
+    steps = {name: 1 for name in STAGE_ORDER}  # every stage, the depth network included
     final = train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
     assert final == tmp_path / "runs" / "history" / "final"
     checkpoint = load_checkpoint(final, expect_preset="tiny")
     assert checkpoint.notes["stage"] == "history"
+    assert (tmp_path / "runs" / "depth" / "final" / "depth" / "config.json").is_file()
     stamp = (final / "lv2.json").stat().st_mtime_ns
     train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
     assert (final / "lv2.json").stat().st_mtime_ns == stamp  # nothing retrained

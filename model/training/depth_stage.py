@@ -29,7 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.depth import DepthEstimator, TinyDepthConfig, TinyDepthEstimator, TinyDepthNet, frames_to_images
+from model.depth import (
+    LOG_DEPTH_RANGE,
+    DepthEstimator,
+    TinyDepthConfig,
+    TinyDepthEstimator,
+    TinyDepthNet,
+    frames_to_images,
+)
 from model.training.data import ClipDataset
 
 MIN_DEPTH = 1e-3  # metres; depth below this (or non-finite) is not a valid target
@@ -87,7 +94,7 @@ class DepthObjective(nn.Module):
         l1 = (d.abs().flatten(1).sum(1) / count).mean()
         loss = scale_invariant + self.l1_weight * l1
         with torch.no_grad():
-            relative = ((prediction.exp() - depth).abs() / depth) * mask
+            relative = ((prediction.clamp(*LOG_DEPTH_RANGE).exp() - depth).abs() / depth) * mask
             abs_rel = (relative.flatten(1).sum(1) / count).mean()
         return loss, {"si": scale_invariant.detach(), "l1": l1.detach(), "abs_rel": abs_rel}
 

@@ -4,7 +4,8 @@
 
 1. ``vae`` on pixel clips, then the training clips' latents are cached with its result;
 2. ``base`` (I2V DiT + text encoder), ``control`` (LongVie 2 stage 1), ``degradation`` (stage 2),
-   ``history`` (stage 3), each starting from the previous stage's ``final/``.
+   ``history`` (stage 3), each starting from the previous stage's ``final/``;
+3. ``depth``: the small monocular depth network, for worlds with no known geometry.
 
 A stage whose ``final/`` exists is skipped, so an interrupted ``train all`` picks up where it stopped. The
 budgets below are sized from measured step times on the 2-core machine (BENCHMARKS.md) to keep each stage
@@ -19,10 +20,11 @@ from pathlib import Path
 from model.presets import Preset
 from model.training.loop import LoopConfig, train
 
-STAGE_ORDER = ("vae", "base", "control", "degradation", "history")
-DEFAULT_STEPS = {"vae": 12000, "base": 12000, "control": 6000, "degradation": 3000, "history": 4000}
-DEFAULT_LR = {"vae": 3e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5}
-DEFAULT_BATCH = {"vae": 4, "base": 8, "control": 8, "degradation": 8, "history": 8}
+STAGE_ORDER = ("vae", "base", "control", "degradation", "history", "depth")
+DIT_STAGES = ("base", "control", "degradation", "history")
+DEFAULT_STEPS = {"vae": 12000, "base": 12000, "control": 6000, "degradation": 3000, "history": 4000, "depth": 4000}
+DEFAULT_LR = {"vae": 3e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5, "depth": 2e-3}
+DEFAULT_BATCH = {"vae": 4, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
 
 
 @dataclass
@@ -48,6 +50,11 @@ def build_stage(name: str, args: StageArgs):
 
         config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["vae"], crop=args.crop, frames=args.frames)
         return VaeStage(args.preset, args.data, args.eval_data, config)
+    if name == "depth":
+        from model.training.depth_stage import DepthStage, DepthStageConfig
+
+        return DepthStage(args.data, args.eval_data, DepthStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["depth"]),
+                          init=args.init)
     from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
 
     if name not in RECIPES:
@@ -78,13 +85,14 @@ def train_all(
     for name in STAGE_ORDER:
         run = out / name
         if not (run / "final").is_dir():
+            stage_init = init if name in DIT_STAGES else None
             stage = build_stage(name, StageArgs(preset, Path(data), eval_data, vae_dir if name != "vae" else None,
-                                                init, steps=steps[name], seed=seed))
+                                                stage_init, steps=steps[name], seed=seed))
             resume = (run / "checkpoints" / "latest").is_file()
             train(stage, LoopConfig(out=run, steps=steps[name], lr=DEFAULT_LR[name], seed=seed, precision=precision,
                                     resume=resume, progress=progress))
         if name == "vae":
             cache_latents(data, vae_dir, progress=progress)
-        else:
+        elif name in DIT_STAGES:
             init = run / "final"
-    return out / STAGE_ORDER[-1] / "final"
+    return out / DIT_STAGES[-1] / "final"
