@@ -168,6 +168,23 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     proc.add_argument("--history-frames", type=int, default=16)
     proc.add_argument("--quiet", action="store_true")
     proc.set_defaults(func=_data_procedural)
+    vids = kinds.add_parser(
+        "videos",
+        help="clips from a folder of your own videos",
+        description="Cut detection (PySceneDetect), 16 fps resampling (PyAV), depth from a local depth model, "
+        "Lucas-Kanade point tracks, captions from sidecar NAME.txt files; corrupt or too-short videos are "
+        "reported one by one and skipped. Needs `pip install \"lv2[videos]\"`.",
+    )
+    vids.add_argument("--videos", required=True, help="folder searched for .mp4 .mov .mkv .avi .webm")
+    vids.add_argument("--out", required=True)
+    vids.add_argument("--depth-model", required=True,
+                      help="a local depth model directory: Depth Anything (transformers) or `lv2 train depth`'s")
+    vids.add_argument("--height", type=int, default=128)
+    vids.add_argument("--width", type=int, default=128)
+    vids.add_argument("--clip-frames", type=int, default=17)
+    vids.add_argument("--history-frames", type=int, default=16)
+    vids.add_argument("--quiet", action="store_true")
+    vids.set_defaults(func=_data_videos)
 
 
 def _data_procedural(args: argparse.Namespace) -> int:
@@ -250,6 +267,22 @@ def _train(args: argparse.Namespace) -> int:
                         progress=not args.quiet)
     result = train(stage, config)
     print(f"stage {args.stage}: {result['step']} steps; result in {args.out}/final")
+    return 0
+
+
+def _data_videos(args: argparse.Namespace) -> int:
+    try:
+        from lv2_env.user_videos import build_from_videos
+    except ImportError as err:
+        raise ValueError(f"`lv2 data videos` needs OpenCV and PySceneDetect: pip install \"lv2[videos]\" ({err})") from err
+    from model.depth import load_depth_estimator
+
+    report = build_from_videos(args.videos, args.out, load_depth_estimator(args.depth_model), height=args.height,
+                               width=args.width, frames=args.clip_frames, history_frames=args.history_frames,
+                               progress=not args.quiet)
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}")
+    print(f"wrote {report.clips} clips from {report.videos_used} of {report.videos} videos to {args.out}")
     return 0
 
 
