@@ -24,7 +24,7 @@ STAGE_ORDER = ("vae", "base", "control", "degradation", "history", "depth")
 DIT_STAGES = ("base", "control", "degradation", "history")
 DEFAULT_STEPS = {"vae": 12000, "base": 12000, "control": 6000, "degradation": 3000, "history": 4000, "depth": 4000}
 DEFAULT_LR = {"vae": 3e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5, "depth": 2e-3}
-DEFAULT_BATCH = {"vae": 4, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
+DEFAULT_BATCH = {"vae": 2, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
 
 
 @dataclass
@@ -38,7 +38,7 @@ class StageArgs:
     init: Path | None = None
     batch_size: int | None = None
     crop: int = 64
-    frames: int = 9
+    frames: int = 17
     steps: int = 1000
     seed: int = 0
 

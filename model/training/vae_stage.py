@@ -1,9 +1,11 @@
 """Stage ``vae``: train the tiny preset's Wan VAE on procedural clips (no small pretrained Wan VAE exists).
 
 The VAE is fully convolutional (plus one attention block at its lowest resolution), so it trains on random
-crops of short windows of the clips: 64x64 crops of 9 frames cost about a quarter of full 128x128 frames per
-step (measured in BENCHMARKS.md), and the calibration notes show the smaller size learning several times faster
-per minute. Video windows, not single frames, train the causal temporal chunks. Loss: L1 + MSE of the
+crops of the clips: 64x64 crops cost about a quarter of full 128x128 frames per step, and the calibration
+notes show the smaller size learning several times faster per minute. The windows are whole 17-frame clips:
+a VAE trained on 9-frame windows reconstructed frames 1-9 of a held-out clip at 26-27 dB but frames 13-17 at
+20-22 dB, because the causal encoder's later temporal chunks never saw training (measured at step 1750 of
+the first run, which then continued on 17-frame windows). Loss: L1 + MSE of the
 reconstruction plus a very small KL term (Wan-style: the latent must stay close to a Gaussian only loosely).
 Held-out PSNR is measured on whole eval clips (128x128, 17 frames) in bf16, as generation runs.
 At export the per-channel mean and std of raw latents over training clips are recorded in the VAE's config,
@@ -28,9 +30,9 @@ from model.vae import VideoVAE, frames_to_tensor
 
 @dataclass
 class VaeStageConfig:
-    batch_size: int = 4
+    batch_size: int = 2
     crop: int = 64
-    frames: int = 9
+    frames: int = 17
     kl_weight: float = 1e-6
     eval_clips: int = 8
     statistics_clips: int = 64
