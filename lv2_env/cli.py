@@ -286,6 +286,21 @@ def _data_videos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from lv2_env.evaluation import EVAL_DESCRIPTION, add_arguments
+
+    p = sub.add_parser("eval", help="score a checkpoint against ground truth and the no-model baselines",
+                       description=EVAL_DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from lv2_env.evaluation import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lv2", description="lv2: an interactive world simulator on LongVie 2")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_data(sub)
     _add_train(sub)
+    _add_eval(sub)
     return parser
 
 

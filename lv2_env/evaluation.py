@@ -539,12 +539,20 @@ def dense_as_video(dense: np.ndarray) -> np.ndarray:
     return np.repeat(dense[..., None], 3, axis=-1)
 
 
+EVAL_DESCRIPTION = (
+    "Generate evaluation clips from their first frame and ground-truth controls, and score them against the "
+    "truth beside the repeat-frame-0 and warp-frame-0 baselines."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lv2_env.evaluation",
-        description="Generate evaluation clips from their first frame and ground-truth controls, and score them "
-        "against the truth beside the repeat-frame-0 and warp-frame-0 baselines.",
-    )
+    p = argparse.ArgumentParser(prog="python -m lv2_env.evaluation", description=EVAL_DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The evaluation's command-line arguments (shared by ``lv2 eval`` and ``python -m lv2_env.evaluation``)."""
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (model.checkpoint format)")
     p.add_argument("--data", required=True, help="evaluation data directory (`lv2 data ...`, split eval)")
     p.add_argument("--clips", type=int, default=8, help="clips to evaluate, spread over the directory (default 8)")
@@ -553,16 +561,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype (default bf16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (the same for every clip)")
     p.add_argument("--grid-clips", type=int, default=4, help="clips shown in grid.png (default 4)")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     """Run a checkpoint on evaluation clips (history off: each clip is independent) and write the report."""
     from model.checkpoint import load_checkpoint
     from model.pipeline import SamplingOptions
     from model.training.data import ClipDataset
 
-    args = _parser().parse_args(argv)
     checkpoint = load_checkpoint(args.checkpoint)
     preset = checkpoint.preset
     dataset = ClipDataset(
