@@ -218,7 +218,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-data", default=None, help="held-out data directory (eval split)")
     p.add_argument("--out", help="run directory: checkpoints/, metrics.jsonl, loss.png, final/")
     p.add_argument("--vae", default=None, help="DiT stages and cache-latents: the trained VAE directory")
-    p.add_argument("--init", default=None, help="control/degradation/history: the previous stage's final checkpoint")
+    p.add_argument("--init", default=None, help="control/degradation/history: the previous stage's final checkpoint; vae/depth: saved weights to start from")
     p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch-size", type=int, default=None, help="default: 2 for vae, 8 for the DiT stages, 16 for depth")
     p.add_argument("--lr", type=float, default=None, help="default: per stage (model/training/stages.py)")

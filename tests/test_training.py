@@ -109,3 +109,14 @@ def test_a_crash_while_saving_leaves_the_last_checkpoint_whole(data, tmp_path, m
 def test_stage_rejects_data_of_another_shape(data):
     with pytest.raises(ValueError, match="height expected 128, got 32"):
         VaeStage(TINY, data / "train", None, VaeStageConfig())
+
+
+def test_vae_stage_starts_from_saved_weights(data, tmp_path):
+    first = _stage(data)
+    with torch.no_grad():
+        for p in first.vae.parameters():
+            p.add_(0.01)
+    first.vae.save_pretrained(tmp_path / "saved")
+    second = VaeStage(PRESET, data / "train", None, VaeStageConfig(batch_size=2, crop=32, frames=5), init=tmp_path / "saved")
+    for a, b in zip(first.vae.state_dict().values(), second.vae.state_dict().values()):
+        assert torch.equal(a, b)

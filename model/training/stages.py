@@ -49,7 +49,7 @@ def build_stage(name: str, args: StageArgs):
         from model.training.vae_stage import VaeStage, VaeStageConfig
 
         config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["vae"], crop=args.crop, frames=args.frames)
-        return VaeStage(args.preset, args.data, args.eval_data, config)
+        return VaeStage(args.preset, args.data, args.eval_data, config, init=args.init)
     if name == "depth":
         from model.training.depth_stage import DepthStage, DepthStageConfig
 

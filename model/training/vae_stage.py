@@ -66,7 +66,10 @@ class VaeObjective(nn.Module):
 class VaeStage:
     name = "vae"
 
-    def __init__(self, preset: Preset, data: str | Path, eval_data: str | Path | None, config: VaeStageConfig) -> None:
+    def __init__(
+        self, preset: Preset, data: str | Path, eval_data: str | Path | None, config: VaeStageConfig,
+        init: str | Path | None = None,
+    ) -> None:
         expect = {"height": preset.height, "width": preset.width}
         self.preset = preset
         self.config = config
@@ -77,7 +80,8 @@ class VaeStage:
             raise ValueError(f"VAE windows must be 4k+1 frames and at most the clips' {frames}, got {config.frames}")
         if config.crop > min(preset.height, preset.width) or config.crop % 16:
             raise ValueError(f"crop must be a multiple of 16 and at most the frame size, got {config.crop}")
-        self.vae = VideoVAE.from_config(**preset.vae)
+        # ``init``: continue from saved VAE weights (e.g. the committed ones when a run directory was lost).
+        self.vae = VideoVAE.from_pretrained(init) if init else VideoVAE.from_config(**preset.vae)
         self.objective = VaeObjective(self.vae.model, config.kl_weight)
 
     def module(self) -> nn.Module:
