@@ -156,15 +156,22 @@ def build_procedural(
             metas = []
             for name, record in zip(names, records):
                 meta = record.pop("_meta")
-                _save_atomic(directory / name, record)
+                save_clip_atomic(directory / name, record)
                 metas.append({"file": name, **meta})
             (directory / f"clips/{sequence:06d}.json").write_text(json.dumps(metas))
         entries.extend(metas)
-    index_path.write_text(json.dumps({**header, "clips": entries}, indent=1))
+    write_text_atomic(index_path, json.dumps({**header, "clips": entries}, indent=1))
     return directory
 
 
-def _save_atomic(path: Path, arrays: dict) -> None:
+def save_clip_atomic(path: Path, arrays: dict) -> None:
+    """Write a clip file under a temporary name, then rename it: a killed build never leaves half a clip."""
     temporary = path.with_suffix(".tmp.npz")
     np.savez_compressed(temporary, **arrays)
+    temporary.replace(path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
     temporary.replace(path)

@@ -79,6 +79,7 @@ from lv2_env.control import (
     track_colours,
     track_grid,
 )
+from lv2_env.datasets import FORMAT, VERSION, save_clip_atomic, write_text_atomic
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -98,8 +99,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = "lv2-clips"
-VERSION = 1
 SPLIT = "videos"
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 DETECTION_WIDTH = 256  # the detector sees frames at most about this wide (scenedetect's auto-downscale target)
@@ -479,18 +478,6 @@ def _estimate_depth(depth_estimator: DepthEstimator, frames: np.ndarray) -> np.n
     return depth
 
 
-def _save_atomic(path: Path, arrays: dict) -> None:
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    temporary.replace(path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
-
-
 def build_from_videos(
     videos_dir: str | Path,
     out_dir: str | Path,
@@ -583,7 +570,7 @@ def build_from_videos(
                     controls = clip_controls(rgb, depth[window], depth_range, track_init=track_init)
                     history = shot.frames[max(0, start - history_frames) : start]
                     name = f"clips/{sequence:06d}_{k:02d}.npz"
-                    _save_atomic(out_dir / name, {
+                    save_clip_atomic(out_dir / name, {
                         "rgb": rgb,
                         "history": history,
                         "depth": np.clip(depth[window], -65504, 65504).astype(np.float16),
@@ -616,7 +603,7 @@ def build_from_videos(
     bar.close()
 
     header["clips_per_sequence"] = most_clips
-    _write_text_atomic(index_path, json.dumps({**header, "clips": entries}, indent=1))
+    write_text_atomic(index_path, json.dumps({**header, "clips": entries}, indent=1))
     if not entries:
         warnings.warn(f"no clips written to {str(out_dir)!r} from {len(videos)} videos", RuntimeWarning, stacklevel=2)
     return report
