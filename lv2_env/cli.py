@@ -230,6 +230,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--export-latest", metavar="DIR", default=None,
+                   help="do not train: export the last checkpoint in --out to DIR, as the stage's final/ would be")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
 
@@ -261,6 +263,13 @@ def _train(args: argparse.Namespace) -> int:
         vae=args.vae and Path(args.vae), init=args.init and Path(args.init), batch_size=args.batch_size,
         crop=args.crop, frames=args.frames, steps=args.steps, seed=args.seed,
     ))
+    if args.export_latest:
+        from model.training.loop import Checkpointer
+
+        state = Checkpointer(Path(args.out)).load(stage.module())
+        stage.export(Path(args.export_latest))
+        print(f"exported step {state['step']} of {args.out} to {args.export_latest}")
+        return 0
     config = LoopConfig(out=args.out, steps=args.steps, lr=args.lr or DEFAULT_LR[args.stage],
                         warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, seed=args.seed, precision=args.precision, resume=args.resume,

@@ -120,3 +120,20 @@ def test_vae_stage_starts_from_saved_weights(data, tmp_path):
     second = VaeStage(PRESET, data / "train", None, VaeStageConfig(batch_size=2, crop=32, frames=5), init=tmp_path / "saved")
     for a, b in zip(first.vae.state_dict().values(), second.vae.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_cli_exports_the_latest_checkpoint(data, tmp_path):
+    import subprocess
+    import sys
+
+    train(_stage(data), _config(tmp_path / "run", 2, every=2))
+    # The CLI builds the tiny preset (128x128): data of another size is refused before anything is exported.
+    cmd = [sys.executable, "-m", "lv2_env.cli", "train", "vae", "--data", str(data / "train"), "--out",
+           str(tmp_path / "run"), "--export-latest", str(tmp_path / "exported"), "--crop", "32", "--frames", "5"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "height expected 128, got 32" in done.stderr
+    assert not (tmp_path / "exported").exists()
+    stage = _stage(data)
+    state = Checkpointer(tmp_path / "run").load(stage.module())
+    stage.export(tmp_path / "exported")
+    assert state["step"] == 2 and (tmp_path / "exported" / "vae" / "config.json").is_file()
