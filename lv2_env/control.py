@@ -29,6 +29,8 @@ from lv2_env.camera import Intrinsics, project, unproject
 REFERENCE_TRACK_POINTS = 2500
 REFERENCE_AREA = 832 * 480
 MIN_TRACK_POINTS = 100
+# Depth range (metres) of a rendered view that is nearly all sky: nothing to take percentiles of.
+FALLBACK_DEPTH_RANGE = (1.0, 50.0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class DepthRange:
         near, far = np.percentile(d, [low, high])
         far = max(far, near + min_spread)
         return cls(float(near), float(far))
+
+    @classmethod
+    def fit_rendered(cls, depth: np.ndarray, sky_depth: float) -> "DepthRange":
+        """The range of a rendered sequence (any shape): percentiles of its geometry, the sky left out; a view with
+        less than 1% geometry (a camera looking at the sky) gets :data:`FALLBACK_DEPTH_RANGE`."""
+        if np.mean(np.asarray(depth) < sky_depth) < 0.01:
+            return cls(*FALLBACK_DEPTH_RANGE)
+        return cls.fit(depth, sky_depth=sky_depth)
 
     def normalise(self, depth: np.ndarray) -> np.ndarray:
         """``clip((far - d) / (far - near), 0, 1)``: near is 1 (bright), far is 0."""

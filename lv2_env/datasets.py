@@ -106,7 +106,7 @@ def build_sequence(split: str, sequence: int, spec: SequenceSpec) -> list[dict]:
     poses = poses_from_states(states)
     out = Renderer(scene, intrinsics).render(poses)
     # One global range for the whole sequence (LongVie 2), the sky left out.
-    depth_range = DepthRange.fit(out.depth, sky_depth=scene.far) if (out.depth < scene.far).mean() > 0.01 else DepthRange(1.0, 50.0)
+    depth_range = DepthRange.fit_rendered(out.depth, sky_depth=scene.far)
     records = []
     for k in range(spec.clips_per_sequence):
         start = spec.history_frames + k * (spec.frames - 1)

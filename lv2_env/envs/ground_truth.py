@@ -17,8 +17,6 @@ from lv2_env.worlds import Renderer, Scene, generate_scene, get_style
 OBS_MODES = ("frame", "clip")
 RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"})
 EYE_HEIGHT = 1.6
-# Depth range (metres) for an episode whose first frame shows less than 1% geometry (a camera looking at the sky).
-FALLBACK_DEPTH_RANGE = (1.0, 50.0)
 
 # Keyboard layout for gymnasium.utils.play.play and `lv2 play`: WASD to walk, Q/E or arrows to turn and look.
 _KEYS = {
@@ -204,7 +202,7 @@ class GroundTruthEnv(gym.Env):
         out = self._renderer.render(pose)
         self._last_rgb, self._last_depth = out.rgb[0], out.depth[0]
         self._clip_frames = out.rgb
-        self._depth_range = self.fixed_depth_range or self._fit_depth_range(out.depth[0])
+        self._depth_range = self.fixed_depth_range or DepthRange.fit_rendered(out.depth[0], self.scene.far)
         control = compute_control_signals(out.depth, pose, self.intrinsics, self._depth_range)
         info = self._info(out.rgb, out.depth, self._state[None], pose, control, collided=False, frame=-1, obstacle="")
         if self.render_mode == "human":
@@ -291,13 +289,6 @@ class GroundTruthEnv(gym.Env):
         goal = self.goal
         centre = np.hypot(state[0] - goal.center[0], state[1] - goal.center[1])
         return float(max(0.0, centre - footprint_radius(goal)))
-
-    def _fit_depth_range(self, depth: np.ndarray) -> DepthRange:
-        """The episode's global range from the reset frame's geometry (sky left out); a sky-only view gets
-        :data:`FALLBACK_DEPTH_RANGE`."""
-        if np.mean(depth < self.scene.far) < 0.01:
-            return DepthRange(*FALLBACK_DEPTH_RANGE)
-        return DepthRange.fit(depth, sky_depth=self.scene.far)
 
     def _start_state_from_option(self, start_pose) -> np.ndarray:
         value = np.asarray(start_pose, dtype=np.float64)

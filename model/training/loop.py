@@ -229,7 +229,7 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
     first_batch = None
     while step < config.steps:
         batch = stage.batch(rng, step)
-        if first_batch is None:
+        if first_batch is None and accelerator.num_processes > 1:  # only ranks.json needs it
             first_batch = _digest({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
         with autocast:
             loss, metrics = wrapped(**batch)
