@@ -20,3 +20,10 @@ if "LV2/GroundTruth-v0" not in registry:
         entry_point="lv2_env.envs.ground_truth:GroundTruthEnv",
         max_episode_steps=100,
     )
+
+if "LV2/World-v0" not in registry:
+    register(
+        id="LV2/World-v0",
+        entry_point="lv2_env.envs.world:WorldEnv",
+        max_episode_steps=100,
+    )

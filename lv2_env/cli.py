@@ -225,6 +225,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--crop", type=int, default=64, help="vae: square crop size of the training windows")
     p.add_argument("--frames", type=int, default=17, help="vae: frames per training window (4k+1; as long as a clip)")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="vae: fine-tune only the decoder of the VAE given by --init (keeps its latent space)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -261,7 +263,7 @@ def _train(args: argparse.Namespace) -> int:
     stage = build_stage(args.stage, StageArgs(
         preset=preset, data=Path(args.data), eval_data=args.eval_data and Path(args.eval_data),
         vae=args.vae and Path(args.vae), init=args.init and Path(args.init), batch_size=args.batch_size,
-        crop=args.crop, frames=args.frames, steps=args.steps, seed=args.seed,
+        crop=args.crop, frames=args.frames, freeze_encoder=args.freeze_encoder, steps=args.steps, seed=args.seed,
     ))
     if args.export_latest:
         from model.training.loop import Checkpointer

@@ -137,3 +137,30 @@ def test_cli_exports_the_latest_checkpoint(data, tmp_path):
     state = Checkpointer(tmp_path / "run").load(stage.module())
     stage.export(tmp_path / "exported")
     assert state["step"] == 2 and (tmp_path / "exported" / "vae" / "config.json").is_file()
+
+
+def test_freezing_the_encoder_trains_the_decoder_and_keeps_the_latent_space(data, tmp_path):
+    from model.training.latents import vae_id
+
+    train(_stage(data), _config(tmp_path / "first", 4, every=4))
+    before = tmp_path / "first" / "final" / "vae"
+    config = VaeStageConfig(batch_size=2, crop=32, frames=5, freeze_encoder=True)
+    stage = VaeStage(PRESET, data / "train", None, config, init=before)
+    train(stage, _config(tmp_path / "decoder", 6, every=6))
+    after = tmp_path / "decoder" / "final" / "vae"
+    old = load_file(str(before / "diffusion_pytorch_model.safetensors"))
+    new = load_file(str(after / "diffusion_pytorch_model.safetensors"))
+    encoder = [k for k in old if k.startswith(("encoder.", "quant_conv."))]
+    decoder = [k for k in old if k.startswith(("decoder.", "post_quant_conv."))]
+    assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)
+    assert any(not torch.equal(old[k], new[k]) for k in decoder)
+    assert vae_id(before) == vae_id(after)  # cached latents stay valid
+    with torch.no_grad():
+        next(stage.vae.model.encoder.parameters()).add_(1.0)
+    stage.vae.save_pretrained(tmp_path / "other")
+    assert vae_id(tmp_path / "other") != vae_id(before)
+
+
+def test_freezing_the_encoder_needs_a_trained_vae(data):
+    with pytest.raises(ValueError, match="--init"):
+        VaeStage(PRESET, data / "train", None, VaeStageConfig(freeze_encoder=True))

@@ -10,7 +10,7 @@ The DiT stages see every clip many times through a frozen VAE, so its latents ar
         condition  [16, T, h, w]     the I2V conditioning video [first frame, zeros, ...]
         history_N  [16, 1+(N-1)/4, h, w] for N in history_frames: the last N frames before the clip
 
-``VAE_ID`` is a hash of the VAE's weights and config, so latents of another VAE are never mixed in.
+``VAE_ID`` is a hash of the VAE's config and encoder weights, so latents of another encoder are never mixed in.
 """
 
 from __future__ import annotations
@@ -30,13 +30,26 @@ from model.vae import VideoVAE, frames_to_tensor
 HISTORY_FRAME_CHOICES = (1, 5, 9, 13)  # 4k+1 pixel frames: 1..4 latent frames of history
 
 
+ENCODER_PREFIXES = ("encoder.", "quant_conv.")  # what a latent depends on (with the config's statistics)
+
+
 def vae_id(directory: str | Path) -> str:
-    """A short hash of a saved VAE (config and weights)."""
-    digest = hashlib.sha1()
-    for path in sorted(Path(directory).iterdir()):
-        if path.suffix in (".json", ".safetensors"):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    """A short hash of what a saved VAE's latents depend on: its config and its encoder's weights.
+
+    The decoder is left out on purpose: fine-tuning the decoder with the encoder frozen
+    (``lv2 train vae --freeze-encoder``) keeps the latent space, so cached latents and DiT stages trained on
+    them stay valid.
+    """
+    from safetensors import safe_open
+
+    directory = Path(directory)
+    config = json.loads((directory / "config.json").read_text())
+    digest = hashlib.sha1(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}, sort_keys=True).encode())
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            for key in sorted(k for k in f.keys() if k.startswith(ENCODER_PREFIXES)):
+                digest.update(key.encode())
+                digest.update(f.get_tensor(key).float().numpy().tobytes())
     return digest.hexdigest()[:12]
 
 

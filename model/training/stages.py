@@ -39,6 +39,7 @@ class StageArgs:
     batch_size: int | None = None
     crop: int = 64
     frames: int = 17
+    freeze_encoder: bool = False
     steps: int = 1000
     seed: int = 0
 
@@ -48,7 +49,8 @@ def build_stage(name: str, args: StageArgs):
     if name == "vae":
         from model.training.vae_stage import VaeStage, VaeStageConfig
 
-        config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["vae"], crop=args.crop, frames=args.frames)
+        config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["vae"], crop=args.crop, frames=args.frames,
+                                freeze_encoder=args.freeze_encoder)
         return VaeStage(args.preset, args.data, args.eval_data, config, init=args.init)
     if name == "depth":
         from model.training.depth_stage import DepthStage, DepthStageConfig

@@ -8,7 +8,8 @@ a VAE trained on 9-frame windows reconstructed frames 1-9 of a held-out clip at 
 the first run, which then continued on 17-frame windows). Loss: L1 + MSE of the
 reconstruction plus a very small KL term (Wan-style: the latent must stay close to a Gaussian only loosely).
 Held-out PSNR is measured on whole eval clips (128x128, 17 frames) in bf16, as generation runs.
-At export the per-channel mean and std of raw latents over training clips are recorded in the VAE's config,
+``freeze_encoder`` fine-tunes only the decoder of a trained VAE: the latent space (and so cached latents and
+any DiT trained on them) stays the same while reconstructions sharpen. At export the per-channel mean and std of raw latents over training clips are recorded in the VAE's config,
 so the DiT sees normalised latents.
 """
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from model.presets import Preset
 from model.training.data import ClipDataset
+from model.training.latents import ENCODER_PREFIXES
 from model.vae import VideoVAE, frames_to_tensor
 
 
@@ -36,6 +38,7 @@ class VaeStageConfig:
     kl_weight: float = 1e-6
     eval_clips: int = 8
     statistics_clips: int = 64
+    freeze_encoder: bool = False
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,13 +50,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class VaeObjective(nn.Module):
     """``forward(video)`` -> ``(loss, metrics)`` for a video batch ``[B, 3, F, H, W]`` in ``[-1, 1]``."""
 
-    def __init__(self, vae: AutoencoderKLWan, kl_weight: float) -> None:
+    def __init__(self, vae: AutoencoderKLWan, kl_weight: float, freeze_encoder: bool = False) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            for name, parameter in vae.named_parameters():
+                if name.startswith(ENCODER_PREFIXES):
+                    parameter.requires_grad_(False)
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        posterior = self.vae.encode(video).latent_dist
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            posterior = self.vae.encode(video).latent_dist
         reconstruction = self.vae.decode(posterior.sample()).sample.float()
         l1 = (reconstruction - video).abs().mean()
         mse = (reconstruction - video).square().mean()
@@ -82,7 +91,9 @@ class VaeStage:
             raise ValueError(f"crop must be a multiple of 16 and at most the frame size, got {config.crop}")
         # ``init``: continue from saved VAE weights (e.g. the committed ones when a run directory was lost).
         self.vae = VideoVAE.from_pretrained(init) if init else VideoVAE.from_config(**preset.vae)
-        self.objective = VaeObjective(self.vae.model, config.kl_weight)
+        if config.freeze_encoder and not init:
+            raise ValueError("--freeze-encoder fine-tunes the decoder of a trained VAE: give its directory with --init")
+        self.objective = VaeObjective(self.vae.model, config.kl_weight, config.freeze_encoder)
 
     def module(self) -> nn.Module:
         return self.objective
@@ -112,7 +123,13 @@ class VaeStage:
 
     @torch.no_grad()
     def export(self, directory: Path) -> None:
-        """Measure the latent statistics on training clips, then save the VAE under ``directory / "vae"``."""
+        """Measure the latent statistics on training clips, then save the VAE under ``directory / "vae"``.
+
+        With a frozen encoder the latent space is the initial VAE's, so its statistics are kept as they were.
+        """
+        if self.config.freeze_encoder:
+            self.vae.save_pretrained(Path(directory) / "vae")
+            return
         rng = np.random.default_rng(0)
         raws = []
         for i in rng.choice(len(self.train_set), min(self.config.statistics_clips, len(self.train_set)), replace=False):

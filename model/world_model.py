@@ -1,0 +1,107 @@
+"""The world model as the environments use it: a checkpoint, its generator and its depth network.
+
+``WorldModel.load(None)`` is the tiny model this project trained on its procedural worlds and ships in
+``model/shipped/`` (see model/shipped/README.md for how it was trained and how close it comes to the ground
+truth). Any directory written by ``lv2 train`` (a stage's ``final/``) loads the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.checkpoint import Checkpoint, load_checkpoint
+from model.generator import LongVideoGenerator
+from model.pipeline import SamplingOptions
+
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+AUTOCAST = {"bf16": torch.bfloat16, None: None, "none": None, "fp32": None}
+
+
+def shipped_checkpoint() -> Path:
+    """The directory of the shipped tiny model; a ValueError if this install lacks it."""
+    if not (SHIPPED_DIR / "lv2.json").is_file():
+        raise ValueError(f"the shipped tiny model is missing from {SHIPPED_DIR} (a broken install?); "
+                         "pass checkpoint=DIR with a model written by `lv2 train`")
+    return SHIPPED_DIR
+
+
+@dataclass
+class WorldModel:
+    """A loaded checkpoint plus what generating a world needs besides the generator."""
+
+    checkpoint: Checkpoint
+    directory: Path
+    autocast: torch.dtype | None = torch.bfloat16
+    sampling_steps: int | None = None
+    depth_estimator: object | None = None
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path | None = None,
+        preset: str | None = "tiny",
+        device: str = "cpu",
+        autocast: str | None = "bf16",
+        sampling_steps: int | None = None,
+        need_depth: bool = False,
+    ) -> "WorldModel":
+        """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset."""
+        if autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {list(AUTOCAST)}, got {autocast!r}")
+        if sampling_steps is not None and (not isinstance(sampling_steps, int) or sampling_steps < 1):
+            raise ValueError(f"sampling_steps must be a positive integer or None, got {sampling_steps!r}")
+        directory = Path(directory) if directory is not None else shipped_checkpoint()
+        checkpoint = load_checkpoint(directory, expect_preset=preset)
+        checkpoint.transformer.to(device)
+        checkpoint.vae.to(device)
+        checkpoint.text_encoder.to(device)
+        depth = None
+        if need_depth:
+            from model.depth import TinyDepthEstimator
+
+            if not (directory / "depth").is_dir():
+                raise ValueError(f"{str(directory)!r} has no depth network (depth/): the point-cache control source "
+                                 "needs one (`lv2 train depth`, exported into the model directory)")
+            depth = TinyDepthEstimator.from_pretrained(directory / "depth")
+            depth.net.to(device)
+        return cls(checkpoint, directory, AUTOCAST[autocast], sampling_steps, depth)
+
+    # ------------------------------------------------------------------ what the envs read
+
+    @property
+    def height(self) -> int:
+        return self.checkpoint.preset.height
+
+    @property
+    def width(self) -> int:
+        return self.checkpoint.preset.width
+
+    @property
+    def frames(self) -> int:
+        return self.checkpoint.preset.frames
+
+    @property
+    def fps(self) -> int:
+        return self.checkpoint.preset.fps
+
+    def generator(self, seed: int = 0) -> LongVideoGenerator:
+        sampling = dict(self.checkpoint.preset.sampling)
+        if self.sampling_steps is not None:
+            sampling["steps"] = self.sampling_steps
+        return self.checkpoint.generator(options=SamplingOptions(**sampling), seed=seed, autocast=self.autocast)
+
+    def estimate_depth(self, frames: np.ndarray) -> np.ndarray:
+        """Metric depth ``[N, H, W]`` of uint8 frames ``[N, H, W, 3]`` from the model's depth network."""
+        if self.depth_estimator is None:
+            raise ValueError(f"{str(self.directory)!r} was loaded without its depth network (need_depth=False)")
+        return self.depth_estimator(frames)
+
+    def check_prompt(self, prompt: str) -> None:
+        """Warn (naming them) about words the text encoder does not know; the words still encode, as unknown."""
+        tokenize = getattr(self.checkpoint.text_encoder, "tokenize", None)
+        if tokenize is not None:
+            tokenize([prompt])

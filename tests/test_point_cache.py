@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from lv2_env.camera import Intrinsics, pose_from_state
+from lv2_env.point_cache import PointCache, fill_holes, splat_depth, unproject
+
+INTRINSICS = Intrinsics.from_fov(70.0, 48, 32)
+
+
+def _wall_pose(forward: float = 0.0) -> np.ndarray:
+    return pose_from_state(np.array([0.0, forward, 1.6, 0.0, 0.0, 0.0]))  # yaw 0 looks along +y
+
+
+def test_unproject_then_splat_gives_the_depth_back():
+    depth = np.random.default_rng(0).uniform(2.0, 9.0, (32, 48)).astype(np.float32)
+    points = unproject(depth, _wall_pose(), INTRINSICS)
+    assert np.allclose(splat_depth(points, _wall_pose(), INTRINSICS), depth, rtol=1e-5)
+
+
+def test_moving_toward_a_wall_brings_it_nearer_and_holes_are_filled():
+    cache = PointCache(INTRINSICS, capacity=2)
+    cache.add(np.full((32, 48), 6.0, np.float32), _wall_pose())
+    depth = cache.render_depth(np.stack([_wall_pose(1.0), _wall_pose(2.0)]))
+    assert depth.shape == (2, 32, 48) and np.all(depth > 0)
+    # Moving forward magnifies the wall: its points spread apart, the filled gaps take the wall's depth.
+    centre = depth[:, 8:24, 12:36]
+    assert np.allclose(centre[0], 5.0, atol=1e-4) and np.allclose(centre[1], 4.0, atol=1e-4)
+
+
+def test_nearest_point_wins_and_unseen_regions_are_far():
+    points = np.array([[0.0, 5.0, 1.6], [0.0, 3.0, 1.6]])  # two points on the optical axis
+    depth = splat_depth(points, _wall_pose(), INTRINSICS)
+    assert depth.max() == pytest.approx(3.0) and np.count_nonzero(depth) == 1
+    filled = fill_holes(depth, far=150.0, iterations=1)
+    assert np.count_nonzero(filled == 3.0) == 9 and filled.max() == 150.0
+
+
+def test_capacity_bounds_memory_and_sky_stays_out():
+    cache = PointCache(INTRINSICS, capacity=3, far=150.0)
+    sky = np.full((32, 48), 150.0, np.float32)
+    sky[:16] = 4.0
+    for _ in range(10):
+        cache.add(sky, _wall_pose())
+    assert len(cache) == 3 and len(cache.points()) == 3 * 16 * 48
+    with pytest.raises(ValueError, match="expected depth of shape"):
+        cache.add(np.ones((8, 8)), _wall_pose())
+    with pytest.raises(ValueError, match="capacity"):
+        PointCache(INTRINSICS, capacity=0)

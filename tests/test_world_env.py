@@ -1,0 +1,127 @@
+"""LV2/World-v0 on a small randomly initialised checkpoint (32x32, 5-frame clips): the API, not the quality."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import lv2_env  # noqa: F401  (registers LV2/)
+from lv2_env.envs.world import WorldEnv
+from lv2_env.worlds.scene import CAPTION_VOCABULARY
+from model.checkpoint import build_from_preset, save_checkpoint
+from model.depth import TinyDepthConfig, TinyDepthNet
+from model.presets import TINY, Preset
+from model.text import build_vocabulary
+
+PRESET = Preset(**{
+    **TINY.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "history_latent_frames": 1,
+    "vae": dict(TINY.vae, base_dim=8),
+    "transformer": dict(TINY.transformer, num_layers=2, control_layers=1, ffn_dim=128, control_ffn_dim=64),
+    "sampling": dict(TINY.sampling, steps=2),
+})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("world") / "model"
+    model = build_from_preset(PRESET, vocabulary=build_vocabulary([], CAPTION_VOCABULARY), seed=0)
+    save_checkpoint(model, directory)
+    torch.manual_seed(0)
+    TinyDepthNet(TinyDepthConfig(channels=[8, 16], groups=4)).save_pretrained(directory / "depth")
+    return directory
+
+
+def _make(checkpoint, **kwargs):
+    return gym.make("LV2/World-v0", checkpoint=str(checkpoint), preset="test", **kwargs)
+
+
+def test_env_checkers_pass(checkpoint):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = _make(checkpoint)
+    check_env(env.unwrapped, skip_render_check=True)  # includes determinism of seeded resets and steps
+    sb3_check_env(_make(checkpoint, action_mode="continuous").unwrapped)
+
+
+def test_each_step_generates_a_clip_that_continues_the_last(checkpoint):
+    env = _make(checkpoint, obs_mode="clip")
+    obs, info = env.reset(seed=3)
+    first = info["frames"][-1]
+    obs, reward, terminated, truncated, info = env.step(1)
+    assert obs.shape == (4, 32, 32, 3) and obs.dtype == np.uint8
+    assert np.array_equal(info["frames"][0], first)  # the shared frame
+    assert np.array_equal(obs, info["frames"][1:])
+    assert info["ground_truth_frames"].shape == (5, 32, 32, 3)
+    assert info["clip_index"] == 1 and info["prompt"] == info["caption"]
+    assert {"denoising", "decoding", "controls"} <= set(env.get_wrapper_attr("last_timings"))
+    assert np.isfinite(reward) and not truncated
+    # The generated frames are not the render: the model, not the ray caster, made them.
+    assert not np.array_equal(info["frames"][1:], info["ground_truth_frames"][1:])
+    obs2, *_ , info2 = env.step(5)
+    assert np.array_equal(info2["frames"][0], info["frames"][-1]) and info2["clip_index"] == 2
+
+
+def test_same_seed_same_episode_other_seed_other_noise(checkpoint):
+    def episode(seed):
+        env = _make(checkpoint)
+        env.reset(seed=seed)
+        return np.stack([env.step(a)[0] for a in (1, 6, 1)])
+
+    assert np.array_equal(episode(7), episode(7))
+    assert not np.array_equal(episode(7), episode(8))
+
+
+def test_prompt_changes_between_steps_and_unknown_words_are_named(checkpoint):
+    env = _make(checkpoint)
+    env.reset(seed=0)
+    env.unwrapped.set_prompt("a snowy field")
+    _, _, _, _, info = env.step(0)
+    assert info["prompt"] == "a snowy field"
+    with pytest.warns(UserWarning, match="'blizzard'"):
+        env.unwrapped.set_prompt("now a blizzard")
+    with pytest.raises(ValueError, match="string"):
+        env.unwrapped.set_prompt(3)
+
+
+def test_world_from_an_image_uses_the_point_cache(checkpoint):
+    env = _make(checkpoint, control_source="cache")
+    picture = np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="resized"):
+        obs, info = env.reset(seed=0, options={"image": picture, "prompt": "a red pillar"})
+    assert obs.shape == (32, 32, 3) and info["prompt"] == "a red pillar" and info["goal"] == ""
+    _, reward, terminated, _, info = env.step(1)
+    assert reward == 0.0 and not terminated
+    assert info["ground_truth_frames"] is None and info["control_source"] == "cache"
+    assert info["depth"].shape == (5, 32, 32) and np.all(info["depth"] > 0)
+    assert len(env.unwrapped._point_cache) == 2  # the start frame and the clip's last frame
+
+
+def test_image_from_a_path(checkpoint, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "start.png")
+    env = _make(checkpoint, control_source="cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right size: no resize warning
+        obs, _ = env.reset(options={"image": str(tmp_path / "start.png")})
+    assert np.all(obs == 90)
+
+
+def test_bad_input_says_what_was_expected(checkpoint, tmp_path):
+    env = _make(checkpoint)
+    env.reset(seed=0)
+    with pytest.raises(ValueError):
+        env.step(11)
+    with pytest.raises(ValueError, match="control_source"):
+        env.reset(options={"image": np.zeros((32, 32, 3), np.uint8)})
+    with pytest.raises(ValueError, match="no such file"):
+        _make(checkpoint, control_source="cache").reset(options={"image": str(tmp_path / "missing.png")})
+    with pytest.raises(ValueError, match="preset 'test'.*'tiny' was asked for"):
+        WorldEnv(checkpoint=checkpoint, preset="tiny")
+    with pytest.raises(ValueError, match="control_source"):
+        WorldEnv(checkpoint=checkpoint, preset="test", control_source="lidar")
+    with pytest.raises(ValueError, match="is not an lv2 checkpoint"):
+        WorldEnv(checkpoint=tmp_path, preset="test")
