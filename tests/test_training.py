@@ -163,4 +163,4 @@ def test_freezing_the_encoder_trains_the_decoder_and_keeps_the_latent_space(data
 
 def test_freezing_the_encoder_needs_a_trained_vae(data):
     with pytest.raises(ValueError, match="--init"):
-        VaeStage(PRESET, data / "train", None, VaeStageConfig(freeze_encoder=True))
+        VaeStage(PRESET, data / "train", None, VaeStageConfig(crop=32, frames=5, freeze_encoder=True))
