@@ -1,8 +1,10 @@
 """Run a policy in an environment for a given number of seconds and record it: an MP4 plus a JSON side file.
 
 The side file holds, for every frame of the video, its camera state ``(x, y, z, yaw, pitch, roll)``, its 4x4
-camera-to-world pose, the caption, and the reward of the step that produced it; and for every step the reward,
-collision, goal distance and wall time. ``agents.scripted.ReplayPolicy`` reads it back.
+camera-to-world pose, the caption, the prompt it was generated with, and the reward of the step that produced
+it; and for every step the reward, collision, goal distance, wall time, the env's own timing of its parts
+(``last_timings`` of a generated world) and the process's resident memory. ``agents.scripted.ReplayPolicy``
+reads it back.
 """
 
 from __future__ import annotations
@@ -42,16 +44,35 @@ def steps_for_seconds(seconds: float, clip_frames: int, fps: int) -> int:
     return max(1, math.ceil(seconds * fps / (clip_frames - 1)))
 
 
-def _frame_record(index: int, fps: int, pose: np.ndarray, state: np.ndarray, caption: str, step: int, reward: float) -> dict:
+def _frame_record(index: int, fps: int, pose: np.ndarray, state: np.ndarray, info: dict, step: int, reward: float) -> dict:
     return {
         "index": index,
         "time": index / fps,
         "step": step,
         "state": [float(v) for v in state],
         "pose": np.asarray(pose, dtype=float).round(6).tolist(),
-        "caption": caption,
+        "caption": info["caption"],
+        "prompt": info.get("prompt", info["caption"]),
         "reward": reward,
     }
+
+
+def resident_memory_mb() -> float:
+    """This process's resident set size in MB (Linux /proc; NaN elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _env_timings(env: gym.Env) -> dict[str, float]:
+    try:
+        return {k: round(float(v), 4) for k, v in env.get_wrapper_attr("last_timings").items()}
+    except AttributeError:  # the ground truth has no parts worth timing
+        return {}
 
 
 def run_rollout(
@@ -92,7 +113,7 @@ def run_rollout(
     }
     with Mp4Writer(video_path, fps=fps) as writer:
         writer.write(info["frames"][-1])
-        frames_log.append(_frame_record(0, fps, info["camera_pose"], info["camera_state"], info["caption"], 0, 0.0))
+        frames_log.append(_frame_record(0, fps, info["camera_pose"], info["camera_state"], info, 0, 0.0))
         bar = tqdm(range(steps), desc=f"rollout {video_path.name}", unit="clip", disable=not progress)
         for step in bar:
             tick = time.perf_counter()
@@ -102,7 +123,7 @@ def run_rollout(
             writer.write(new_frames)
             for pose, state in zip(info["poses"][1:], info["states"][1:]):
                 index = len(frames_log)
-                frames_log.append(_frame_record(index, fps, pose, state, info["caption"], step + 1, float(reward)))
+                frames_log.append(_frame_record(index, fps, pose, state, info, step + 1, float(reward)))
             steps_log.append(
                 {
                     "step": step + 1,
@@ -112,6 +133,8 @@ def run_rollout(
                     "obstacle": info["obstacle"],
                     "goal_distance": float(info["goal_distance"]),
                     "seconds": time.perf_counter() - tick,
+                    "timings": _env_timings(env),
+                    "rss_mb": round(resident_memory_mb(), 1),
                 }
             )
             bar.set_postfix(reward=f"{reward:+.2f}", goal=f"{info['goal_distance']:.1f}m")

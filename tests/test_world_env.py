@@ -5,32 +5,14 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import lv2_env  # noqa: F401  (registers LV2/)
 from lv2_env.envs.world import WorldEnv
-from lv2_env.worlds.scene import CAPTION_VOCABULARY
-from model.checkpoint import build_from_preset, save_checkpoint
-from model.depth import TinyDepthConfig, TinyDepthNet
-from model.presets import TINY, Preset
-from model.text import build_vocabulary
-
-PRESET = Preset(**{
-    **TINY.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "history_latent_frames": 1,
-    "vae": dict(TINY.vae, base_dim=8),
-    "transformer": dict(TINY.transformer, num_layers=2, control_layers=1, ffn_dim=128, control_ffn_dim=64),
-    "sampling": dict(TINY.sampling, steps=2),
-})
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("world") / "model"
-    model = build_from_preset(PRESET, vocabulary=build_vocabulary([], CAPTION_VOCABULARY), seed=0)
-    save_checkpoint(model, directory)
-    torch.manual_seed(0)
-    TinyDepthNet(TinyDepthConfig(channels=[8, 16], groups=4)).save_pretrained(directory / "depth")
-    return directory
+def checkpoint(world_checkpoint):
+    return world_checkpoint
 
 
 def _make(checkpoint, **kwargs):

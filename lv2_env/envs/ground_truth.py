@@ -18,19 +18,30 @@ OBS_MODES = ("frame", "clip")
 RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"})
 EYE_HEIGHT = 1.6
 
-# Keyboard layout for gymnasium.utils.play.play and `lv2 play`: WASD to walk, Q/E or arrows to turn and look.
+# Keyboard layout for gymnasium.utils.play.play and `lv2 play`: WASD walk, arrows turn and look, R/F rise and
+# sink. Letters are characters; the arrows are pygame key codes, looked up when the map is asked for.
 _KEYS = {
     "forward": ("w",),
     "back": ("s",),
     "strafe_left": ("a",),
     "strafe_right": ("d",),
-    "turn_left": ("q",),
-    "turn_right": ("e",),
-    "look_up": ("r",),
-    "look_down": ("f",),
-    "rise": (" ",),
-    "sink": ("c",),
+    "turn_left": ("K_LEFT",),
+    "turn_right": ("K_RIGHT",),
+    "look_up": ("K_UP",),
+    "look_down": ("K_DOWN",),
+    "rise": ("r",),
+    "sink": ("f",),
 }
+
+
+def _key_codes(names: tuple[str, ...]) -> tuple:
+    """Characters stay characters (gymnasium's ``play`` takes them); ``K_*`` names become pygame key codes."""
+    if not any(n.startswith("K_") for n in names):
+        return names
+    from lv2_env.viewer import _import_pygame
+
+    pygame = _import_pygame()
+    return tuple(getattr(pygame, n) if n.startswith("K_") else n for n in names)
 
 
 def footprint_radius(obj) -> float:
@@ -263,7 +274,8 @@ class GroundTruthEnv(gym.Env):
             self._viewer = None
 
     def get_keys_to_action(self) -> dict[tuple, Any]:
-        """Key bindings for ``gymnasium.utils.play.play``: WASD walk, Q/E turn, R/F look, space/C rise/sink.
+        """Key bindings for ``gymnasium.utils.play.play`` and ``lv2 play``: W/S forward and back, A/D strafe,
+        left/right arrows turn, up/down arrows look up and down, R/F rise and sink.
 
         In the continuous and trajectory modes each key maps to that macro's motion over one clip; pass
         ``noop=np.zeros(env.action_space.shape, np.float32)`` to ``play``.
@@ -276,7 +288,7 @@ class GroundTruthEnv(gym.Env):
             else:
                 trajectory = CameraActions("discrete", self.clip).to_trajectory(index).relative
                 action = (trajectory[-1] if self.actions.mode == "continuous" else trajectory).astype(np.float32)
-            mapping[keys] = action
+            mapping[_key_codes(keys)] = action
         return mapping
 
     # ------------------------------------------------------------------ helpers
