@@ -25,5 +25,6 @@ if "LV2/World-v0" not in registry:
     register(
         id="LV2/World-v0",
         entry_point="lv2_env.envs.world:WorldEnv",
+        vector_entry_point="lv2_env.envs.world_vector:WorldVectorEnv",
         max_episode_steps=100,
     )

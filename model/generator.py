@@ -142,44 +142,63 @@ class LongVideoGenerator:
             self.reset(first_frame)
         if self.last_frame is None:
             raise RuntimeError("call reset(first_frame) (or pass first_frame=) before the first clip")
-        h, w = self.last_frame.shape[:2]
+        with self._autocast():
+            context, negative = self._encode_prompt(prompt)
+        history = self.history.frames()[None] if self.history.full else None
+        frames, self.last_timings = self._generate(self.last_frame[None], {k: np.asarray(v)[None] for k, v in controls.items()},
+                                                   context, negative, history, self._noise)
+        frames = frames[0]
+        self.history.extend(frames[1:])
+        self.last_frame = frames[-1].copy()
+        return frames
+
+    @torch.no_grad()
+    def _generate(
+        self,
+        last_frames: np.ndarray,
+        controls: Mapping[str, np.ndarray],
+        context: torch.Tensor,
+        negative: torch.Tensor | None,
+        history_frames: np.ndarray | None,
+        noise: torch.Tensor,
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """One clip for each of ``B`` videos: last frames ``[B, H, W, 3]``, controls ``{name: [B, F, H, W, 3]}``,
+        text ``[B, L, D]``, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``."""
+        h, w = last_frames.shape[1:3]
         timings: dict[str, float] = {}
         tick = time.perf_counter()
         device = self.device
         with self._autocast():
-            # 1. Control videos and the I2V conditioning video, encoded in one batch.
-            videos = {name: frames_to_tensor(v).to(device) for name, v in controls.items()}
+            # 1. Control videos and the I2V conditioning videos, encoded in one batch.
+            videos = {name: torch.cat([frames_to_tensor(x) for x in v]).to(device) for name, v in controls.items()}
             check_clip_shapes(self.frames, h, w, videos)
-            first = frames_to_tensor(self.last_frame[None]).to(device)[:, :, 0]
-            names = list(videos)
+            first = frames_to_tensor(last_frames[:, None])[:, :, 0].to(device)  # [B, 3, H, W]
+            b, names = first.shape[0], list(videos)
             latents = self.vae.encode(torch.cat([*videos.values(), condition_video(first, self.frames)]))
-            control_latents = {name: latents[i : i + 1] for i, name in enumerate(names)}
-            condition = condition_from_latent(latents[len(names) :])
-            # 2. History latents and text.
-            history = self._history_latents(device)
-            context, negative = self._encode_prompt(prompt)
-            image_context = self._image_context(device)
+            control_latents = {name: latents[i * b : (i + 1) * b] for i, name in enumerate(names)}
+            condition = condition_from_latent(latents[len(names) * b :])
+            # 2. History latents and image context.
+            history = None
+            if history_frames is not None:
+                history = self.vae.encode(torch.cat([frames_to_tensor(x) for x in history_frames]).to(device))
+            image_context = self._image_context(last_frames, device)
             timings["control_encoding"] = time.perf_counter() - tick
 
             # 3. Denoise from the unified noise.
             tick = time.perf_counter()
-            noise = unified_noise(self._noise, history)
             latents = denoise(
-                self.transformer, noise, condition, context, self.options, controls=control_latents,
-                history=history, negative_context=negative, image_context=image_context,
+                self.transformer, unified_noise(noise, history), condition, context, self.options,
+                controls=control_latents, history=history, negative_context=negative, image_context=image_context,
             )
             timings["denoising"] = time.perf_counter() - tick
 
             # 4. Decode.
             tick = time.perf_counter()
-            frames = tensor_to_frames(self.vae.decode(latents))[0]
+            frames = tensor_to_frames(self.vae.decode(latents))
             timings["decoding"] = time.perf_counter() - tick
 
-        frames[0] = self.last_frame  # the shared frame is exactly the previous clip's last frame
-        self.history.extend(frames[1:])
-        self.last_frame = frames[-1].copy()
-        self.last_timings = timings
-        return frames
+        frames[:, 0] = last_frames  # the shared frame is exactly the previous clip's last frame
+        return frames, timings
 
     # ------------------------------------------------------------------ helpers
 
@@ -188,16 +207,11 @@ class LongVideoGenerator:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast)
 
-    def _image_context(self, device: torch.device) -> torch.Tensor | None:
-        """CLIP features of the clip's first frame, for a base with image cross-attention (Wan2.1-I2V)."""
+    def _image_context(self, last_frames: np.ndarray, device: torch.device) -> torch.Tensor | None:
+        """CLIP features of the clips' first frames, for a base with image cross-attention (Wan2.1-I2V)."""
         if self.image_encoder is None:
             return None
-        return self.image_encoder.encode(self.last_frame[None]).to(device)
-
-    def _history_latents(self, device: torch.device) -> torch.Tensor | None:
-        if not self.history.full:
-            return None  # the first clip has no history
-        return self.vae.encode(frames_to_tensor(self.history.frames()).to(device))
+        return self.image_encoder.encode(last_frames).to(device)
 
     def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._prompt_cache is None or self._prompt_cache[0] != prompt:
@@ -208,3 +222,89 @@ class LongVideoGenerator:
                 self._negative = self.text_encoder.encode([""]).to(self.device)
             negative = self._negative
         return self._prompt_cache[1], negative
+
+
+class GeneratorSlot:
+    """One video of a :class:`BatchGenerator`, with the ``reset`` and ``last_timings`` of a single generator."""
+
+    def __init__(self, batch: "BatchGenerator", index: int) -> None:
+        self.batch = batch
+        self.index = index
+        self.seed = 0
+        self.last_frame: np.ndarray | None = None
+        self.history = HistoryBuffer(batch.generator.history.capacity)
+        self.noise: torch.Tensor | None = None
+        self.last_timings: dict[str, float] = {}
+
+    def reset(self, first_frame: np.ndarray, seed: int | None = None) -> None:
+        single = self.batch.generator
+        single.reset(first_frame, seed=seed if seed is not None else self.seed)  # the same checks and noise
+        self.seed, self.noise, self.last_frame = single.seed, single._noise, single.last_frame
+        self.history.clear()
+
+
+class BatchGenerator:
+    """``N`` long videos generated together: one VAE and one DiT call per clip for all of them.
+
+    Each slot keeps its own last frame, history and unified noise, exactly as a :class:`LongVideoGenerator` does;
+    :meth:`generate` takes the next clip's controls and prompt for some of the slots and returns their frames.
+    Slots with history and slots without (a slot just reset) are run as two batches, because the history
+    tokens must have the same length across a batch.
+    """
+
+    def __init__(self, generator: LongVideoGenerator, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"a batch generator needs at least one slot, got {slots}")
+        self.generator = generator
+        self.slots = [GeneratorSlot(self, i) for i in range(slots)]
+        self._contexts: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def _context(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Text of every prompt (each encoded alone, cached), zero-padded to the longest: ``[B, L, D]``."""
+        single = self.generator
+        with single._autocast():
+            for prompt in prompts:
+                if prompt not in self._contexts:
+                    self._contexts[prompt] = single.text_encoder.encode([prompt]).to(single.device)
+            _, negative = single._encode_prompt(prompts[0])
+        parts = [self._contexts[p] for p in prompts]
+        length = max(c.shape[1] for c in parts)
+        context = torch.cat([torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1])) for c in parts])
+        if negative is not None:
+            negative = negative.expand(len(prompts), -1, -1)
+        return context, negative
+
+    @torch.no_grad()
+    def generate(self, indices: list[int], controls: list[Mapping[str, np.ndarray]], prompts: list[str]) -> list[np.ndarray]:
+        """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given."""
+        if not (len(indices) == len(controls) == len(prompts)):
+            raise ValueError(f"expected one control dict and one prompt per slot, got {len(indices)} slots, "
+                             f"{len(controls)} control dicts and {len(prompts)} prompts")
+        slots = [self.slots[i] for i in indices]
+        if any(s.last_frame is None for s in slots):
+            raise RuntimeError("reset every slot (slot.reset(first_frame)) before generating its first clip")
+        out: dict[int, np.ndarray] = {}
+        timings: dict[str, float] = {}
+        for with_history in (False, True):
+            group = [k for k, s in enumerate(slots) if s.history.full == with_history]
+            if not group:
+                continue
+            context, negative = self._context([prompts[k] for k in group])
+            history = np.stack([slots[k].history.frames() for k in group]) if with_history else None
+            frames, part = self.generator._generate(
+                np.stack([slots[k].last_frame for k in group]),
+                {name: np.stack([controls[k][name] for k in group]) for name in controls[group[0]]},
+                context, negative, history, torch.cat([slots[k].noise for k in group]),
+            )
+            for name, seconds in part.items():
+                timings[name] = timings.get(name, 0.0) + seconds
+            for row, k in enumerate(group):
+                out[k] = frames[row]
+        for k, slot in enumerate(slots):
+            slot.history.extend(out[k][1:])
+            slot.last_frame = out[k][-1].copy()
+            slot.last_timings = timings
+        return [out[k] for k in range(len(slots))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from lv2_env.camera import pose_from_state, poses_from_states
 from lv2_env.collision import resolve_collisions
-from lv2_env.control import DepthRange, compute_control_signals
+from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.envs.ground_truth import EYE_HEIGHT, GroundTruthEnv
 from lv2_env.point_cache import PointCache
 from lv2_env.rewards import Transition
@@ -41,6 +42,24 @@ def load_start_image(image: Any, height: int, width: int) -> np.ndarray:
                       stacklevel=3)
         picture = picture.resize((width, height), Image.BICUBIC)
     return np.asarray(picture, dtype=np.uint8).copy()
+
+
+@dataclass
+class StepPlan:
+    """What a step knows before its clip is generated (see :meth:`WorldEnv.plan_step`)."""
+
+    states: np.ndarray  # [F, 6]
+    poses: np.ndarray  # [F, 4, 4]
+    report: Any  # the collision report, None without a scene
+    depth: np.ndarray  # [F, H, W] the control source's depth
+    control: ControlSignals
+    ground_truth: np.ndarray | None  # [F, H, W, 3] the scene's render of the path
+    next_depth: np.ndarray | None  # [H, W] the scene's depth of the last frame
+    seconds: float
+
+    @property
+    def controls(self) -> dict[str, np.ndarray]:
+        return {"dense": self.control.dense, "sparse": self.control.sparse}
 
 
 class WorldEnv(GroundTruthEnv):
@@ -198,6 +217,12 @@ class WorldEnv(GroundTruthEnv):
         return self._observation(self._last_rgb[None]), info
 
     def step(self, action):
+        plan = self.plan_step(action)
+        frames = self.generator.generate_clip(plan.controls, self.prompt)
+        return self.finish_step(plan, frames, self.generator.last_timings)
+
+    def plan_step(self, action) -> "StepPlan":
+        """Steps 1-3 of :meth:`step`: the path, its depth and the control signals (what generation needs)."""
         if self._last_rgb is None:
             raise RuntimeError("call reset() before step()")
         trajectory = self.actions.to_trajectory(action)  # raises ValueError on a bad action
@@ -211,31 +236,34 @@ class WorldEnv(GroundTruthEnv):
         poses = poses_from_states(states)  # [F, 4, 4]
 
         # 2. Depth along the path: the scene's exact depth, or the point cache's.
-        ground_truth = None
+        ground_truth, next_depth = None, None
         if self.scene is not None:
             out = self._renderer.render(poses[1:])
             ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
+            next_depth = out.depth[-1]
         if self.control_source == "scene":
             depth = np.concatenate([self._last_depth[None], out.depth])
         else:
             depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(poses[1:])])
 
-        # 3. Control signals with the episode's depth range, then the clip from the generator.
+        # 3. Control signals with the episode's depth range.
         control = compute_control_signals(depth, poses, self.intrinsics, self._depth_range)
-        timings = {"controls": time.perf_counter() - tick}
-        frames = self.generator.generate_clip({"dense": control.dense, "sparse": control.sparse}, self.prompt)
-        timings.update(self.generator.last_timings)
+        return StepPlan(states, poses, report, depth, control, ground_truth, next_depth, time.perf_counter() - tick)
 
+    def finish_step(self, plan: "StepPlan", frames: np.ndarray, generation_timings: dict[str, float]):
+        """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
+        timings = {"controls": plan.seconds, **generation_timings}
         # 4. What the next clip starts from.
         if self.control_source == "scene":
-            self._last_depth = out.depth[-1]
+            self._last_depth = plan.next_depth
         else:
             tick = time.perf_counter()
             self._last_depth = self.model.estimate_depth(frames[-1:])[0]
-            self._point_cache.add(self._last_depth, poses[-1])
+            self._point_cache.add(self._last_depth, plan.poses[-1])
             timings["depth_estimation"] = time.perf_counter() - tick
 
         # 5. Task, on the true path.
+        states, report = plan.states, plan.report
         reward, reached = 0.0, False
         if self.scene is not None:
             before, after = self._goal_distance(self._state), self._goal_distance(states[-1])
@@ -245,11 +273,11 @@ class WorldEnv(GroundTruthEnv):
         self._state = states[-1].copy()
         self._last_rgb = frames[-1].copy()
         self._clip_frames = frames[1:]
-        self._ground_truth = ground_truth
+        self._ground_truth = plan.ground_truth
         self.clip_index += 1
         collided = bool(report.collided) if report else False
-        info = self._info(frames, depth, states, poses, control, collided, report.frame if report else -1,
-                          report.obstacle if report else "")
+        info = self._info(frames, plan.depth, states, plan.poses, plan.control, collided,
+                          report.frame if report else -1, report.obstacle if report else "")
         self.last_timings = timings
         info.update(self._world_info())
         if self.render_mode == "human":
