@@ -554,13 +554,16 @@ def _parser() -> argparse.ArgumentParser:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The evaluation's command-line arguments (shared by ``lv2 eval`` and ``python -m lv2_env.evaluation``)."""
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (model.checkpoint format)")
-    p.add_argument("--data", required=True, help="evaluation data directory (`lv2 data ...`, split eval)")
+    p.add_argument("--data", default=None, help="evaluation data directory (`lv2 data ...`, split eval): score single clips")
     p.add_argument("--clips", type=int, default=8, help="clips to evaluate, spread over the directory (default 8)")
     p.add_argument("--out", required=True, help="output directory for report.json, grid.png, psnr_per_frame.png")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype (default bf16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (the same for every clip)")
     p.add_argument("--grid-clips", type=int, default=4, help="clips shown in grid.png (default 4)")
+    p.add_argument("--rollouts", type=int, default=0,
+                   help="also run this many long LV2/World-v0 rollouts in held-out scenes (world_report.json)")
+    p.add_argument("--rollout-seconds", type=int, default=60, help="seconds of video per rollout (default 60)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -568,6 +571,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score single clips (``--data``) and/or long rollouts (``--rollouts``) and write the reports."""
+    if not args.data and args.rollouts < 1:
+        raise ValueError("nothing to evaluate: give --data EVAL_DIR (single clips) and/or --rollouts N (long rollouts)")
+    if args.data:
+        run_clips(args)
+    if args.rollouts > 0:
+        run_world(args)
+    return 0
+
+
+def run_world(args: argparse.Namespace) -> None:
+    """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.world_evaluation`)."""
+    from lv2_env.envs.world import WorldEnv
+    from lv2_env.world_evaluation import evaluate_world, plot_world, world_table
+
+    if args.rollout_seconds < 1:
+        raise ValueError(f"--rollout-seconds must be at least 1, got {args.rollout_seconds}")
+    env = WorldEnv(checkpoint=args.checkpoint, preset=None, goal_radius=None, sampling_steps=args.steps,
+                   autocast="bf16" if args.precision == "bf16" else None)
+    steps = int(np.ceil(args.rollout_seconds * env.clip.fps / env.clip.new_frames))
+    depth = None
+    if (Path(args.checkpoint) / "depth").is_dir():
+        from model.depth import TinyDepthEstimator
+
+        depth = TinyDepthEstimator.from_pretrained(Path(args.checkpoint) / "depth")
+    print(f"{args.rollouts} rollouts of {steps} clips in held-out scenes with {args.checkpoint}")
+    report, videos = evaluate_world(env, args.rollouts, steps, estimate_depth=depth, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_report(report, out / "world_report.json"), plot_world(report, out / "world_psnr.png")]
+    rows: list[tuple[str, np.ndarray]] = []
+    for r, video in enumerate(videos[: max(1, args.grid_clips)]):
+        rows += [(f"rollout {r}\ntruth", video["truth"]), (f"rollout {r}\nmodel", video["generated"])]
+    written.append(picture_grid(rows, path=out / "world_grid.png", title="held-out rollouts: truth above generated"))
+    print(world_table(report))
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def run_clips(args: argparse.Namespace) -> None:
     """Run a checkpoint on evaluation clips (history off: each clip is independent) and write the report."""
     from model.checkpoint import load_checkpoint
     from model.pipeline import SamplingOptions
@@ -619,7 +661,6 @@ def run(args: argparse.Namespace) -> int:
     written.append(plot_per_frame_psnr(report, out / "psnr_per_frame.png"))
     print(markdown_table(report))
     print("wrote " + ", ".join(str(p) for p in written))
-    return 0
 
 
 if __name__ == "__main__":

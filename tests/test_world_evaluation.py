@@ -1,0 +1,50 @@
+"""Long-rollout evaluation on the small random checkpoint: every figure is computed and lands in the report."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lv2_env.envs.world import WorldEnv
+from lv2_env.world_evaluation import LOOP, depth_abs_rel, evaluate_world, run_path, score_rollout
+
+
+def test_scores_of_a_rollout(world_checkpoint):
+    env = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None)
+    video = run_path(env, (1, 5), 3, scene_seed=1_000_000)
+    assert video["generated"].shape == video["truth"].shape == (1 + 3 * 4, 32, 32, 3)
+    scores = score_rollout(video, estimate_depth=lambda frames: np.full(frames.shape[:3], 5.0, np.float32))
+    assert len(scores["model"]["psnr_per_frame"]) == 12
+    # The repeat baseline is exact on frame 0 only; the truth's own depth is the one the env rendered.
+    assert scores["repeat"]["psnr_per_frame"][0] < 100
+    assert scores["boundaries"]["truth"]["ratio"] > 0 and np.isfinite(scores["boundaries"]["model"]["jump"])
+    assert set(scores["depth_abs_rel"]) == {"model", "truth", "repeat"}
+
+
+def test_the_loop_path_turns_a_full_circle():
+    # 12 one-second turns of 30 deg/s make a full circle: the truth's last frame is its first.
+    from lv2_env.actions import CameraActions, ClipSpec
+
+    trajectory_yaw = sum(CameraActions("discrete", ClipSpec(17)).to_trajectory(a).relative[-1, 3] for a in LOOP)
+    assert trajectory_yaw == pytest.approx(2 * np.pi)
+
+
+def test_depth_abs_rel_leaves_the_sky_out():
+    reference = np.array([[2.0, 150.0]])
+    assert depth_abs_rel(np.array([[3.0, 1.0]]), reference) == pytest.approx(0.5)
+
+
+def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
+    cmd = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "1",
+           "--rollout-seconds", "1", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "world_report.json").read_text())
+    assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_abs_rel" in report["mean"]
+    assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_grid.png").stat().st_size > 0
+    assert "drift" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
+                          str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "nothing to evaluate" in bad.stderr
