@@ -260,7 +260,7 @@ def _data_procedural(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_STAGES = ("vae", "base", "control", "degradation", "history", "depth")
+TRAIN_STAGES = ("vae", "vae-decoder", "base", "control", "degradation", "history", "depth")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -269,7 +269,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train a stage of the world model",
         description="Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints "
         "are written atomically every --checkpoint-every steps; --resume continues from the last one. Stages: "
-        "vae (the tiny preset's VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
+        "vae (the tiny preset's VAE), vae-decoder (its decoder fine-tuned with the encoder frozen; --init the VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
         "(stage 2), history (stage 3), each starting from the previous stage's result (--init); depth (a small "
         "monocular depth network). "
         "`all` runs every stage in order into OUT/<stage> (finished stages skipped, interrupted ones resumed). "
@@ -321,7 +321,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.stage == "all":
         final = train_all(preset, Path(args.data), args.eval_data and Path(args.eval_data), Path(args.out),
                           precision=args.precision, seed=args.seed, progress=not args.quiet)
-        print(f"all stages trained; the model is {final}")
+        print(f"all stages trained; the model is {final} (load it with checkpoint={str(final)!r})")
         return 0
     stage = build_stage(args.stage, StageArgs(
         preset=preset, data=Path(args.data), eval_data=args.eval_data and Path(args.eval_data),

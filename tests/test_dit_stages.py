@@ -93,17 +93,25 @@ def test_history_batches_follow_the_recipe(setup, chain):
 
 
 def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
+    import json
+
     from lv2_env.datasets import SequenceSpec, build_procedural
     from model.checkpoint import load_checkpoint
     from model.training.stages import STAGE_ORDER, train_all
 
     build_procedural(tmp_path / "data", "train", 1, SequenceSpec(clips_per_sequence=1), progress=False)
     steps = {name: 1 for name in STAGE_ORDER}  # every stage, the depth network included
-    final = train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
-    assert final == tmp_path / "runs" / "history" / "final"
-    checkpoint = load_checkpoint(final, expect_preset="tiny")
+    model = train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
+    assert model == tmp_path / "runs" / "model"
+    checkpoint = load_checkpoint(model, expect_preset="tiny")
     assert checkpoint.notes["stage"] == "history"
-    assert (tmp_path / "runs" / "depth" / "final" / "depth" / "config.json").is_file()
+    # The model carries the fine-tuned decoder (not the history stage's copy of the first VAE) and the depth net.
+    decoder = (tmp_path / "runs" / "vae-decoder" / "final" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert (model / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == decoder
+    assert (model / "depth" / "config.json").is_file()
+    stages = {json.loads(line)["stage"] for line in (model / "training_log.jsonl").read_text().splitlines()}
+    assert stages == set(STAGE_ORDER)
+    final = tmp_path / "runs" / "history" / "final"
     stamp = (final / "lv2.json").stat().st_mtime_ns
     train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False)
     assert (final / "lv2.json").stat().st_mtime_ns == stamp  # nothing retrained

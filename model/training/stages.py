@@ -3,13 +3,17 @@
 ``lv2 train all`` runs, each into ``OUT/<stage>`` and each resumable:
 
 1. ``vae`` on pixel clips, then the training clips' latents are cached with its result;
-2. ``base`` (I2V DiT + text encoder), ``control`` (LongVie 2 stage 1), ``degradation`` (stage 2),
+2. ``vae-decoder``: the VAE's decoder fine-tuned with its encoder frozen (the latent space, the cached latents
+   and everything trained on them stay valid, while reconstructions sharpen);
+3. ``base`` (I2V DiT + text encoder), ``control`` (LongVie 2 stage 1), ``degradation`` (stage 2),
    ``history`` (stage 3), each starting from the previous stage's ``final/``;
-3. ``depth``: the small monocular depth network, for worlds with no known geometry.
+4. ``depth``: the small monocular depth network, for worlds with no known geometry;
+5. the model: ``history``'s result with the fine-tuned VAE and the depth network, in ``OUT/model``
+   (:func:`assemble_model`), the directory ``lv2`` loads with ``checkpoint=`` (the shipped one is a copy).
 
 A stage whose ``final/`` exists is skipped, so an interrupted ``train all`` picks up where it stopped. The
-budgets below are sized from measured step times on the 2-core machine (BENCHMARKS.md) to keep each stage
-under about 2.5 hours.
+budgets below are the ones the shipped model was trained with (model/shipped/README.md gives the measured
+step times and the time each stage took on the 2-core machine).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from pathlib import Path
 from model.presets import Preset
 from model.training.loop import LoopConfig, train
 
-STAGE_ORDER = ("vae", "base", "control", "degradation", "history", "depth")
+STAGE_ORDER = ("vae", "vae-decoder", "base", "control", "degradation", "history", "depth")
 DIT_STAGES = ("base", "control", "degradation", "history")
-DEFAULT_STEPS = {"vae": 12000, "base": 12000, "control": 6000, "degradation": 3000, "history": 4000, "depth": 4000}
-DEFAULT_LR = {"vae": 3e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5, "depth": 2e-3}
-DEFAULT_BATCH = {"vae": 2, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
+DEFAULT_STEPS = {"vae": 5000, "vae-decoder": 6000, "base": 4000, "control": 2000, "degradation": 600, "history": 800,
+                 "depth": 3000}
+DEFAULT_LR = {"vae": 3e-4, "vae-decoder": 2e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5,
+              "depth": 2e-3}
+DEFAULT_BATCH = {"vae": 2, "vae-decoder": 2, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
 
 
 @dataclass
@@ -45,12 +51,12 @@ class StageArgs:
 
 
 def build_stage(name: str, args: StageArgs):
-    """The stage object for ``name`` (see :data:`STAGE_ORDER`)."""
-    if name == "vae":
+    """The stage object for ``name`` (see :data:`STAGE_ORDER`; ``vae-decoder`` is ``vae`` with a frozen encoder)."""
+    if name in ("vae", "vae-decoder"):
         from model.training.vae_stage import VaeStage, VaeStageConfig
 
-        config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["vae"], crop=args.crop, frames=args.frames,
-                                freeze_encoder=args.freeze_encoder)
+        config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH[name], crop=args.crop, frames=args.frames,
+                                freeze_encoder=args.freeze_encoder or name == "vae-decoder")
         return VaeStage(args.preset, args.data, args.eval_data, config, init=args.init)
     if name == "depth":
         from model.training.depth_stage import DepthStage, DepthStageConfig
@@ -67,6 +73,41 @@ def build_stage(name: str, args: StageArgs):
     return DitStage(RECIPES[name], args.preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed)
 
 
+def assemble_model(dit: Path, vae: Path, depth: Path | None, out: Path, runs: dict[str, Path] | None = None) -> Path:
+    """The model directory: the last DiT stage's checkpoint, with ``vae`` (a fine-tuned decoder of the same
+    encoder) and the depth network; ``runs`` (stage -> run directory) adds ``training_log.jsonl`` with every
+    stage's logged metrics."""
+    import json
+    import shutil
+
+    from model.checkpoint import read_checkpoint_info
+    from model.training.latents import vae_id
+
+    dit, vae, out = Path(dit), Path(vae), Path(out)
+    meta = read_checkpoint_info(dit)
+    if vae_id(dit / "vae") != vae_id(vae):
+        raise ValueError(f"{vae} has another encoder than the one {dit} was trained on: its latents would not match")
+    temporary = out.with_name(out.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(dit, temporary)
+    shutil.rmtree(temporary / "vae")
+    shutil.copytree(vae, temporary / "vae")
+    if depth is not None:
+        shutil.copytree(depth, temporary / "depth")
+    if runs:
+        lines = []
+        for stage, run in runs.items():
+            metrics = Path(run) / "metrics.jsonl"
+            if metrics.is_file():
+                lines += [json.dumps({"stage": stage, **json.loads(line)}) for line in metrics.read_text().splitlines() if line]
+        (temporary / "training_log.jsonl").write_text("\n".join(lines) + "\n")
+    meta["notes"] = {**meta.get("notes", {}), "assembled_from": {"dit": str(dit), "vae": str(vae), "depth": str(depth)}}
+    (temporary / "lv2.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    temporary.replace(out)
+    return out
+
+
 def train_all(
     preset: Preset,
     data: Path,
@@ -77,7 +118,7 @@ def train_all(
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the final checkpoint."""
+    """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the model directory."""
     from model.training.latents import cache_latents
 
     out = Path(out)
@@ -87,8 +128,8 @@ def train_all(
     for name in STAGE_ORDER:
         run = out / name
         if not (run / "final").is_dir():
-            stage_init = init if name in DIT_STAGES else None
-            stage = build_stage(name, StageArgs(preset, Path(data), eval_data, vae_dir if name != "vae" else None,
+            stage_init = init if name in DIT_STAGES else (vae_dir if name == "vae-decoder" else None)
+            stage = build_stage(name, StageArgs(preset, Path(data), eval_data, vae_dir if name in DIT_STAGES else None,
                                                 stage_init, steps=steps[name], seed=seed))
             resume = (run / "checkpoints" / "latest").is_file()
             train(stage, LoopConfig(out=run, steps=steps[name], lr=DEFAULT_LR[name], seed=seed, precision=precision,
@@ -97,4 +138,5 @@ def train_all(
             cache_latents(data, vae_dir, progress=progress)
         elif name in DIT_STAGES:
             init = run / "final"
-    return out / DIT_STAGES[-1] / "final"
+    return assemble_model(out / DIT_STAGES[-1] / "final", out / "vae-decoder" / "final" / "vae",
+                          out / "depth" / "final" / "depth", out / "model", runs={n: out / n for n in STAGE_ORDER})
