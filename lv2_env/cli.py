@@ -308,25 +308,29 @@ def _train(args: argparse.Namespace) -> int:
     from model.training.loop import LoopConfig, train
     from model.training.stages import DEFAULT_LR, StageArgs, build_stage, train_all
 
+    from lv2_env.warp import render_clip
+
     preset = get_preset(args.preset)
     if args.stage == "cache-latents":
         from model.training.latents import cache_latents
 
         if not args.vae:
             raise ValueError("cache-latents needs --vae DIR (a trained VAE)")
-        print(f"latents in {cache_latents(args.data, args.vae, progress=not args.quiet)}")
+        render = render_clip if preset.condition == "rendered" else None
+        print(f"latents in {cache_latents(args.data, args.vae, progress=not args.quiet, render=render)}")
         return 0
     if not args.out:
         raise ValueError("training needs --out DIR")
     if args.stage == "all":
         final = train_all(preset, Path(args.data), args.eval_data and Path(args.eval_data), Path(args.out),
-                          precision=args.precision, seed=args.seed, progress=not args.quiet)
+                          precision=args.precision, seed=args.seed, progress=not args.quiet, render=render_clip)
         print(f"all stages trained; the model is {final} (load it with checkpoint={str(final)!r})")
         return 0
     stage = build_stage(args.stage, StageArgs(
         preset=preset, data=Path(args.data), eval_data=args.eval_data and Path(args.eval_data),
         vae=args.vae and Path(args.vae), init=args.init and Path(args.init), batch_size=args.batch_size,
         crop=args.crop, frames=args.frames, freeze_encoder=args.freeze_encoder, steps=args.steps, seed=args.seed,
+        render=render_clip if preset.condition == "rendered" else None,
     ))
     if args.export_latest:
         from model.training.loop import Checkpointer

@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lv2_env.evaluation import psnr, ssim, warp_first_frame
+from lv2_env.evaluation import psnr, ssim
+from lv2_env.warp import warp_first_frame
 
 EVAL_SCENE_SEED = 1_000_000  # the first seed of the eval split (lv2_env.datasets.SPLIT_SEEDS)
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down

@@ -59,6 +59,7 @@ class Checkpoint:
             seed=seed,
             autocast=autocast,
             image_encoder=self.image_encoder,
+            condition=self.preset.condition,
         )
 
 

@@ -74,6 +74,9 @@ class LongVideoGenerator:
         options: sampling options (steps, shift, guidance, control scales).
         seed: seed of the unified noise.
         autocast: ``torch.bfloat16`` to run the DiT and VAE under CPU/GPU autocast, or None for float32.
+        condition: ``"first_frame"`` (Wan / LongVie 2: the I2V video is [first frame, zeros...]) or
+            ``"rendered"`` (the model was trained with the previous frame rendered along the camera path there,
+            GEN3C-style; every clip then needs ``rendered=``).
     """
 
     def __init__(
@@ -87,8 +90,12 @@ class LongVideoGenerator:
         seed: int = 0,
         autocast: torch.dtype | None = None,
         image_encoder=None,
+        condition: str = "first_frame",
     ) -> None:
         num_latent_frames(frames)
+        if condition not in ("first_frame", "rendered"):
+            raise ValueError(f"condition must be 'first_frame' or 'rendered', got {condition!r}")
+        self.condition = condition
         if history_latent_frames < 0:
             raise ValueError(f"history_latent_frames must be >= 0, got {history_latent_frames}")
         self.transformer = transformer.eval()
@@ -127,13 +134,21 @@ class LongVideoGenerator:
         self._noise = torch.randn(latent_shape, generator=generator).to(self.device)
 
     @torch.no_grad()
-    def generate_clip(self, controls: Mapping[str, np.ndarray], prompt: str, first_frame: np.ndarray | None = None) -> np.ndarray:
+    def generate_clip(
+        self,
+        controls: Mapping[str, np.ndarray],
+        prompt: str,
+        first_frame: np.ndarray | None = None,
+        rendered: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Generate the next clip.
 
         Args:
             controls: modality name -> uint8 control video ``[F, H, W, 3]`` (LongVie 2: ``dense``, ``sparse``).
             prompt: the clip's caption.
             first_frame: uint8 ``[H, W, 3]`` to restart from (resets the video); default: the previous clip's last.
+            rendered: uint8 ``[F, H, W, 3]``, the first frame rendered along the clip's camera path with its depth
+                (black where nothing lands); required by, and only used by, a ``condition="rendered"`` model.
 
         Returns:
             uint8 ``[F, H, W, 3]``; frame 0 is the first frame given (or the previous clip's last frame).
@@ -146,7 +161,8 @@ class LongVideoGenerator:
             context, negative = self._encode_prompt(prompt)
         history = self.history.frames()[None] if self.history.full else None
         frames, self.last_timings = self._generate(self.last_frame[None], {k: np.asarray(v)[None] for k, v in controls.items()},
-                                                   context, negative, history, self._noise)
+                                                   context, negative, history, self._noise,
+                                                   None if rendered is None else np.asarray(rendered)[None])
         frames = frames[0]
         self.history.extend(frames[1:])
         self.last_frame = frames[-1].copy()
@@ -161,10 +177,18 @@ class LongVideoGenerator:
         negative: torch.Tensor | None,
         history_frames: np.ndarray | None,
         noise: torch.Tensor,
+        rendered: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """One clip for each of ``B`` videos: last frames ``[B, H, W, 3]``, controls ``{name: [B, F, H, W, 3]}``,
-        text ``[B, L, D]``, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``."""
+        text ``[B, L, D]``, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``,
+        rendered conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None."""
         h, w = last_frames.shape[1:3]
+        if (self.condition == "rendered") != (rendered is not None):
+            raise ValueError(
+                "this model is conditioned on the previous frame rendered along the camera path: pass rendered= "
+                "(uint8 [F, H, W, 3])" if rendered is None else
+                "rendered= is for models trained with condition='rendered'; this one takes the first frame alone"
+            )
         timings: dict[str, float] = {}
         tick = time.perf_counter()
         device = self.device
@@ -174,7 +198,13 @@ class LongVideoGenerator:
             check_clip_shapes(self.frames, h, w, videos)
             first = frames_to_tensor(last_frames[:, None])[:, :, 0].to(device)  # [B, 3, H, W]
             b, names = first.shape[0], list(videos)
-            latents = self.vae.encode(torch.cat([*videos.values(), condition_video(first, self.frames)]))
+            if rendered is not None:
+                guide = torch.cat([frames_to_tensor(x) for x in rendered]).to(device)  # [B, 3, F, H, W]
+                check_clip_shapes(self.frames, h, w, {"rendered": guide})
+                guide[:, :, 0] = first  # frame 0 is the frame itself, exactly
+            else:
+                guide = condition_video(first, self.frames)
+            latents = self.vae.encode(torch.cat([*videos.values(), guide]))
             control_latents = {name: latents[i * b : (i + 1) * b] for i, name in enumerate(names)}
             condition = condition_from_latent(latents[len(names) * b :])
             # 2. History latents and image context.
@@ -278,8 +308,10 @@ class BatchGenerator:
         return context, negative
 
     @torch.no_grad()
-    def generate(self, indices: list[int], controls: list[Mapping[str, np.ndarray]], prompts: list[str]) -> list[np.ndarray]:
-        """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given."""
+    def generate(self, indices: list[int], controls: list[Mapping[str, np.ndarray]], prompts: list[str],
+                 rendered: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given
+        (``rendered``: one conditioning video per slot, for a ``condition="rendered"`` model)."""
         if not (len(indices) == len(controls) == len(prompts)):
             raise ValueError(f"expected one control dict and one prompt per slot, got {len(indices)} slots, "
                              f"{len(controls)} control dicts and {len(prompts)} prompts")
@@ -298,6 +330,7 @@ class BatchGenerator:
                 np.stack([slots[k].last_frame for k in group]),
                 {name: np.stack([controls[k][name] for k in group]) for name in controls[group[0]]},
                 context, negative, history, torch.cat([slots[k].noise for k in group]),
+                None if rendered is None else np.stack([rendered[k] for k in group]),
             )
             for name, seconds in part.items():
                 timings[name] = timings.get(name, 0.0) + seconds

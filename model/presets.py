@@ -18,6 +18,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+CONDITIONS = ("first_frame", "rendered")  # what Preset.condition may be
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -34,8 +36,13 @@ class Preset:
     image_encoder: str | None
     sampling: dict[str, Any] = field(default_factory=dict)
     history_latent_frames: int = 2
+    # What the I2V condition channels carry after frame 0: "first_frame" (Wan / LongVie 2: zeros) or "rendered"
+    # (GEN3C-style: the previous frame rendered along the clip's camera path with its depth; see model/pipeline.py).
+    condition: str = "first_frame"
 
     def __post_init__(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"preset {self.name!r}: condition must be one of {list(CONDITIONS)}, got {self.condition!r}")
         if (self.frames - 1) % 4 != 0:
             raise ValueError(f"preset {self.name!r}: frames must be 4k+1, got {self.frames}")
         if self.height % 16 or self.width % 16:
@@ -83,6 +90,7 @@ TINY = Preset(
     image_encoder=None,
     sampling=dict(steps=10, shift=3.0, guidance_scale=1.0),
     history_latent_frames=2,
+    condition="rendered",
 )
 
 WAN21_I2V_14B_480P = Preset(

@@ -88,6 +88,11 @@ class WorldModel:
     def fps(self) -> int:
         return self.checkpoint.preset.fps
 
+    @property
+    def condition(self) -> str:
+        """``"rendered"``: every clip also needs the last frame rendered along its camera path."""
+        return self.checkpoint.preset.condition
+
     def generator(self, seed: int = 0) -> LongVideoGenerator:
         sampling = dict(self.checkpoint.preset.sampling)
         if self.sampling_steps is not None:

@@ -107,3 +107,20 @@ def test_bad_input_says_what_was_expected(checkpoint, tmp_path):
         WorldEnv(checkpoint=checkpoint, preset="test", control_source="lidar")
     with pytest.raises(ValueError, match="is not an lv2 checkpoint"):
         WorldEnv(checkpoint=tmp_path, preset="test")
+
+
+def test_a_rendered_conditioning_model_needs_the_rendered_video(checkpoint):
+    from model.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    assert model.preset.condition == "rendered"
+    generator = model.generator()
+    frame = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    generator.reset(frame)
+    controls = {"dense": np.zeros((5, 32, 32, 3), np.uint8), "sparse": np.zeros((5, 32, 32, 3), np.uint8)}
+    with pytest.raises(ValueError, match="rendered along the camera path"):
+        generator.generate_clip(controls, "a field")
+    with pytest.raises(ValueError, match=r"\(frames, height, width\)"):
+        generator.generate_clip(controls, "a field", rendered=np.zeros((3, 32, 32, 3), np.uint8))
+    clip = generator.generate_clip(controls, "a field", rendered=np.zeros((5, 32, 32, 3), np.uint8))
+    assert np.array_equal(clip[0], frame)

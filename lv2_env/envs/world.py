@@ -17,6 +17,7 @@ from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.envs.ground_truth import EYE_HEIGHT, GroundTruthEnv
 from lv2_env.point_cache import PointCache
 from lv2_env.rewards import Transition
+from lv2_env.warp import render_along_path
 
 CONTROL_SOURCES = ("scene", "cache")
 WORLD_RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose", "image", "prompt"})
@@ -55,6 +56,7 @@ class StepPlan:
     control: ControlSignals
     ground_truth: np.ndarray | None  # [F, H, W, 3] the scene's render of the path
     next_depth: np.ndarray | None  # [H, W] the scene's depth of the last frame
+    rendered: np.ndarray | None  # [F, H, W, 3] the last frame rendered along the path (condition="rendered")
     seconds: float
 
     @property
@@ -218,7 +220,7 @@ class WorldEnv(GroundTruthEnv):
 
     def step(self, action):
         plan = self.plan_step(action)
-        frames = self.generator.generate_clip(plan.controls, self.prompt)
+        frames = self.generator.generate_clip(plan.controls, self.prompt, rendered=plan.rendered)
         return self.finish_step(plan, frames, self.generator.last_timings)
 
     def plan_step(self, action) -> "StepPlan":
@@ -246,9 +248,14 @@ class WorldEnv(GroundTruthEnv):
         else:
             depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(poses[1:])])
 
-        # 3. Control signals with the episode's depth range.
+        # 3. Control signals with the episode's depth range; for a model conditioned on it, the last frame
+        #    rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, poses, self.intrinsics, self._depth_range)
-        return StepPlan(states, poses, report, depth, control, ground_truth, next_depth, time.perf_counter() - tick)
+        rendered = None
+        if self.model.condition == "rendered":
+            rendered = render_along_path(self._last_rgb, depth[0], poses, self.intrinsics)
+        return StepPlan(states, poses, report, depth, control, ground_truth, next_depth, rendered,
+                        time.perf_counter() - tick)
 
     def finish_step(self, plan: "StepPlan", frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""

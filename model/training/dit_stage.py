@@ -21,9 +21,10 @@ model/training/latents.py; only data-degraded dense videos are encoded on the fl
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -145,13 +146,19 @@ class DitStage:
         config: DitStageConfig,
         init: str | Path | None = None,
         seed: int = 0,
+        render: Callable[[dict], np.ndarray] | None = None,
     ) -> None:
         self.recipe = recipe
         self.name = recipe.name
         self.config = config
-        self.latents = LatentDataset(data, vae_directory)
+        if preset.condition == "rendered" and eval_data and render is None:
+            raise ValueError("a condition='rendered' preset evaluates with the first frame rendered along each eval "
+                             "clip's path: pass render= (lv2_env.warp.render_clip)")
+        self.render = render
+        self.latents = LatentDataset(data, vae_directory, preset.condition)
         self.pixels = ClipDataset(data, ("dense",), expect={"height": preset.height, "width": preset.width, "frames": preset.frames})
-        self.eval_set = ClipDataset(eval_data, ("rgb", "dense", "sparse")) if eval_data else None
+        eval_fields = ("rgb", "dense", "sparse") + (("depth", "poses", "intrinsics") if render else ())
+        self.eval_set = ClipDataset(eval_data, eval_fields) if eval_data else None
         if recipe.history and self.pixels.index["history_frames"] < max(HISTORY_FRAME_CHOICES):
             raise ValueError(
                 f"the history stage draws up to {max(HISTORY_FRAME_CHOICES)} history frames, but {data} keeps "
@@ -165,6 +172,8 @@ class DitStage:
             self.checkpoint.preset = preset
         else:
             self.checkpoint = load_checkpoint(init, expect_preset=preset.name)
+            # The stage's preset decides the conditioning (the shipped base switched to "rendered" midway).
+            self.checkpoint.preset = dataclasses.replace(self.checkpoint.preset, condition=preset.condition)
             if recipe.name == "control" and not any(p.abs().sum() > 0 for p in self.checkpoint.transformer.control.combine_linears.parameters()):
                 self.checkpoint.transformer.init_control_from_base()  # the paper's "half copy", once
         self.checkpoint.vae = VideoVAE.from_pretrained(vae_directory).eval()
@@ -258,7 +267,8 @@ class DitStage:
             clip = self.eval_set[int(i)]
             controls = {"dense": np.repeat(clip["dense"][..., None], 3, axis=-1), "sparse": clip["sparse"]}
             generator.reset(clip["rgb"][0])
-            frames = generator.generate_clip(controls if self.recipe.controls else {}, clip["caption"])
+            rendered = self.render(clip) if generator.condition == "rendered" else None
+            frames = generator.generate_clip(controls if self.recipe.controls else {}, clip["caption"], rendered=rendered)
             model_scores.append(psnr(frames[1:], clip["rgb"][1:]))
             repeat_scores.append(psnr(np.repeat(clip["rgb"][:1], len(clip["rgb"]) - 1, axis=0), clip["rgb"][1:]))
         self.objective.train()

@@ -7,7 +7,9 @@ The DiT stages see every clip many times through a frozen VAE, so its latents ar
         rgb        [16, T, h, w]     the clip
         dense      [16, T, h, w]     its dense control video (grey, 3 channels)
         sparse     [16, T, h, w]     its sparse control video
-        condition  [16, T, h, w]     the I2V conditioning video [first frame, zeros, ...]
+        condition  [16, T, h, w]     the I2V conditioning video: [first frame, zeros, ...], or for a
+                                     "rendered" cache (DATA/latents/VAE_ID-rendered/) the first frame
+                                     rendered along the clip's camera path
         history_N  [16, 1+(N-1)/4, h, w] for N in history_frames: the last N frames before the clip
 
 ``VAE_ID`` is a hash of the VAE's config and encoder weights, so latents of another encoder are never mixed in.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -53,13 +56,30 @@ def vae_id(directory: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def cache_directory(data: str | Path, vae_directory: str | Path, condition: str = "first_frame") -> Path:
+    """Where the latents of ``data`` for this VAE (and this kind of I2V conditioning) live."""
+    suffix = "" if condition == "first_frame" else f"-{condition}"
+    return Path(data) / "latents" / f"{vae_id(vae_directory)}{suffix}"
+
+
+def condition_tensor(rgb: torch.Tensor, rendered: np.ndarray | None) -> torch.Tensor:
+    """The I2V conditioning video ``[1, 3, F, H, W]``: [first frame, zeros...] or the rendered video whose frame 0
+    is the first frame exactly."""
+    if rendered is None:
+        return condition_video(rgb[:, :, 0], rgb.shape[2])
+    video = frames_to_tensor(rendered)
+    video[:, :, 0] = rgb[:, :, 0]
+    return video
+
+
 @torch.no_grad()
-def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HISTORY_FRAME_CHOICES) -> dict[str, np.ndarray]:
+def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HISTORY_FRAME_CHOICES,
+                rendered: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """All latents of one clip record (``rgb``, ``dense``, ``sparse``, ``history`` fields) in one VAE batch."""
     rgb = frames_to_tensor(clip["rgb"])
     dense = frames_to_tensor(np.repeat(clip["dense"][..., None], 3, axis=-1))
     sparse = frames_to_tensor(clip["sparse"])
-    condition = condition_video(rgb[:, :, 0], rgb.shape[2])
+    condition = condition_tensor(rgb, rendered)
     latents = vae.encode(torch.cat([rgb, dense, sparse, condition]))
     out = {name: latents[i].half().numpy() for i, name in enumerate(("rgb", "dense", "sparse", "condition"))}
     history = clip["history"]
@@ -70,26 +90,49 @@ def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HI
 
 
 def cache_latents(
-    data: str | Path, vae_directory: str | Path, autocast: bool = True, progress: bool = True
+    data: str | Path,
+    vae_directory: str | Path,
+    autocast: bool = True,
+    progress: bool = True,
+    render: Callable[[dict], np.ndarray] | None = None,
 ) -> Path:
-    """Encode every clip of ``data`` with the VAE saved in ``vae_directory``; resumable (existing files kept)."""
+    """Encode every clip of ``data`` with the VAE saved in ``vae_directory``; resumable (existing files kept).
+
+    ``render``: for a ``condition="rendered"`` model, a function of a clip record (with ``rgb``, ``depth``,
+    ``poses``, ``intrinsics``) returning its first frame rendered along its camera path (uint8 ``[F, H, W, 3]``);
+    the latents then go to the ``-rendered`` cache. The caller supplies it (lv2_env's warp), since ``model/``
+    knows nothing of scenes. When the plain cache of the same VAE already has a clip, only its conditioning is
+    encoded anew.
+    """
     data = Path(data)
     identity = vae_id(vae_directory)
-    out = data / "latents" / identity
+    condition = "first_frame" if render is None else "rendered"
+    out = cache_directory(data, vae_directory, condition)
+    plain = cache_directory(data, vae_directory)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = ClipDataset(data, ("rgb", "dense", "sparse", "history"))
+    fields = ("rgb", "dense", "sparse", "history") + (("depth", "poses", "intrinsics") if render else ())
+    dataset = ClipDataset(data, fields)
     vae = VideoVAE.from_pretrained(vae_directory).eval()
     context = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
-    for i in tqdm(range(len(dataset)), desc="caching latents", unit="clip", disable=not progress):
-        path = out / Path(dataset.clips[i]["file"]).name
+    for i in tqdm(range(len(dataset)), desc=f"caching latents ({condition})", unit="clip", disable=not progress):
+        name = Path(dataset.clips[i]["file"]).name
+        path = out / name
         if path.exists():
             continue
-        with context:
-            latents = encode_clip(vae, dataset[i])
+        clip = dataset[i]
+        rendered = render(clip) if render else None
+        with context, torch.no_grad():
+            if render and (plain / name).exists():
+                with np.load(plain / name) as cached:
+                    latents = {k: cached[k] for k in cached.files}
+                latents["condition"] = vae.encode(condition_tensor(frames_to_tensor(clip["rgb"]), rendered))[0].half().numpy()
+            else:
+                latents = encode_clip(vae, clip, rendered=rendered)
         temporary = path.with_suffix(".tmp.npz")
         np.savez(temporary, **latents)
         temporary.replace(path)
-    (out / "index.json").write_text(json.dumps({"vae_id": identity, "history_frames": list(HISTORY_FRAME_CHOICES),
+    (out / "index.json").write_text(json.dumps({"vae_id": identity, "condition": condition,
+                                                "history_frames": list(HISTORY_FRAME_CHOICES),
                                                 "clips": [Path(c["file"]).name for c in dataset.clips]}))
     return out
 
@@ -97,15 +140,14 @@ def cache_latents(
 class LatentDataset:
     """Cached latents and captions of a data directory for one VAE."""
 
-    def __init__(self, data: str | Path, vae_directory: str | Path) -> None:
+    def __init__(self, data: str | Path, vae_directory: str | Path, condition: str = "first_frame") -> None:
         self.data = Path(data)
         self.clips = ClipDataset(self.data, ())
-        identity = vae_id(vae_directory)
-        self.directory = self.data / "latents" / identity
+        self.directory = cache_directory(self.data, vae_directory, condition)
         if not (self.directory / "index.json").is_file():
             raise ValueError(
-                f"no latents of VAE {identity} in {self.data}: expected {self.directory}/index.json "
-                f"(run `lv2 train cache-latents --data {self.data} --vae {vae_directory}`)"
+                f"no latents of VAE {vae_id(vae_directory)} ({condition} conditioning) in {self.data}: expected "
+                f"{self.directory}/index.json (run `lv2 train cache-latents --data {self.data} --vae {vae_directory}`)"
             )
 
     def __len__(self) -> int:

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from model.presets import Preset
 from model.training.loop import LoopConfig, train
@@ -46,6 +49,7 @@ class StageArgs:
     crop: int = 64
     frames: int = 17
     freeze_encoder: bool = False
+    render: Callable[[dict], np.ndarray] | None = None  # a "rendered" preset's conditioning (lv2_env.warp.render_clip)
     steps: int = 1000
     seed: int = 0
 
@@ -70,7 +74,8 @@ def build_stage(name: str, args: StageArgs):
     if args.vae is None:
         raise ValueError(f"stage {name} needs the trained VAE directory (--vae DIR)")
     config = DitStageConfig(batch_size=args.batch_size or DEFAULT_BATCH[name], data_degradation_after=args.steps // 5)
-    return DitStage(RECIPES[name], args.preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed)
+    return DitStage(RECIPES[name], args.preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed,
+                    render=args.render)
 
 
 def assemble_model(dit: Path, vae: Path, depth: Path | None, out: Path, runs: dict[str, Path] | None = None) -> Path:
@@ -117,8 +122,14 @@ def train_all(
     precision: str = "bf16",
     seed: int = 0,
     progress: bool = True,
+    render: Callable[[dict], np.ndarray] | None = None,
 ) -> Path:
-    """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the model directory."""
+    """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the model directory.
+
+    ``render``: a ``condition="rendered"`` preset's conditioning of a clip record (``lv2 train all`` passes
+    ``lv2_env.warp.render_clip``)."""
+    if preset.condition == "rendered" and render is None:
+        raise ValueError(f"preset {preset.name!r} is conditioned on rendered frames: pass render=")
     from model.training.latents import cache_latents
 
     out = Path(out)
@@ -130,12 +141,12 @@ def train_all(
         if not (run / "final").is_dir():
             stage_init = init if name in DIT_STAGES else (vae_dir if name == "vae-decoder" else None)
             stage = build_stage(name, StageArgs(preset, Path(data), eval_data, vae_dir if name in DIT_STAGES else None,
-                                                stage_init, steps=steps[name], seed=seed))
+                                                stage_init, steps=steps[name], seed=seed, render=render))
             resume = (run / "checkpoints" / "latest").is_file()
             train(stage, LoopConfig(out=run, steps=steps[name], lr=DEFAULT_LR[name], seed=seed, precision=precision,
                                     resume=resume, progress=progress))
         if name == "vae":
-            cache_latents(data, vae_dir, progress=progress)
+            cache_latents(data, vae_dir, progress=progress, render=render if preset.condition == "rendered" else None)
         elif name in DIT_STAGES:
             init = run / "final"
     return assemble_model(out / DIT_STAGES[-1] / "final", out / "vae-decoder" / "final" / "vae",
