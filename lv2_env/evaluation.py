@@ -39,6 +39,7 @@ import torch
 
 from lv2_env.warp import SKY_DEPTH, warp_first_frame  # noqa: F401  (warp_first_frame: the warp baseline)
 
+METHODS = ("model", "repeat", "warp")
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 CLIP_FIELDS = ("rgb", "depth", "dense", "sparse", "poses", "intrinsics")
 JSON_NOTE = (

@@ -16,7 +16,6 @@ import torch
 from lv2_env.camera import Intrinsics
 
 SKY_DEPTH = 150.0  # the depth rendered worlds report for sky (Scene.far); at or beyond it a pixel is a direction
-METHODS = ("model", "repeat", "warp")
 # The warp baseline's splat (see warp_first_frame): neighbouring frame-0 pixels whose depths differ by less than
 # SAME_SURFACE (relative) are one surface; a warped point fills a box of half its grid spacing plus SPLAT_SLACK
 # pixel on each side, the half capped at MAX_SPLAT_HALF_SIDE pixels (magnification up to 2x that).
