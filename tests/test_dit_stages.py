@@ -136,3 +136,16 @@ def test_rendered_cache_holds_the_rendered_first_frame(setup):
     to_render = (rendered[:, 1:] - expected[:, 1:]).abs().mean()
     to_plain = (rendered[:, 1:] - plain[:, 1:]).abs().mean()
     assert to_render < 0.5 * to_plain  # (a random VAE maps videos close together; the plain cache gives ~1.0)
+
+
+def test_assembling_refuses_a_vae_with_another_encoder(setup, chain, tmp_path):
+    from model.training.stages import assemble_model
+
+    other = tmp_path / "other_vae"
+    torch.manual_seed(1)
+    VideoVAE.from_config(**PRESET.vae).save_pretrained(other)
+    with pytest.raises(ValueError, match="another encoder"):
+        assemble_model(chain["history"][3], other, None, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    model = assemble_model(chain["history"][3], setup / "vae", None, tmp_path / "model")
+    assert (model / "lv2.json").is_file() and not (model / "depth").exists()
