@@ -254,6 +254,9 @@ class LongVideoGenerator:
         return self._prompt_cache[1], negative
 
 
+PROMPT_CACHE_SIZE = 64  # encoded prompts a BatchGenerator keeps
+
+
 class GeneratorSlot:
     """One video of a :class:`BatchGenerator`, with the ``reset`` and ``last_timings`` of a single generator."""
 
@@ -298,6 +301,8 @@ class BatchGenerator:
         with single._autocast():
             for prompt in prompts:
                 if prompt not in self._contexts:
+                    if len(self._contexts) >= PROMPT_CACHE_SIZE:  # bounded: prompts may change every step
+                        self._contexts.pop(next(iter(self._contexts)))
                     self._contexts[prompt] = single.text_encoder.encode([prompt]).to(single.device)
             _, negative = single._encode_prompt(prompts[0])
         parts = [self._contexts[p] for p in prompts]
