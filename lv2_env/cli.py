@@ -56,7 +56,8 @@ def _rollout(args: argparse.Namespace) -> int:
     seconds = args.minutes * 60.0 if args.minutes is not None else (args.seconds if args.seconds is not None else 30.0)
     if args.env == "world":
         control_source = "cache" if args.image else args.control_source
-        env = gym.make(ENVS["world"], checkpoint=args.checkpoint, control_source=control_source,
+        env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
+                       control_source=control_source,
                        action_mode=args.action_mode, style=args.style, goal_radius=None,
                        sampling_steps=args.sampling_steps, max_episode_steps=10**9)
     else:
@@ -126,7 +127,8 @@ def _play(args: argparse.Namespace) -> int:
     if args.compare and (args.env != "world" or args.image):
         raise ValueError("--compare needs --env world on a procedural scene (no --image): it shows that scene's render")
     if args.env == "world":
-        env = gym.make(ENVS["world"], checkpoint=args.checkpoint, goal_radius=None, sampling_steps=args.sampling_steps,
+        env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
+                       goal_radius=None, sampling_steps=args.sampling_steps,
                        control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)
@@ -189,6 +191,12 @@ def _generate(args: argparse.Namespace) -> int:
         longvie = Path(args.longvie)
         checkpoint = load_published(args.wan, longvie / "control.safetensors", longvie / "dit.safetensors")
     preset = checkpoint.preset
+    if preset.condition == "rendered":
+        raise ValueError(
+            f"{args.checkpoint} is conditioned on its last frame rendered along the camera path, which needs metric "
+            "depth and camera poses that control videos do not carry: generate with it in the env "
+            "(`lv2 rollout --env world --checkpoint DIR`), or use a first-frame model (the published full size)"
+        )
     sampling = dict(preset.sampling)
     if args.steps is not None:
         sampling["steps"] = args.steps

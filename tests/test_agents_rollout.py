@@ -112,7 +112,7 @@ def test_steps_for_seconds():
 
 def test_cli_rollout(tmp_path):
     out = tmp_path / "cli.mp4"
-    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--policy", "orbit", "--seconds", "2", "--out", str(out),
+    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--env", "groundtruth", "--policy", "orbit", "--seconds", "2", "--out", str(out),
            "--height", "32", "--width", "32", "--quiet", "--style", "snow"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -120,3 +120,15 @@ def test_cli_rollout(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["style"] == "snow"
     bad = subprocess.run(cmd[:-1] + ["mars"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown style 'mars'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_rollout_of_a_generated_world(tmp_path, world_checkpoint):
+    out = tmp_path / "world.mp4"
+    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--env", "world", "--checkpoint", str(world_checkpoint),
+           "--policy", "random", "--seconds", "1", "--out", str(out), "--quiet", "--prompt", "a snowy field"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert probe_video(out)["frames"] == len(side["frames"]) == 1 + 4 * 4  # 5-frame clips: 4 steps for 1 s
+    assert {f["prompt"] for f in side["frames"]} == {"a snowy field"}
+    assert all(s["rss_mb"] > 0 and "denoising" in s["timings"] for s in side["steps"])

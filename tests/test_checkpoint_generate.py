@@ -19,11 +19,13 @@ VOCABULARY = ["a", "field", "snowy", "red", "pillar"]
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
-    """The tiny preset's architecture, recorded for 64x64 clips of 9 frames so the tests run fast."""
+    """The tiny preset's architecture, recorded for 64x64 clips of 9 frames so the tests run fast, with Wan's
+    first-frame conditioning (what offline generation from control videos works with)."""
     directory = tmp_path_factory.mktemp("ckpt")
     save_checkpoint(build_from_preset("tiny", vocabulary=VOCABULARY, seed=0), directory)
     meta = json.loads((directory / "lv2.json").read_text())
     meta.update(height=64, width=64, frames=9, sampling={"steps": 2, "shift": 3.0, "guidance_scale": 1.0})
+    meta["preset_config"]["condition"] = "first_frame"
     (directory / "lv2.json").write_text(json.dumps(meta))
     return directory
 
@@ -89,3 +91,10 @@ def test_cli_generate(small_checkpoint, tmp_path):
     bad = subprocess.run(cmd[:-3] + ["--out", str(tmp_path / "x.mp4"), "--depth", str(tmp_path / "first.png")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0
+
+
+def test_cli_generate_refuses_a_rendered_conditioning_model(world_checkpoint, tmp_path):
+    cmd = [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(world_checkpoint), "--first-frame", "x.png",
+           "--depth", "d.mp4", "--tracks", "t.mp4", "--prompt", "a field", "--out", str(tmp_path / "x.mp4")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "rollout --env world" in done.stderr and "Traceback" not in done.stderr
