@@ -72,7 +72,8 @@ class WorldEnv(GroundTruthEnv):
     from the LongVie 2 world model (:class:`model.generator.LongVideoGenerator`). Each step turns the action
     into a camera path (1 second, ``F - 1 = 16`` new frames), the path into LongVie 2's two control videos
     (dense depth and sparse point tracks), and generates the next clip conditioned on the previous clip's last
-    frame, the history latents of the frames before it, and the current prompt. The shipped tiny model
+    frame, the history latents of the frames before it (if the checkpoint's ``history_latent_frames`` > 0;
+    the shipped model's is 0), and the current prompt. The shipped tiny model
     (``model/shipped``, 128x128) runs by default.
 
     Control signals come from ``control_source``:
