@@ -16,6 +16,7 @@ import torch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.generator import LongVideoGenerator
 from model.pipeline import SamplingOptions
+from model.presets import Preset
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
 AUTOCAST = {"bf16": torch.bfloat16, None: None, "none": None, "fp32": None}
@@ -70,28 +71,11 @@ class WorldModel:
             depth.net.to(device)
         return cls(checkpoint, directory, AUTOCAST[autocast], sampling_steps, depth)
 
-    # ------------------------------------------------------------------ what the envs read
-
     @property
-    def height(self) -> int:
-        return self.checkpoint.preset.height
-
-    @property
-    def width(self) -> int:
-        return self.checkpoint.preset.width
-
-    @property
-    def frames(self) -> int:
-        return self.checkpoint.preset.frames
-
-    @property
-    def fps(self) -> int:
-        return self.checkpoint.preset.fps
-
-    @property
-    def condition(self) -> str:
-        """``"rendered"``: every clip also needs the last frame rendered along its camera path."""
-        return self.checkpoint.preset.condition
+    def preset(self) -> Preset:
+        """Size, clip length, frame rate and conditioning (``"rendered"``: every clip also needs the last frame
+        rendered along its camera path)."""
+        return self.checkpoint.preset
 
     def generator(self, seed: int = 0) -> LongVideoGenerator:
         sampling = dict(self.checkpoint.preset.sampling)

@@ -170,8 +170,8 @@ class WorldEnv(GroundTruthEnv):
             need_depth=control_source == "cache",
         )
         super().__init__(
-            render_mode=render_mode, action_mode=action_mode, obs_mode=obs_mode, height=self.model.height,
-            width=self.model.width, clip_frames=self.model.frames, fps=self.model.fps, fov_deg=fov_deg, style=style,
+            render_mode=render_mode, action_mode=action_mode, obs_mode=obs_mode, height=self.model.preset.height,
+            width=self.model.preset.width, clip_frames=self.model.preset.frames, fps=self.model.preset.fps, fov_deg=fov_deg, style=style,
             reward_fn=reward_fn, goal_radius=goal_radius, depth_range=depth_range,
         )
         self.control_source = control_source
@@ -253,7 +253,7 @@ class WorldEnv(GroundTruthEnv):
         #    rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, poses, self.intrinsics, self._depth_range)
         rendered = None
-        if self.model.condition == "rendered":
+        if self.model.preset.condition == "rendered":
             rendered = render_along_path(self._last_rgb, depth[0], poses, self.intrinsics)
         return StepPlan(states, poses, report, depth, control, ground_truth, next_depth, rendered,
                         time.perf_counter() - tick)
