@@ -8,20 +8,26 @@ Keys (the movement map is the env's ``get_keys_to_action()``):
     V            start / stop recording  N            new world (reset)
     Esc or closing the window: quit (a recording in progress is kept)
 
-Each step generates one clip (1 second of video); the window plays it at 16 fps, then reads the keys held at
-that moment (or, if none is held, the last movement key pressed while the clip played) for the next step.
-The HUD shows the generated frames per second (new frames over the step's wall time), the clip index, the
-recording state and the prompt. ``--compare`` shows the generated world beside the ground-truth render of
-the same camera path. Recordings are fragmented MP4s (every frame written is kept, even if the process dies)
+Each step generates one clip (1 second of video) on a worker thread, so the window, the HUD and a prompt being
+typed stay live while it is generated; a generated world hands over each chunk of frames as its decoder
+produces it (``env.unwrapped.on_frames``), and the window plays them at 16 fps as they come, so the first new
+frame shows before the whole clip is decoded. Then it reads the keys held at that moment (or, if none is held,
+the last movement key pressed while the clip played) for the next step. N and Esc pressed during a step take
+effect when it is done. The HUD shows the generated frames per second (new frames over the step's wall time),
+the clip index, the recording state and the prompt. ``--compare`` shows the generated world beside the
+ground-truth render of the same camera path (that clip plays once it is complete, since its truth comes with
+it). Recordings are fragmented MP4s (every frame written is kept, even if the process dies)
 with a JSON side file of poses and prompts, rewritten atomically after every clip.
 
-The player only uses the Gymnasium API (``reset``, ``step``, ``get_keys_to_action``) plus ``set_prompt`` of
-a generated world, reached through ``env.get_wrapper_attr``.
+The player only uses the Gymnasium API (``reset``, ``step``, ``get_keys_to_action``) plus ``set_prompt`` and
+``on_frames`` of a generated world, reached through ``env.get_wrapper_attr`` / ``set_wrapper_attr``.
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +93,8 @@ class KeyboardPlayer:
         self.clip_index = 0
         self.generated_fps = float("nan")
         self.info: dict[str, Any] = {}
+        self.stepping = False  # a step is being generated on the worker thread
+        self.pending_reset = False  # N pressed during a step: reset once it is done
         self.message = ""
         self.screen = None
         self.font = None
@@ -126,7 +134,10 @@ class KeyboardPlayer:
         elif event.key == pg.K_v:
             self.toggle_recording()
         elif event.key == pg.K_n:
-            self.reset()
+            if self.stepping:
+                self.pending_reset = True
+            else:
+                self.reset()
         elif event.key == pg.K_ESCAPE:
             self.running = False
         elif event.key in self.movement_keys:
@@ -169,24 +180,67 @@ class KeyboardPlayer:
         self._show_clip(self.info["frames"][-1:], self._truth(self.info, last=1))
 
     def step(self) -> None:
+        """One clip: generated on a worker thread while this (the UI) thread keeps the window live and plays
+        the frames the env streams out as they are decoded."""
         held = self._held() if self.screen is not None else None
         pressed = {k for k in self.movement_keys if held is not None and held[k]}
         action = self.action_for(pressed)
         if self._is_noop(action) and self.last_pressed is not None:
             action = self.action_for({self.last_pressed})
         self.last_pressed = None
+        streamed: queue.Queue = queue.Queue()
+        stream = not self.compare and self._set_stream(lambda chunk: streamed.put(chunk))
+        result: dict[str, Any] = {}
+
+        def generate() -> None:
+            try:
+                result["out"] = self.env.step(action)
+            except BaseException as error:  # re-raised on the UI thread
+                result["error"] = error
+
         tick = time.perf_counter()
-        _, _, terminated, truncated, self.info = self.env.step(action)
+        worker = threading.Thread(target=generate, name="lv2-step", daemon=True)
+        self.stepping = True
+        worker.start()
+        shown = 0
+        try:
+            while worker.is_alive() or not streamed.empty():
+                try:
+                    chunk = streamed.get(timeout=1.0 / self.fps)
+                except queue.Empty:
+                    self._draw_idle()  # generating: keep events, HUD and the prompt line live
+                    continue
+                self._show_clip(chunk, None)
+                shown += len(chunk)
+            worker.join()
+        finally:
+            self.stepping = False
+            if stream:
+                self._set_stream(None)
+        if "error" in result:
+            raise result["error"]
+        _, _, terminated, truncated, self.info = result["out"]
         elapsed = time.perf_counter() - tick
         new = self.info["frames"][1:]
         self.generated_fps = len(new) / max(elapsed, 1e-9)
         self.clip_index += 1
         if self.recording is not None:
             self.recording.add(new, self.info["states"][1:], self.info["poses"][1:], self._prompt())
-        self._show_clip(new, self._truth(self.info, last=len(new)))
-        if terminated or truncated:
-            self.message = "episode over: a new world"
+        if shown < len(new):  # not streamed (the ground truth, --compare): play the clip now
+            self._show_clip(new[shown:], self._truth(self.info, last=len(new) - shown))
+        if self.pending_reset or terminated or truncated:
+            self.message = "a new world" if self.pending_reset else "episode over: a new world"
+            self.pending_reset = False
             self.reset()
+
+    def _set_stream(self, callback) -> bool:
+        """Point the env's ``on_frames`` at ``callback``; False for an env that does not stream (the ground truth)."""
+        try:
+            self.env.get_wrapper_attr("on_frames")
+        except AttributeError:
+            return False
+        self.env.set_wrapper_attr("on_frames", callback)
+        return True
 
     def run(self, max_steps: int | None = None, screenshot: str | Path | None = None) -> None:
         """Play until the window closes (or ``max_steps`` clips; ``screenshot`` saves the last window)."""
@@ -246,6 +300,19 @@ class KeyboardPlayer:
             pg.display.flip()
             self.clock.tick(self.fps)
 
+    def _draw_idle(self) -> None:
+        """While a clip is generated: handle events and redraw the HUD over the frames on screen."""
+        pg = self.pygame
+        for event in pg.event.get():
+            self.handle_event(event)
+        if self.screen is None:
+            return
+        width, height = self.screen.get_width(), self.screen.get_height() - 2 * HUD_HEIGHT
+        self.screen.fill((0, 0, 0), (0, 0, width, HUD_HEIGHT))
+        self.screen.fill((0, 0, 0), (0, HUD_HEIGHT + height, width, HUD_HEIGHT))
+        self._draw_hud(width, height)
+        pg.display.flip()
+
     def _blit(self, frame: np.ndarray, x: int) -> None:
         pg = self.pygame
         surface = pg.image.frombuffer(np.ascontiguousarray(frame), (frame.shape[1], frame.shape[0]), "RGB")
@@ -255,7 +322,8 @@ class KeyboardPlayer:
     def _draw_hud(self, width: int, height: int) -> None:
         rec = "  REC" if self.recording is not None else ""
         fps = "-" if not np.isfinite(self.generated_fps) else f"{self.generated_fps:.1f}"
-        top = f"{fps} generated fps | clip {self.clip_index}{rec}" + ("  | left: generated, right: ground truth" if self.compare else "")
+        busy = f" | generating clip {self.clip_index + 1}" if self.stepping else ""
+        top = f"{fps} generated fps | clip {self.clip_index}{busy}{rec}" + ("  | left: generated, right: ground truth" if self.compare else "")
         if self.prompt_line is not None:
             bottom = f"new prompt: {self.prompt_line}_"
         else:

@@ -3,8 +3,8 @@
 The side file holds, for every frame of the video, its camera state ``(x, y, z, yaw, pitch, roll)``, its 4x4
 camera-to-world pose, the caption, the prompt it was generated with, and the reward of the step that produced
 it; and for every step the reward, collision, goal distance, wall time, the env's own timing of its parts
-(``last_timings`` of a generated world) and the process's resident memory. ``agents.scripted.ReplayPolicy``
-reads it back.
+(``last_timings`` of a generated world) and the process's resident memory; its header says the precision and
+torch threads a generated world computed with. ``agents.scripted.ReplayPolicy`` reads it back.
 """
 
 from __future__ import annotations
@@ -68,6 +68,14 @@ def resident_memory_mb() -> float:
     return float("nan")
 
 
+def _env_attribute(env: gym.Env, name: str) -> Any:
+    """An attribute of the env or its wrappers (``precision``, ``torch_threads``), None where it has none."""
+    try:
+        return env.get_wrapper_attr(name)
+    except AttributeError:
+        return None
+
+
 def _env_timings(env: gym.Env) -> dict[str, float]:
     try:
         return {k: round(float(v), 4) for k, v in env.get_wrapper_attr("last_timings").items()}
@@ -109,6 +117,8 @@ def run_rollout(
         "goal": info.get("goal"),
         "fps": fps,
         "seed": seed,
+        "precision": _env_attribute(env, "precision"),  # what a generated world computes in
+        "torch_threads": _env_attribute(env, "torch_threads"),
         **(metadata or {}),
     }
     with Mp4Writer(video_path, fps=fps) as writer:

@@ -1,6 +1,6 @@
-"""Seconds per generated clip of the ``tiny`` preset, by phase, and peak memory, in fp32 and bf16 autocast.
+"""Seconds per generated clip of the ``tiny`` preset, by phase, and peak memory, per precision.
 
-    python benchmarks/generator_clip.py                 # both precisions, each in its own process
+    python benchmarks/generator_clip.py                 # auto, fp32 and bf16, each in its own process
     python benchmarks/generator_clip.py --checkpoint DIR # a trained checkpoint instead of fresh weights
 
 Phases: control encoding (both control videos and the I2V conditioning video through the VAE encoder, plus
@@ -36,7 +36,9 @@ def measure(precision: str, clips: int, steps: int | None, checkpoint: str | Non
     sampling = dict(preset.sampling)
     if steps is not None:
         sampling["steps"] = steps
-    autocast = torch.bfloat16 if precision == "bf16" else None
+    from model.precision import precision_name, resolve_precision
+
+    autocast = resolve_precision(precision)
     generator = ckpt.generator(options=SamplingOptions(**sampling), autocast=autocast)
     rng = np.random.default_rng(0)
     f, h, w = preset.frames, preset.height, preset.width
@@ -51,7 +53,7 @@ def measure(precision: str, clips: int, steps: int | None, checkpoint: str | Non
     steady = rows[1:] if len(rows) > 1 else rows  # the first clip has no history and warms up the kernels
     mean = {k: float(np.mean([r[k] for r in steady])) for k in steady[0]}
     return {
-        "precision": precision,
+        "precision": f"{precision}->{precision_name(autocast)}" if precision == "auto" else precision,
         "preset": preset.name,
         "size": f"{h}x{w}",
         "frames": f,
@@ -67,19 +69,20 @@ def measure(precision: str, clips: int, steps: int | None, checkpoint: str | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "all"], default="all",
+                        help="all (default): auto, fp32 and bf16, each in its own process")
     parser.add_argument("--clips", type=int, default=10)
     parser.add_argument("--steps", type=int, default=None, help="default: the preset's")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON line (used for the child processes)")
     args = parser.parse_args()
 
-    if args.precision != "both":
+    if args.precision != "all":
         result = measure(args.precision, args.clips, args.steps, args.checkpoint)
         print(json.dumps(result) if args.json else result)
         return
     results = []
-    for precision in ("fp32", "bf16"):
+    for precision in ("auto", "fp32", "bf16"):
         cmd = [sys.executable, __file__, "--precision", precision, "--clips", str(args.clips), "--json"]
         if args.steps is not None:
             cmd += ["--steps", str(args.steps)]
@@ -88,12 +91,13 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     r0 = results[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; preset {r0['preset']} "
+    print(f"torch {torch.__version__}, capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"{torch.get_num_threads()} threads, {platform.machine()}; preset {r0['preset']} "
           f"{r0['size']}, {r0['frames']}-frame clips, {r0['steps']} steps, mean of clips 2..{r0['clips']}")
-    print(f"{'precision':>9} {'encode s':>9} {'denoise s':>10} {'per step s':>11} {'decode s':>9} {'clip s':>7} "
+    print(f"{'precision':>10} {'encode s':>9} {'denoise s':>10} {'per step s':>11} {'decode s':>9} {'clip s':>7} "
           f"{'peak RSS MB':>12} {'RSS clip 2 -> last':>19}")
     for r in results:
-        print(f"{r['precision']:>9} {r['control_encoding']:9.3f} {r['denoising']:10.3f} {r['per_step']:11.4f} "
+        print(f"{r['precision']:>10} {r['control_encoding']:9.3f} {r['denoising']:10.3f} {r['per_step']:11.4f} "
               f"{r['decoding']:9.3f} {r['total']:7.3f} {r['peak_rss_mb']:12.0f} "
               f"{r['rss_after_clip_2_mb']:8.0f} -> {r['rss_after_last_clip_mb']:.0f}")
 

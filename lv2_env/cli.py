@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from model.precision import add_precision_argument
+
 ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}
 
 
@@ -39,6 +41,7 @@ def _add_rollout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the prompt (default: the scene's caption)")
     p.add_argument("--sampling-steps", type=int, default=None, help="world: denoising steps (default: the model's)")
+    add_precision_argument(p)
     p.add_argument("--height", type=int, default=128, help="groundtruth only (a world has its model's size)")
     p.add_argument("--width", type=int, default=128, help="groundtruth only")
     p.add_argument("--clip-frames", type=int, default=17, help="groundtruth only: frames per clip, 4k+1 (default 17)")
@@ -59,7 +62,7 @@ def _rollout(args: argparse.Namespace) -> int:
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
                        control_source=control_source,
                        action_mode=args.action_mode, style=args.style, goal_radius=None,
-                       sampling_steps=args.sampling_steps, max_episode_steps=10**9)
+                       sampling_steps=args.sampling_steps, precision=args.precision, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode, height=args.height, width=args.width,
                        clip_frames=args.clip_frames, style=args.style, goal_radius=None, max_episode_steps=10**9)
@@ -110,6 +113,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the first prompt (default: the scene's caption)")
     p.add_argument("--sampling-steps", type=int, default=None, help="world: denoising steps (default: the model's)")
+    add_precision_argument(p)
     p.add_argument("--seed", type=int, default=None, help="seed of the first world (default: random)")
     p.add_argument("--scale", type=int, default=4, help="window pixels per frame pixel (default 4)")
     p.add_argument("--record-dir", default="recordings", help="where V writes recordings (default ./recordings)")
@@ -128,7 +132,7 @@ def _play(args: argparse.Namespace) -> int:
         raise ValueError("--compare needs --env world on a procedural scene (no --image): it shows that scene's render")
     if args.env == "world":
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
-                       goal_radius=None, sampling_steps=args.sampling_steps,
+                       goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
                        control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)
@@ -165,7 +169,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = off")
     p.add_argument("--dense-scale", type=float, default=1.0, help="LongVie 2's lambda: less depth, more freedom")
     p.add_argument("--seed", type=int, default=0, help="seed of the unified noise")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype (default bf16)")
+    add_precision_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_generate)
 
@@ -173,11 +177,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     import time
 
-    import torch
-
     from lv2_env.offline import clip_starts, generate_video, load_control_video, load_first_frame, read_prompts
     from model.checkpoint import load_checkpoint
     from model.pipeline import SamplingOptions
+    from model.precision import resolve_precision
 
     if args.checkpoint:
         checkpoint = load_checkpoint(args.checkpoint)
@@ -203,8 +206,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.guidance is not None:
         sampling["guidance_scale"] = args.guidance
     options = SamplingOptions(**sampling, control_scales={"dense": args.dense_scale})
-    autocast = torch.bfloat16 if args.precision == "bf16" else None
-    generator = checkpoint.generator(options=options, seed=args.seed, autocast=autocast)
+    generator = checkpoint.generator(options=options, seed=args.seed, autocast=resolve_precision(args.precision))
 
     first = load_first_frame(args.first_frame, preset.height, preset.width)
     controls = {
@@ -301,7 +303,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    add_precision_argument(p)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--export-latest", metavar="DIR", default=None,
                    help="do not train: export the last checkpoint in --out to DIR, as the stage's final/ would be")
@@ -325,7 +327,8 @@ def _train(args: argparse.Namespace) -> int:
         if not args.vae:
             raise ValueError("cache-latents needs --vae DIR (a trained VAE)")
         render = render_clip if preset.condition == "rendered" else None
-        print(f"latents in {cache_latents(args.data, args.vae, progress=not args.quiet, render=render)}")
+        out = cache_latents(args.data, args.vae, precision=args.precision, progress=not args.quiet, render=render)
+        print(f"latents in {out}")
         return 0
     if not args.out:
         raise ValueError("training needs --out DIR")

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from lv2_env.warp import SKY_DEPTH, warp_first_frame  # noqa: F401  (warp_first_frame: the warp baseline)
+from model.precision import add_precision_argument, precision_name, resolve_precision
 
 METHODS = ("model", "repeat", "warp")
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
@@ -407,7 +408,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=8, help="clips to evaluate, spread over the directory (default 8)")
     p.add_argument("--out", required=True, help="output directory for report.json, grid.png, psnr_per_frame.png")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
-    p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype (default bf16)")
+    add_precision_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (the same for every clip)")
     p.add_argument("--grid-clips", type=int, default=4, help="clips shown in grid.png (default 4)")
     p.add_argument("--rollouts", type=int, default=0,
@@ -438,7 +439,7 @@ def run_world(args: argparse.Namespace) -> None:
     if args.rollout_seconds < 1:
         raise ValueError(f"--rollout-seconds must be at least 1, got {args.rollout_seconds}")
     env = WorldEnv(checkpoint=args.checkpoint, preset=None, goal_radius=None, sampling_steps=args.steps,
-                   autocast="bf16" if args.precision == "bf16" else None)
+                   precision=args.precision)
     steps = int(np.ceil(args.rollout_seconds * env.clip.fps / env.clip.new_frames))
     depth = None
     if (Path(args.checkpoint) / "depth").is_dir():
@@ -474,11 +475,9 @@ def run_clips(args: argparse.Namespace) -> None:
     sampling = dict(preset.sampling)
     if args.steps is not None:
         sampling["steps"] = args.steps
+    autocast = resolve_precision(args.precision)
     generator = checkpoint.generator(
-        options=SamplingOptions(**sampling),
-        seed=args.seed,
-        autocast=torch.bfloat16 if args.precision == "bf16" else None,
-        history_latent_frames=0,
+        options=SamplingOptions(**sampling), seed=args.seed, autocast=autocast, history_latent_frames=0,
     )
     clips = [dataset[i] for i in indices]
     names = [Path(dataset.clips[i]["file"]).stem for i in indices]
@@ -493,10 +492,11 @@ def run_clips(args: argparse.Namespace) -> None:
         print(f"  {names[len(generated) - 1]}: generated in {sum(generator.last_timings.values()):.1f} s", flush=True)
         return frames
 
-    print(f"evaluating {len(clips)} clips of {args.data} with {args.checkpoint} ({sampling['steps']} steps, {args.precision})")
+    precision = precision_name(autocast)
+    print(f"evaluating {len(clips)} clips of {args.data} with {args.checkpoint} ({sampling['steps']} steps, {precision})")
     report = evaluate_clips(generate, clips, names=names)
     report["settings"] = {"checkpoint": str(args.checkpoint), "data": str(args.data), "clip_indices": indices,
-                          "steps": sampling["steps"], "precision": args.precision, "seed": args.seed,
+                          "steps": sampling["steps"], "precision": precision, "seed": args.seed,
                           "history_latent_frames": 0}
 
     out = Path(args.out)

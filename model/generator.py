@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from contextlib import nullcontext
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from model.pipeline import (
     denoise,
     unified_noise,
 )
+from model.precision import autocast_context
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor, num_latent_frames, tensor_to_frames
 
@@ -140,6 +140,7 @@ class LongVideoGenerator:
         prompt: str,
         first_frame: np.ndarray | None = None,
         rendered: np.ndarray | None = None,
+        on_frames: Callable[[np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """Generate the next clip.
 
@@ -149,6 +150,9 @@ class LongVideoGenerator:
             first_frame: uint8 ``[H, W, 3]`` to restart from (resets the video); default: the previous clip's last.
             rendered: uint8 ``[F, H, W, 3]``, the first frame rendered along the clip's camera path with its depth
                 (black where nothing lands); required by, and only used by, a ``condition="rendered"`` model.
+            on_frames: called with each chunk of new frames (uint8 ``[k, H, W, 3]``, 4 frames at a time for Wan's
+                VAE) as soon as the decoder has produced it, before this method returns: for players that show
+                frames while the rest of the clip decodes.
 
         Returns:
             uint8 ``[F, H, W, 3]``; frame 0 is the first frame given (or the previous clip's last frame).
@@ -162,7 +166,8 @@ class LongVideoGenerator:
         history = self.history.frames()[None] if self.history.full else None
         frames, self.last_timings = self._generate(self.last_frame[None], {k: np.asarray(v)[None] for k, v in controls.items()},
                                                    context, negative, history, self._noise,
-                                                   None if rendered is None else np.asarray(rendered)[None])
+                                                   None if rendered is None else np.asarray(rendered)[None],
+                                                   None if on_frames is None else lambda chunk: on_frames(chunk[0]))
         frames = frames[0]
         self.history.extend(frames[1:])
         self.last_frame = frames[-1].copy()
@@ -178,10 +183,12 @@ class LongVideoGenerator:
         history_frames: np.ndarray | None,
         noise: torch.Tensor,
         rendered: np.ndarray | None = None,
+        on_frames: Callable[[np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """One clip for each of ``B`` videos: last frames ``[B, H, W, 3]``, controls ``{name: [B, F, H, W, 3]}``,
         text ``[B, L, D]``, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``,
-        rendered conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None."""
+        rendered conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None; ``on_frames`` receives each
+        decoded chunk of new frames ``[B, k, H, W, 3]``."""
         h, w = last_frames.shape[1:3]
         if (self.condition == "rendered") != (rendered is not None):
             raise ValueError(
@@ -222,9 +229,14 @@ class LongVideoGenerator:
             )
             timings["denoising"] = time.perf_counter() - tick
 
-            # 4. Decode.
+            # 4. Decode, chunk by chunk (the first is the shared frame, replaced below).
             tick = time.perf_counter()
-            frames = tensor_to_frames(self.vae.decode(latents))
+            chunks = []
+            for chunk in self.vae.decode_chunks(latents):
+                chunks.append(tensor_to_frames(chunk))
+                if on_frames is not None and len(chunks) > 1:
+                    on_frames(chunks[-1])
+            frames = np.concatenate(chunks, axis=1)
             timings["decoding"] = time.perf_counter() - tick
 
         frames[:, 0] = last_frames  # the shared frame is exactly the previous clip's last frame
@@ -233,9 +245,7 @@ class LongVideoGenerator:
     # ------------------------------------------------------------------ helpers
 
     def _autocast(self):
-        if self.autocast is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast)
+        return autocast_context(self.autocast, self.device)
 
     def _image_context(self, last_frames: np.ndarray, device: torch.device) -> torch.Tensor | None:
         """CLIP features of the clips' first frames, for a base with image cross-attention (Wan2.1-I2V)."""

@@ -41,6 +41,26 @@ LATENT_CHANNELS = 16
 CONDITION_CHANNELS = 20  # 4-channel first-frame mask + 16-channel latent of [first frame, zeros...]
 
 
+class Float32RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` computed in float32 on purpose, returning the input's dtype.
+
+    Under bf16 autocast (or with a bf16 checkpoint, whose norms diffusers keeps in float32) the attention's q/k
+    norms receive bf16 activations and float32 weights; torch's fused kernel refuses mixed dtypes, warns
+    ("Mismatch dtype between input and weight") and falls back. A mean of squares is also where bf16's 8-bit
+    mantissa hurts most, so the norm is done in float32 and only its result is cast back.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        return nn.functional.rms_norm(x.float(), self.normalized_shape, weight, self.eps).to(x.dtype)
+
+
+def _norms_in_float32(model: nn.Module) -> None:
+    for module in model.modules():
+        if type(module) is nn.RMSNorm:
+            module.__class__ = Float32RMSNorm
+
+
 def _zero_linear(in_features: int, out_features: int) -> nn.Linear:
     layer = nn.Linear(in_features, out_features)
     nn.init.zeros_(layer.weight)
@@ -148,6 +168,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
             tuple(control_modalities), dim, branch_dim, control_layers, control_num_attention_heads,
             control_ffn_dim, qk_norm, cross_attn_norm, eps, branch_kv,
         )
+        _norms_in_float32(self)
         self.gradient_checkpointing = False
 
     # ------------------------------------------------------------------ initialisation

@@ -16,10 +16,10 @@ import torch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.generator import LongVideoGenerator
 from model.pipeline import SamplingOptions
+from model.precision import precision_name, resolve_precision
 from model.presets import Preset
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
-AUTOCAST = {"bf16": torch.bfloat16, None: None, "none": None, "fp32": None}
 
 
 def shipped_checkpoint() -> Path:
@@ -36,7 +36,7 @@ class WorldModel:
 
     checkpoint: Checkpoint
     directory: Path
-    autocast: torch.dtype | None = torch.bfloat16
+    autocast: torch.dtype | None = None  # torch.bfloat16, or None for float32 (model.precision)
     sampling_steps: int | None = None
     depth_estimator: object | None = None
 
@@ -46,13 +46,13 @@ class WorldModel:
         directory: str | Path | None = None,
         preset: str | None = "tiny",
         device: str = "cpu",
-        autocast: str | None = "bf16",
+        precision: str = "auto",
         sampling_steps: int | None = None,
         need_depth: bool = False,
     ) -> "WorldModel":
-        """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset."""
-        if autocast not in AUTOCAST:
-            raise ValueError(f"autocast must be one of {list(AUTOCAST)}, got {autocast!r}")
+        """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset;
+        ``precision``: ``"auto"`` (bf16 only where this device computes it faster), ``"bf16"`` or ``"fp32"``."""
+        autocast = resolve_precision(precision, device)
         if sampling_steps is not None and (not isinstance(sampling_steps, int) or sampling_steps < 1):
             raise ValueError(f"sampling_steps must be a positive integer or None, got {sampling_steps!r}")
         directory = Path(directory) if directory is not None else shipped_checkpoint()
@@ -69,13 +69,18 @@ class WorldModel:
                                  "needs one (`lv2 train depth`, exported into the model directory)")
             depth = TinyDepthEstimator.from_pretrained(directory / "depth")
             depth.net.to(device)
-        return cls(checkpoint, directory, AUTOCAST[autocast], sampling_steps, depth)
+        return cls(checkpoint, directory, autocast, sampling_steps, depth)
 
     @property
     def preset(self) -> Preset:
         """Size, clip length, frame rate and conditioning (``"rendered"``: every clip also needs the last frame
         rendered along its camera path)."""
         return self.checkpoint.preset
+
+    @property
+    def precision(self) -> str:
+        """What the generator computes in: ``"bf16"`` or ``"fp32"``."""
+        return precision_name(self.autocast)
 
     def generator(self, seed: int = 0) -> LongVideoGenerator:
         sampling = dict(self.checkpoint.preset.sampling)

@@ -13,11 +13,11 @@ def _vec(checkpoint, n, **kwargs):
 
 def test_batched_worlds_match_the_same_worlds_stepped_alone(world_checkpoint):
     actions = [np.array([1, 6]), np.array([5, 1]), np.array([1, 1])]
-    vec = _vec(world_checkpoint, 2, autocast=None)
+    vec = _vec(world_checkpoint, 2, precision="fp32")
     obs, info = vec.reset(seed=5)
     batched = [obs] + [vec.step(a)[0] for a in actions]
     for i in range(2):
-        env = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", autocast=None)
+        env = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", precision="fp32")
         alone = [env.reset(seed=5 + i)[0]] + [env.step(int(a[i]))[0] for a in actions]
         for b, a in zip(batched, alone):
             # Batched matmuls round differently from single ones; allow a grey level here and there.

@@ -12,6 +12,7 @@ from lv2_env.camera import Intrinsics, pose_from_state, poses_from_states, state
 from lv2_env.collision import CAMERA_RADIUS, obstacles_at, resolve_collisions
 from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.rewards import NavigationReward, Transition
+from lv2_env.threads import apply_torch_threads, check_torch_threads
 from lv2_env.worlds import Renderer, Scene, generate_scene, get_style
 
 OBS_MODES = ("frame", "clip")
@@ -124,8 +125,11 @@ class GroundTruthEnv(gym.Env):
 
     ``gymnasium.make("LV2/GroundTruth-v0", render_mode=None, action_mode="discrete", obs_mode="frame",
     height=128, width=128, clip_frames=17, fps=16, fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
-    depth_range=None)``. ``depth_range`` may fix the normalisation as ``(near, far)`` metres instead of
-    fitting it at reset. ``render_mode="human"`` plays each clip in a pygame window at ``fps``.
+    depth_range=None, torch_threads=None)``. ``depth_range`` may fix the normalisation as ``(near, far)`` metres
+    instead of fitting it at reset. ``render_mode="human"`` plays each clip in a pygame window at ``fps``.
+    ``torch_threads``: torch threads of the process (the ray caster runs on torch); by default this process's
+    share of the cores, ``max(1, cores // workers)`` in each of ``N`` subprocess vector-env workers, so they
+    never oversubscribe the cores (:mod:`lv2_env.threads`).
 
     ## Version History
 
@@ -148,7 +152,10 @@ class GroundTruthEnv(gym.Env):
         reward_fn: Callable[[Transition], float] | None = None,
         goal_radius: float | None = 1.5,
         depth_range: tuple[float, float] | None = None,
+        torch_threads: int | None = None,
     ) -> None:
+        self._torch_threads_asked = check_torch_threads(torch_threads)
+        self.torch_threads = apply_torch_threads(self._torch_threads_asked)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if obs_mode not in OBS_MODES:
@@ -188,6 +195,8 @@ class GroundTruthEnv(gym.Env):
     # ------------------------------------------------------------------ Gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        # Again here: the workers of a subprocess vector env are all running by the first reset.
+        self.torch_threads = apply_torch_threads(self._torch_threads_asked)
         super().reset(seed=seed)
         options = {} if options is None else dict(options)
         unknown = set(options) - RESET_OPTIONS

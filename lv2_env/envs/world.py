@@ -17,6 +17,7 @@ from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.envs.ground_truth import EYE_HEIGHT, GroundTruthEnv
 from lv2_env.point_cache import PointCache
 from lv2_env.rewards import Transition
+from lv2_env.threads import apply_torch_threads, check_torch_threads
 from lv2_env.warp import render_along_path
 
 CONTROL_SOURCES = ("scene", "cache")
@@ -126,15 +127,22 @@ class WorldEnv(GroundTruthEnv):
     scene's exact render of the same path; ``None`` without a scene) and ``control_source``. Wall-clock
     seconds of the last step's parts (``controls``, ``control_encoding``, ``denoising``, ``decoding``) are in
     ``env.get_wrapper_attr("last_timings")``, not in ``info``, which a seeded episode reproduces exactly.
+    ``env.unwrapped.on_frames``, if set to a callable, receives each chunk of new frames (uint8
+    ``[k, H, W, 3]``, 4 at a time) while ``step`` decodes them, so a viewer can show the first frames of a clip
+    before the step returns (``lv2 play`` does).
 
     ## Arguments
 
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
     action_mode="discrete", obs_mode="frame", fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
-    depth_range=None, sampling_steps=None, autocast="bf16", preset="tiny", device="cpu")``. ``checkpoint``: a
-    model directory (``lv2 train``'s ``final/``); the shipped tiny model if None. A checkpoint of another
-    preset than ``preset`` raises ``ValueError`` saying why. ``sampling_steps`` overrides the model's Euler
-    steps (fewer is faster and blurrier). ``autocast``: ``"bf16"`` (about 2.5x faster on CPU) or ``None``.
+    depth_range=None, sampling_steps=None, precision="auto", torch_threads=None, preset="tiny", device="cpu")``.
+    ``checkpoint``: a model directory (``lv2 train``'s ``final/``); the shipped tiny model if None. A checkpoint
+    of another preset than ``preset`` raises ``ValueError`` saying why. ``sampling_steps`` overrides the model's
+    Euler steps (fewer is faster and blurrier). ``precision``: ``"auto"`` (bfloat16 only where this device
+    computes it faster than float32: a CUDA GPU with bf16, or a CPU with native bf16 such as AVX512-BF16/AMX,
+    found by a ~50 ms probe once per process), ``"bf16"`` or ``"fp32"``; the one in use is
+    ``env.unwrapped.precision``. ``torch_threads``: as ``LV2/GroundTruth-v0`` (one share of the cores per
+    subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``.
 
     ## Version History
 
@@ -156,7 +164,8 @@ class WorldEnv(GroundTruthEnv):
         goal_radius: float | None = 1.5,
         depth_range: tuple[float, float] | None = None,
         sampling_steps: int | None = None,
-        autocast: str | None = "bf16",
+        precision: str = "auto",
+        torch_threads: int | None = None,
         preset: str = "tiny",
         device: str = "cpu",
         model=None,
@@ -165,26 +174,35 @@ class WorldEnv(GroundTruthEnv):
 
         if control_source not in CONTROL_SOURCES:
             raise ValueError(f"control_source must be one of {list(CONTROL_SOURCES)}, got {control_source!r}")
+        apply_torch_threads(check_torch_threads(torch_threads))  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(
-            checkpoint, preset=preset, device=device, autocast=autocast, sampling_steps=sampling_steps,
+            checkpoint, preset=preset, device=device, precision=precision, sampling_steps=sampling_steps,
             need_depth=control_source == "cache",
         )
         super().__init__(
             render_mode=render_mode, action_mode=action_mode, obs_mode=obs_mode, height=self.model.preset.height,
             width=self.model.preset.width, clip_frames=self.model.preset.frames, fps=self.model.preset.fps, fov_deg=fov_deg, style=style,
-            reward_fn=reward_fn, goal_radius=goal_radius, depth_range=depth_range,
+            reward_fn=reward_fn, goal_radius=goal_radius, depth_range=depth_range, torch_threads=torch_threads,
         )
         self.control_source = control_source
         self.generator = self.model.generator()
         self.prompt = ""
         self.clip_index = 0
         self.last_timings: dict[str, float] = {}
+        # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
+        self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.intrinsics) if control_source == "cache" else None
         self._ground_truth: np.ndarray | None = None
 
     # ------------------------------------------------------------------ Gymnasium API
 
+    @property
+    def precision(self) -> str:
+        """What the generator computes in: ``"bf16"`` or ``"fp32"`` (``precision="auto"`` resolved)."""
+        return self.model.precision
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.torch_threads = apply_torch_threads(self._torch_threads_asked)
         options = {} if options is None else dict(options)
         unknown = set(options) - WORLD_RESET_OPTIONS
         if unknown:
@@ -221,7 +239,8 @@ class WorldEnv(GroundTruthEnv):
 
     def step(self, action):
         plan = self.plan_step(action)
-        frames = self.generator.generate_clip(plan.controls, self.prompt, rendered=plan.rendered)
+        frames = self.generator.generate_clip(plan.controls, self.prompt, rendered=plan.rendered,
+                                              on_frames=self.on_frames)
         return self.finish_step(plan, frames, self.generator.last_timings)
 
     def plan_step(self, action) -> "StepPlan":

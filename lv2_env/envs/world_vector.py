@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from lv2_env.envs.world import WorldEnv
+from lv2_env.threads import apply_torch_threads, check_torch_threads
 
 
 class WorldVectorEnv(gym.vector.VectorEnv):
@@ -21,14 +22,15 @@ class WorldVectorEnv(gym.vector.VectorEnv):
     ``NEXT_STEP`` mode: the step after a world terminates or is truncated resets it (its action is ignored,
     reward 0) and returns its first observation. Truncation comes from ``max_episode_steps`` (the registered
     100 steps unless given). ``seed`` in :meth:`reset` may be an int (world ``i`` gets ``seed + i``) or a list.
-    Every other keyword goes to each :class:`WorldEnv`.
+    ``precision`` and ``torch_threads`` are those of :class:`WorldEnv` (one process: all of its cores by
+    default). Every other keyword goes to each :class:`WorldEnv`.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, checkpoint=None, preset: str = "tiny",
-                 device: str = "cpu", autocast: str | None = "bf16", sampling_steps: int | None = None,
-                 **env_kwargs: Any) -> None:
+                 device: str = "cpu", precision: str = "auto", sampling_steps: int | None = None,
+                 torch_threads: int | None = None, **env_kwargs: Any) -> None:
         from model.generator import BatchGenerator
         from model.world_model import WorldModel
 
@@ -37,9 +39,11 @@ class WorldVectorEnv(gym.vector.VectorEnv):
         if env_kwargs.get("render_mode") is not None:
             raise ValueError("the batched world does not render; use gymnasium.make for a window")
         env_kwargs.pop("render_mode", None)
-        model = WorldModel.load(checkpoint, preset=preset, device=device, autocast=autocast,
+        self.torch_threads = apply_torch_threads(check_torch_threads(torch_threads))
+        model = WorldModel.load(checkpoint, preset=preset, device=device, precision=precision,
                                 sampling_steps=sampling_steps, need_depth=env_kwargs.get("control_source") == "cache")
-        self.envs = [WorldEnv(model=model, **env_kwargs) for _ in range(num_envs)]
+        self.envs = [WorldEnv(model=model, torch_threads=self.torch_threads, **env_kwargs) for _ in range(num_envs)]
+        self.precision = model.precision
         self.batch = BatchGenerator(model.generator(), num_envs)
         for env, slot in zip(self.envs, self.batch.slots):
             env.generator = slot

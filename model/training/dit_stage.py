@@ -231,9 +231,8 @@ class DitStage:
             grey = self.pixels[int(index)]["dense"]
             video = frames_to_tensor(np.repeat(grey[..., None], 3, axis=-1))
             degraded, what = deg.degrade_dense(video, rng)
-            if what != "none":
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    out[i] = self.checkpoint.vae.encode(degraded)[0].float()
+            if what != "none":  # in the training loop's precision (it draws batches under its autocast)
+                out[i] = self.checkpoint.vae.encode(degraded)[0].float()
         return out
 
     @torch.no_grad()
@@ -259,7 +258,8 @@ class DitStage:
         """Generate held-out clips from their ground-truth controls: PSNR of the model and of repeating frame 0."""
         if self.eval_set is None:
             return {}
-        generator = self.checkpoint.generator(options=SamplingOptions(steps=self.config.eval_steps), autocast=torch.bfloat16,
+        # autocast=None: the training loop evaluates under its own autocast, in the run's precision.
+        generator = self.checkpoint.generator(options=SamplingOptions(steps=self.config.eval_steps), autocast=None,
                                               history_latent_frames=0)
         model_scores, repeat_scores = [], []
         count = min(self.config.eval_clips, len(self.eval_set))

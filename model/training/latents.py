@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from model.pipeline import condition_video
+from model.precision import autocast_context, resolve_precision
 from model.training.data import ClipDataset
 from model.vae import VideoVAE, frames_to_tensor
 
@@ -92,7 +93,7 @@ def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HI
 def cache_latents(
     data: str | Path,
     vae_directory: str | Path,
-    autocast: bool = True,
+    precision: str = "auto",
     progress: bool = True,
     render: Callable[[dict], np.ndarray] | None = None,
 ) -> Path:
@@ -102,7 +103,7 @@ def cache_latents(
     ``poses``, ``intrinsics``) returning its first frame rendered along its camera path (uint8 ``[F, H, W, 3]``);
     the latents then go to the ``-rendered`` cache. The caller supplies it (lv2_env's warp), since ``model/``
     knows nothing of scenes. When the plain cache of the same VAE already has a clip, only its conditioning is
-    encoded anew.
+    encoded anew. ``precision``: as :func:`model.precision.resolve_precision` (bf16 only where it is faster).
     """
     data = Path(data)
     identity = vae_id(vae_directory)
@@ -113,7 +114,7 @@ def cache_latents(
     fields = ("rgb", "dense", "sparse", "history") + (("depth", "poses", "intrinsics") if render else ())
     dataset = ClipDataset(data, fields)
     vae = VideoVAE.from_pretrained(vae_directory).eval()
-    context = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
+    context = autocast_context(resolve_precision(precision))
     for i in tqdm(range(len(dataset)), desc=f"caching latents ({condition})", unit="clip", disable=not progress):
         name = Path(dataset.clips[i]["file"]).name
         path = out / name

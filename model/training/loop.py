@@ -32,6 +32,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from model.precision import autocast_context, parse_precision, resolve_precision
+
 
 @dataclass
 class LoopConfig:
@@ -45,14 +47,13 @@ class LoopConfig:
     eval_every: int = 500
     log_every: int = 10
     seed: int = 0
-    precision: str = "bf16"  # autocast dtype on CPU: "bf16" or "fp32"
+    precision: str = "auto"  # "auto" (bf16 where this device computes it faster), "bf16" or "fp32"
     resume: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        if self.precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        parse_precision(self.precision)
         if self.steps < 1 or self.checkpoint_every < 1:
             raise ValueError(f"steps and checkpoint_every must be >= 1, got {self.steps} and {self.checkpoint_every}")
 
@@ -221,14 +222,15 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
     (config.out / "config.json").write_text(json.dumps({**asdict(config), "out": str(config.out), "stage": stage.name}, indent=1))
 
     metrics_path = config.out / "metrics.jsonl"
-    autocast = torch.autocast(device_type=accelerator.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    autocast = autocast_context(resolve_precision(config.precision, accelerator.device), accelerator.device)
     is_main = accelerator.is_main_process
     bar = tqdm(total=config.steps, initial=step, desc=f"train {stage.name}", unit="step", disable=not (config.progress and is_main))
     wrapped.train()
     tick = time.perf_counter()
     first_batch = None
     while step < config.steps:
-        batch = stage.batch(rng, step)
+        with autocast:  # a stage that encodes while drawing a batch computes in the run's precision
+            batch = stage.batch(rng, step)
         if first_batch is None and accelerator.num_processes > 1:  # only ranks.json needs it
             first_batch = _digest({k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
         with autocast:

@@ -119,7 +119,7 @@ def train_all(
     eval_data: Path | None,
     out: Path,
     steps: dict[str, int] | None = None,
-    precision: str = "bf16",
+    precision: str = "auto",
     seed: int = 0,
     progress: bool = True,
     render: Callable[[dict], np.ndarray] | None = None,
@@ -146,7 +146,8 @@ def train_all(
             train(stage, LoopConfig(out=run, steps=steps[name], lr=DEFAULT_LR[name], seed=seed, precision=precision,
                                     resume=resume, progress=progress))
         if name == "vae":
-            cache_latents(data, vae_dir, progress=progress, render=render if preset.condition == "rendered" else None)
+            cache_latents(data, vae_dir, precision=precision, progress=progress,
+                          render=render if preset.condition == "rendered" else None)
         elif name in DIT_STAGES:
             init = run / "final"
     return assemble_model(out / DIT_STAGES[-1] / "final", out / "vae-decoder" / "final" / "vae",

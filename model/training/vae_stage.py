@@ -7,7 +7,7 @@ a VAE trained on 9-frame windows reconstructed frames 1-9 of a held-out clip at 
 20-22 dB, because the causal encoder's later temporal chunks never saw training (measured at step 1750 of
 the first run, which then continued on 17-frame windows). Loss: L1 + MSE of the
 reconstruction plus a very small KL term (Wan-style: the latent must stay close to a Gaussian only loosely).
-Held-out PSNR is measured on whole eval clips (128x128, 17 frames) in bf16, as generation runs.
+Held-out PSNR is measured on whole eval clips (128x128, 17 frames) in the run's precision.
 ``freeze_encoder`` fine-tunes only the decoder of a trained VAE: the latent space (and so cached latents and
 any DiT trained on them) stays the same while reconstructions sharpen. At export the per-channel mean and std of raw latents over training clips are recorded in the VAE's config,
 so the DiT sees normalised latents.
