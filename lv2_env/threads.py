@@ -4,7 +4,7 @@ Two torch processes at 2 threads each on 2 cores slowed each other 30-100x (Open
 each other): a float32 World-v0 step took 73-100 s instead of ~3 s. That is what a subprocess vector env
 (gymnasium's ``AsyncVectorEnv``, ``gymnasium.make_vec(..., vectorization_mode="async")``, SB3's
 ``SubprocVecEnv``) does if every worker keeps torch's default of one thread per core. So by default an env
-gives its process ``max(1, cores // workers)`` threads, where ``cores`` are the cores this process may run on
+gives its process at most ``max(1, cores // workers)`` threads, where ``cores`` are the cores this process may run on
 and ``workers`` the multiprocessing workers started beside it (1 in an ordinary process); ``torch_threads=N``
 overrides it.
 
@@ -92,8 +92,10 @@ def default_torch_threads() -> int:
 
 
 def apply_torch_threads(torch_threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``torch_threads`` (or this process's share of the cores); returns it."""
-    threads = check_torch_threads(torch_threads) or default_torch_threads()
+    """Set torch's intra-op threads to ``torch_threads``, or by default lower them to this process's share of
+    the cores (never raise them: ``OMP_NUM_THREADS=1`` or ``torch.set_num_threads(1)`` set by the user for a job
+    beside another one stays in force); returns the number in force."""
+    threads = check_torch_threads(torch_threads) or min(torch.get_num_threads(), default_torch_threads())
     if threads > 1 and forked():
         warnings.warn(f"torch_threads={threads} in a forked worker: torch's OpenMP pool does not survive fork and "
                       "may hang; start the workers with context='forkserver' or 'spawn'", RuntimeWarning, stacklevel=2)

@@ -1,5 +1,6 @@
 """Precision chosen by what the machine does well, torch threads per process, and kernels that need neither."""
 
+import os
 import warnings
 
 import gymnasium as gym
@@ -99,7 +100,10 @@ def test_torch_threads_are_checked_and_applied(world_checkpoint, restore_threads
     env = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", torch_threads=1)
     env.reset(seed=0)
     assert torch.get_num_threads() == 1 and env.unwrapped.torch_threads == 1
-    assert apply_torch_threads(None) == available_cores()  # a main process has all of its cores
+    torch.set_num_threads(available_cores())
+    assert apply_torch_threads(None) == available_cores()  # a main process keeps all of its cores
+    torch.set_num_threads(1)
+    assert apply_torch_threads(None) == 1  # and a limit its user set (a job beside another) stays
     assert sibling_workers() == 1
 
 
@@ -112,9 +116,15 @@ def _threads_of_async_workers(workers: int, context: str | None) -> list[int]:
         vec.close()
 
 
+def _share(workers: int) -> int:
+    """A fresh worker's threads: its share of the cores, or less if OMP_NUM_THREADS says so."""
+    share = max(1, available_cores() // workers)
+    return min(share, int(os.environ["OMP_NUM_THREADS"])) if os.environ.get("OMP_NUM_THREADS") else share
+
+
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_subprocess_workers_share_the_cores(workers):
-    expected = max(1, available_cores() // workers)
+    expected = _share(workers)
     assert _threads_of_async_workers(workers, "forkserver") == [expected] * workers
 
 
@@ -129,7 +139,7 @@ def test_sb3_subproc_workers_share_the_cores():
     vec = SubprocVecEnv([lambda: gym.make("lv2_env:LV2/GroundTruth-v0")] * 2, start_method="forkserver")
     try:
         vec.reset()
-        assert vec.get_attr("torch_threads") == [max(1, available_cores() // 2)] * 2
+        assert vec.get_attr("torch_threads") == [_share(2)] * 2
     finally:
         vec.close()
 
