@@ -193,12 +193,13 @@ class KeyboardPlayer:
         result: dict[str, Any] = {}
 
         def generate() -> None:
+            tick = time.perf_counter()
             try:
                 result["out"] = self.env.step(action)
             except BaseException as error:  # re-raised on the UI thread
                 result["error"] = error
+            result["seconds"] = time.perf_counter() - tick  # the step alone, not the playback beside it
 
-        tick = time.perf_counter()
         worker = threading.Thread(target=generate, name="lv2-step", daemon=True)
         self.stepping = True
         worker.start()
@@ -220,9 +221,8 @@ class KeyboardPlayer:
         if "error" in result:
             raise result["error"]
         _, _, terminated, truncated, self.info = result["out"]
-        elapsed = time.perf_counter() - tick
         new = self.info["frames"][1:]
-        self.generated_fps = len(new) / max(elapsed, 1e-9)
+        self.generated_fps = len(new) / max(result["seconds"], 1e-9)
         self.clip_index += 1
         if self.recording is not None:
             self.recording.add(new, self.info["states"][1:], self.info["poses"][1:], self._prompt())
