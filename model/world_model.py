@@ -18,8 +18,12 @@ from model.generator import LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.precision import precision_name, resolve_precision
 from model.presets import Preset
+from model.vae import VideoVAE
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
+# "full": the checkpoint's own VAE; "fast": vae-fast/, the same encoder with a distilled, narrower decoder
+# (model/training/distill_decoder.py).
+DECODERS = ("full", "fast")
 
 
 def shipped_checkpoint() -> Path:
@@ -49,14 +53,23 @@ class WorldModel:
         precision: str = "auto",
         sampling_steps: int | None = None,
         need_depth: bool = False,
+        decoder: str = "full",
     ) -> "WorldModel":
         """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset;
-        ``precision``: ``"auto"`` (bf16 only where this device computes it faster), ``"bf16"`` or ``"fp32"``."""
+        ``precision``: ``"auto"`` (bf16 only where this device computes it faster), ``"bf16"`` or ``"fp32"``;
+        ``decoder``: ``"full"`` or ``"fast"`` (the distilled decoder in ``vae-fast/``)."""
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
         autocast = resolve_precision(precision, device)
         if sampling_steps is not None and (not isinstance(sampling_steps, int) or sampling_steps < 1):
             raise ValueError(f"sampling_steps must be a positive integer or None, got {sampling_steps!r}")
         directory = Path(directory) if directory is not None else shipped_checkpoint()
         checkpoint = load_checkpoint(directory, expect_preset=preset)
+        if decoder == "fast":
+            if not (directory / "vae-fast").is_dir():
+                raise ValueError(f"{str(directory)!r} has no distilled decoder (vae-fast/): use decoder='full', or "
+                                 "distil one with `python -m model.training.distill_decoder`")
+            checkpoint.vae = VideoVAE.from_pretrained(directory / "vae-fast")  # the same encoder, so the same latents
         checkpoint.transformer.to(device)
         checkpoint.vae.to(device)
         checkpoint.text_encoder.to(device)

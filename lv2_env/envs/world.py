@@ -135,14 +135,17 @@ class WorldEnv(GroundTruthEnv):
 
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
     action_mode="discrete", obs_mode="frame", fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
-    depth_range=None, sampling_steps=None, precision="auto", torch_threads=None, preset="tiny", device="cpu")``.
+    depth_range=None, sampling_steps=None, precision="auto", torch_threads=None, decoder="full", preset="tiny",
+    device="cpu")``.
     ``checkpoint``: a model directory (``lv2 train``'s ``final/``); the shipped tiny model if None. A checkpoint
     of another preset than ``preset`` raises ``ValueError`` saying why. ``sampling_steps`` overrides the model's
     Euler steps (fewer is faster and blurrier). ``precision``: ``"auto"`` (bfloat16 only where this device
     computes it faster than float32: a CUDA GPU with bf16, or a CPU with native bf16 such as AVX512-BF16/AMX,
-    found by a ~50 ms probe once per process), ``"bf16"`` or ``"fp32"``; the one in use is
+    found by a 20-70 ms probe once per process), ``"bf16"`` or ``"fp32"``; the one in use is
     ``env.unwrapped.precision``. ``torch_threads``: as ``LV2/GroundTruth-v0`` (one share of the cores per
-    subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``.
+    subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``. ``decoder``: ``"full"``,
+    or ``"fast"`` for the model's distilled VAE decoder (``vae-fast/``: the same latents decoded 2-3x faster on
+    CPU, at the PSNR cost given in model/shipped/README.md).
 
     ## Version History
 
@@ -166,6 +169,7 @@ class WorldEnv(GroundTruthEnv):
         sampling_steps: int | None = None,
         precision: str = "auto",
         torch_threads: int | None = None,
+        decoder: str = "full",
         preset: str = "tiny",
         device: str = "cpu",
         model=None,
@@ -177,7 +181,7 @@ class WorldEnv(GroundTruthEnv):
         apply_torch_threads(check_torch_threads(torch_threads))  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(
             checkpoint, preset=preset, device=device, precision=precision, sampling_steps=sampling_steps,
-            need_depth=control_source == "cache",
+            need_depth=control_source == "cache", decoder=decoder,
         )
         super().__init__(
             render_mode=render_mode, action_mode=action_mode, obs_mode=obs_mode, height=self.model.preset.height,
