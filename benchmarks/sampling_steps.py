@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
-
 import numpy as np
 
 from lv2_env.evaluation import CLIP_FIELDS, dense_as_video, psnr, spread_indices, ssim
 from lv2_env.warp import render_clip
-from model.checkpoint import load_checkpoint
 from model.pipeline import SamplingOptions
-from model.precision import PRECISIONS, precision_name, resolve_precision
+from model.precision import PRECISIONS
 from model.training.data import ClipDataset
-from model.world_model import shipped_checkpoint
+from model.world_model import DECODERS, WorldModel
 
 
 def gradient_energy(frames: np.ndarray) -> float:
@@ -41,17 +38,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 8, 6, 4, 3])
     parser.add_argument("--tolerance", type=float, default=0.3, help="dB below the first step count (default 0.3)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--decoder", choices=DECODERS, default="full", help="fast: the model's vae-fast/")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    directory = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
-    checkpoint = load_checkpoint(directory)
-    preset = checkpoint.preset
+    model = WorldModel.load(args.checkpoint, preset=None, precision=args.precision, decoder=args.decoder)
+    checkpoint, preset, autocast = model.checkpoint, model.preset, model.autocast
     dataset = ClipDataset(args.data, fields=CLIP_FIELDS,
                           expect={"height": preset.height, "width": preset.width, "frames": preset.frames})
     clips = [dataset[i] for i in spread_indices(len(dataset), args.clips)]
-    autocast = resolve_precision(args.precision)
-    print(f"{directory}: {len(clips)} held-out clips of {args.data}, {precision_name(autocast)}, seed {args.seed}")
+    print(f"{model.directory} ({args.decoder} decoder): {len(clips)} held-out clips of {args.data}, "
+          f"{model.precision}, seed {args.seed}")
     print("| steps | PSNR dB | SSIM | sharpness (gradient energy / truth's) | denoising s per clip |")
     print("|---|---|---|---|---|")
     rows = []

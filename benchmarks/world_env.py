@@ -36,27 +36,34 @@ def rss_mb() -> float:
 def cpu_description() -> str:
     import torch
 
-    flags = set()
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
                     break
     except OSError:
         pass
     bf16 = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, capability "
             f"{torch.backends.cpu.get_cpu_capability()}, flags {' '.join(bf16) or '-'}")
 
 
-def single(precision: str, steps: int, checkpoint: str | None, seed: int) -> dict:
+def _timed_steps(vec, num_envs: int, steps: int) -> float:
+    """Wall seconds of ``steps`` vector steps of all-forward actions, after one warm-up step."""
+    actions = np.ones(num_envs, dtype=np.int64)
+    vec.step(actions)
+    start = time.perf_counter()
+    for _ in range(steps):
+        vec.step(actions)
+    return time.perf_counter() - start
+
+
+def single(precision: str, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
     import gymnasium as gym
     import torch
 
@@ -64,7 +71,7 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int) -> dic
 
     from model.precision import bf16_speedup
 
-    env = gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, precision=precision,
+    env = gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, precision=precision, decoder=decoder,
                    max_episode_steps=steps + 2)
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
@@ -83,6 +90,7 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int) -> dic
     return {
         "precision_asked": precision,
         "precision": env.unwrapped.precision,
+        "decoder": decoder,
         "torch_threads": torch.get_num_threads(),
         "bf16_probe": {"matmul": round(probe.matmul, 3), "conv3d": round(probe.conv3d, 3)},
         "steps": steps,
@@ -94,48 +102,39 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int) -> dic
     }
 
 
-def batched(n: int, steps: int, checkpoint: str | None, seed: int) -> dict:
+def batched(n: int, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
     import gymnasium as gym
 
     import lv2_env  # noqa: F401
 
-    vec = gym.make_vec("LV2/World-v0", num_envs=n, checkpoint=checkpoint, goal_radius=None)
+    vec = gym.make_vec("LV2/World-v0", num_envs=n, checkpoint=checkpoint, goal_radius=None, decoder=decoder)
     vec.reset(seed=seed)
-    actions = np.ones(n, dtype=np.int64)
-    vec.step(actions)  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        vec.step(actions)
-    wall = time.perf_counter() - start
+    wall = _timed_steps(vec, n, steps)
     new_frames = vec.envs[0].clip.new_frames
     return {"num_envs": n, "steps": steps, "precision": vec.precision, "torch_threads": vec.torch_threads,
             "generated_fps": round(n * steps * new_frames / wall, 2), "seconds_per_step": round(wall / steps, 3)}
 
 
-def _make_world(checkpoint: str | None):
+def _make_world(checkpoint: str | None, decoder: str):
     def make():
         import gymnasium as gym
 
         import lv2_env  # noqa: F401
 
-        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, max_episode_steps=10**6)
+        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, decoder=decoder,
+                        max_episode_steps=10**6)
 
     return make
 
 
-def subproc(workers: int, steps: int, checkpoint: str | None, seed: int) -> dict:
+def subproc(workers: int, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    vec = SubprocVecEnv([_make_world(checkpoint) for _ in range(workers)], start_method="forkserver")
+    vec = SubprocVecEnv([_make_world(checkpoint, decoder) for _ in range(workers)], start_method="forkserver")
     try:
         vec.seed(seed)
         vec.reset()
-        actions = np.ones(workers, dtype=np.int64)
-        vec.step(actions)  # warm-up
-        start = time.perf_counter()
-        for _ in range(steps):
-            vec.step(actions)
-        wall = time.perf_counter() - start
+        wall = _timed_steps(vec, workers, steps)
         threads = vec.get_attr("torch_threads")
         precision = vec.get_attr("precision")
     finally:
@@ -157,6 +156,7 @@ def main() -> None:
     parser.add_argument("--vec-steps", type=int, default=5, help="steps of each SubprocVecEnv run (default 5)")
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[], help="gymnasium.make_vec batch sizes")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped tiny model")
+    parser.add_argument("--decoder", choices=["full", "fast"], default="full")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, for the parent
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
@@ -166,16 +166,17 @@ def main() -> None:
     if args.json:  # a child run: one measurement, one JSON line
         kind, value = args.only.split("=")
         if kind == "precision":
-            result = single(value, args.steps, args.checkpoint, args.seed)
+            result = single(value, args.steps, args.checkpoint, args.seed, args.decoder)
         elif kind == "workers":
-            result = subproc(int(value), args.vec_steps, args.checkpoint, args.seed)
+            result = subproc(int(value), args.vec_steps, args.checkpoint, args.seed, args.decoder)
         else:
-            result = batched(int(value), args.vec_steps, args.checkpoint, args.seed)
+            result = batched(int(value), args.vec_steps, args.checkpoint, args.seed, args.decoder)
         print(json.dumps(result))
         return
 
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu_description()}")
-    common = ["--steps", str(args.steps), "--vec-steps", str(args.vec_steps), "--seed", str(args.seed)]
+    common = ["--steps", str(args.steps), "--vec-steps", str(args.vec_steps), "--seed", str(args.seed),
+              "--decoder", args.decoder]
     if args.checkpoint:
         common += ["--checkpoint", args.checkpoint]
     for precision in args.precisions:

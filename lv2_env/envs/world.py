@@ -206,7 +206,6 @@ class WorldEnv(GroundTruthEnv):
         return self.model.precision
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self.torch_threads = apply_torch_threads(self._torch_threads_asked)
         options = {} if options is None else dict(options)
         unknown = set(options) - WORLD_RESET_OPTIONS
         if unknown:
@@ -219,6 +218,7 @@ class WorldEnv(GroundTruthEnv):
             if options:
                 raise ValueError(f"options {sorted(options)} describe a procedural scene; a world from an image has none")
             gym.Env.reset(self, seed=seed)
+            self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # as GroundTruthEnv.reset does
             self._start_from_image(load_start_image(image, self.intrinsics.height, self.intrinsics.width))
         else:
             _, info = super().reset(seed=seed, options=options)
