@@ -36,8 +36,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.video import Mp4Writer
-from lv2_env.viewer import _import_pygame
+from lv2_env.media.video import Mp4Writer
+from lv2_env.media.viewer import _import_pygame
 
 HUD_HEIGHT = 22
 

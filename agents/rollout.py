@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from lv2_env.video import Mp4Writer
+from lv2_env.media.video import Mp4Writer
 
 Policy = Callable[[Any, dict], Any]
 

@@ -2,7 +2,7 @@
 
 A policy is a callable ``policy(observation, info) -> action`` with a ``reset(info)`` method. Each scripted
 policy describes the motion it wants for the next clip as a relative path ``[F, 6]`` (forward, right, up, yaw,
-pitch, roll with respect to the clip's first frame; see :mod:`lv2_env.camera`), and :class:`ActionEncoder`
+pitch, roll with respect to the clip's first frame; see :mod:`lv2_env.signals.camera`), and :class:`ActionEncoder`
 turns that path into an action of whatever mode the environment was made with. Policies see the world only
 through the Gymnasium API: the observation, ``info`` and the environment's ``actions`` attribute (the action
 definition, read with ``env.get_wrapper_attr("actions")``).
@@ -20,8 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.actions import DISCRETE_ACTIONS, CameraActions
-from lv2_env.camera import STATE_FIELDS, apply_motion, relative_motion, state_from_pose
+from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions
+from lv2_env.signals.camera import STATE_FIELDS, apply_motion, relative_motion, state_from_pose
 
 POLICIES = ("orbit", "dolly", "random", "file")
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from lv2_env.camera import Intrinsics, apply_motion, poses_from_states
+from lv2_env.signals.camera import Intrinsics, apply_motion, poses_from_states
 from lv2_env.worlds import Renderer, generate_scene
 
 

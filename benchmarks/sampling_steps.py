@@ -16,11 +16,11 @@ import argparse
 import time
 import numpy as np
 
-from lv2_env.evaluation import CLIP_FIELDS, dense_as_video, psnr, spread_indices, ssim
-from lv2_env.warp import render_clip
+from lv2_env.evaluation.clips import CLIP_FIELDS, dense_as_video, psnr, spread_indices, ssim
+from lv2_env.signals.warp import render_clip
 from model.pipeline import SamplingOptions
 from model.precision import PRECISIONS
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 from model.world_model import DECODERS, WorldModel
 
 

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 import lv2_env  # noqa: F401
-from lv2_env.video import Mp4Writer
+from lv2_env.media.video import Mp4Writer
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("image", nargs="?", default=None, help="start picture (any size; resized with a warning)")

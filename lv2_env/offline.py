@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lv2_env.video import Mp4Writer, read_video
+from lv2_env.media.video import Mp4Writer, read_video
 
 
 def clip_starts(total_frames: int, clip_frames: int) -> list[int]:

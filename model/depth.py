@@ -4,7 +4,7 @@ The dense control signal of LongVie 2 is a depth video. The procedural worlds re
 given only as images (a photo, a video, a game without a depth buffer) needs its depth estimated. Every
 estimator here has one contract (:class:`DepthEstimator`): uint8 frames ``[N, H, W, 3]`` -> float32 depth
 ``[N, H, W]``, positive, larger = farther. The scale differs by estimator -- callers normalise depth with
-global percentiles (p5/p95 of a sequence, see ``lv2_env.control``), so only the ordering and the ratios matter:
+global percentiles (p5/p95 of a sequence, see ``lv2_env.signals.control``), so only the ordering and the ratios matter:
 
 * :class:`TinyDepthEstimator` wraps :class:`TinyDepthNet`, a few-hundred-K-parameter U-Net trained on the
   procedural worlds (``lv2 train depth``); its depth is **metric** (metres), as the training targets are.

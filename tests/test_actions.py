@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lv2_env.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
+from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
 
 
 def test_clip_spec():

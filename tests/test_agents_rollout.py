@@ -9,8 +9,8 @@ import pytest
 import lv2_env  # noqa: F401
 from agents.rollout import run_rollout, steps_for_seconds
 from agents.scripted import ActionEncoder, OrbitPolicy, ReplayPolicy, load_states, make_policy
-from lv2_env.actions import CameraActions, ClipSpec
-from lv2_env.video import probe_video, read_video
+from lv2_env.signals.actions import CameraActions, ClipSpec
+from lv2_env.media.video import probe_video, read_video
 
 SMALL = dict(height=32, width=32, clip_frames=5, goal_radius=None)
 
@@ -89,7 +89,7 @@ def test_load_states_formats_and_errors(tmp_path):
     states = np.array([[0, 0, 1.6, 0, 0, 0], [0, 1, 1.6, 0.1, 0, 0], [0, 2, 1.6, 0.2, 0, 0]], dtype=float)
     (tmp_path / "p.csv").write_text("x,y,z,yaw,pitch,roll\n" + "\n".join(",".join(map(str, s)) for s in states))
     np.testing.assert_allclose(load_states(tmp_path / "p.csv"), states)
-    from lv2_env.camera import poses_from_states
+    from lv2_env.signals.camera import poses_from_states
 
     np.save(tmp_path / "p.npy", poses_from_states(states))
     np.testing.assert_allclose(load_states(tmp_path / "p.npy"), states, atol=1e-9)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lv2_env.camera import (
+from lv2_env.signals.camera import (
     Intrinsics,
     apply_motion,
     pose_from_state,

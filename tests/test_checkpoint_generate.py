@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lv2_env.offline import clip_starts, read_prompts
-from lv2_env.video import Mp4Writer, probe_video, read_video
+from lv2_env.media.video import Mp4Writer, probe_video, read_video
 from model.checkpoint import build_from_preset, load_checkpoint, save_checkpoint
 from model.pipeline import SamplingOptions
 

@@ -10,8 +10,8 @@ inside the slab: 1 <= (c + X) / 2 <= 1.5.
 import numpy as np
 import pytest
 
-from lv2_env.camera import Intrinsics, pose_from_state
-from lv2_env.control import (
+from lv2_env.signals.camera import Intrinsics, pose_from_state
+from lv2_env.signals.control import (
     DepthRange,
     compute_control_signals,
     dense_video,

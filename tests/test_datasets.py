@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from lv2_env.control import DepthRange
-from lv2_env.datasets import SPLIT_SEEDS, SequenceSpec, build_procedural, scene_seed
-from model.training.data import ClipDataset, read_index
+from lv2_env.signals.control import DepthRange
+from lv2_env.data.procedural import SPLIT_SEEDS, SequenceSpec, build_procedural, scene_seed
+from model.clips import ClipDataset, read_index
 
 SPEC = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=3, history_frames=4)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lv2_env.datasets import SequenceSpec, build_procedural
+from lv2_env.data.procedural import SequenceSpec, build_procedural
 from model.depth import (
     DepthAnythingEstimator,
     DepthEstimator,

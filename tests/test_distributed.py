@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lv2_env.datasets import SequenceSpec, build_procedural
+from lv2_env.data.procedural import SequenceSpec, build_procedural
 
 
 def _free_port() -> int:

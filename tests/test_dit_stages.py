@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lv2_env.datasets import SequenceSpec, build_procedural
-from lv2_env.warp import render_clip
+from lv2_env.data.procedural import SequenceSpec, build_procedural
+from lv2_env.signals.warp import render_clip
 from model.presets import TINY, Preset
 from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
 from model.training.latents import LatentDataset, cache_latents
@@ -96,7 +96,7 @@ def test_history_batches_follow_the_recipe(setup, chain):
 def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
     import json
 
-    from lv2_env.datasets import SequenceSpec, build_procedural
+    from lv2_env.data.procedural import SequenceSpec, build_procedural
     from model.checkpoint import load_checkpoint
     from model.training.stages import STAGE_ORDER, train_all
 
@@ -122,7 +122,7 @@ def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
 
 def test_rendered_cache_holds_the_rendered_first_frame(setup):
     from model.pipeline import condition_video
-    from model.training.data import ClipDataset
+    from model.clips import ClipDataset
     from model.vae import frames_to_tensor
 
     rendered = LatentDataset(setup / "train", setup / "vae", "rendered")[0]["condition"]

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from lv2_env.camera import Intrinsics, pose_from_state, poses_from_states
-from lv2_env.evaluation import (
+from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states
+from lv2_env.evaluation.clips import (
     SSIM_K1,
     SSIM_K2,
     _gaussian_window,
@@ -254,7 +254,7 @@ def test_spread_indices():
 
 def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
     """The whole command: a tiny untrained checkpoint for 64x64 clips of 9 frames, two eval clips."""
-    from lv2_env.datasets import SequenceSpec, build_procedural
+    from lv2_env.data.procedural import SequenceSpec, build_procedural
     from model.checkpoint import build_from_preset, save_checkpoint
     from lv2_env.worlds import CAPTION_VOCABULARY
 

@@ -7,9 +7,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import lv2_env  # noqa: F401
-from lv2_env.actions import DISCRETE_ACTIONS
-from lv2_env.camera import pose_from_state
-from lv2_env.collision import CAMERA_RADIUS
+from lv2_env.signals.actions import DISCRETE_ACTIONS
+from lv2_env.signals.camera import pose_from_state
+from lv2_env.signals.collision import CAMERA_RADIUS
 
 SMALL = dict(height=32, width=32, clip_frames=5)
 FORWARD = DISCRETE_ACTIONS.index("forward")

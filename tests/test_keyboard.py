@@ -8,7 +8,7 @@ import pytest
 
 import lv2_env  # noqa: F401
 from agents.keyboard import KeyboardPlayer
-from lv2_env.video import read_video
+from lv2_env.media.video import read_video
 
 
 def _key(player, key, unicode=""):

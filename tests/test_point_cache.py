@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lv2_env.camera import Intrinsics, pose_from_state
-from lv2_env.point_cache import PointCache, fill_holes, splat_depth, unproject
+from lv2_env.signals.camera import Intrinsics, pose_from_state
+from lv2_env.signals.point_cache import PointCache, fill_holes, splat_depth, unproject
 
 INTRINSICS = Intrinsics.from_fov(70.0, 48, 32)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lv2_env  # noqa: F401  (registers LV2/)
-from lv2_env.threads import apply_torch_threads, available_cores, check_torch_threads, sibling_workers
+from lv2_env.envs.threads import apply_torch_threads, available_cores, check_torch_threads, sibling_workers
 from model import precision
 from model.precision import Bf16Probe, parse_precision, precision_name, resolve_precision
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lv2_env.datasets import SequenceSpec, build_procedural
+from lv2_env.data.procedural import SequenceSpec, build_procedural
 from model.presets import TINY, Preset
 from model.training import loop as loop_module
 from model.training.loop import Checkpointer, LoopConfig, train

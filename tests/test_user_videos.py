@@ -1,4 +1,4 @@
-"""Clips from user videos (lv2_env/user_videos.py) on small synthetic videos with known motion and a hard cut."""
+"""Clips from user videos (lv2_env/data/user_videos.py) on small synthetic videos with known motion and a hard cut."""
 
 import math
 import warnings
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lv2_env.control import DepthRange
-from lv2_env.user_videos import (
+from lv2_env.signals.control import DepthRange
+from lv2_env.data.user_videos import (
     build_from_videos,
     centre_crop_resize,
     clip_controls,
@@ -20,8 +20,8 @@ from lv2_env.user_videos import (
     read_caption,
     read_shots,
 )
-from lv2_env.video import Mp4Writer
-from model.training.data import ClipDataset, read_index
+from lv2_env.media.video import Mp4Writer
+from model.clips import ClipDataset, read_index
 
 SRC_H, SRC_W = 64, 80  # source frames: 64 x 80, centre-cropped to 64 x 64, resized to 48 x 48
 OUT = 48

@@ -1,4 +1,4 @@
-"""Tests for lv2_env.video: MP4 round trip, input validation, and surviving a SIGKILL mid-write."""
+"""Tests for lv2_env.media.video: MP4 round trip, input validation, and surviving a SIGKILL mid-write."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lv2_env.video import Mp4Writer, probe_video, read_video
+from lv2_env.media.video import Mp4Writer, probe_video, read_video
 
 FPS = 16
 
@@ -157,7 +157,7 @@ CRASH_SCRIPT = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {tests_dir!r})
     from test_video import moving_gradient
-    from lv2_env.video import Mp4Writer
+    from lv2_env.media.video import Mp4Writer
 
     writer = Mp4Writer({path!r}, fps={fps})
     for i in range({n_frames}):

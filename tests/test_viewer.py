@@ -1,4 +1,4 @@
-"""Tests for lv2_env.viewer, headless: SDL's dummy video driver gives a real display surface without a screen."""
+"""Tests for lv2_env.media.viewer, headless: SDL's dummy video driver gives a real display surface without a screen."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from lv2_env.viewer import PygameViewer
+from lv2_env.media.viewer import PygameViewer
 
 
 @pytest.fixture
@@ -34,14 +34,14 @@ def screen_pixels() -> np.ndarray:
 
 
 def test_importing_the_module_does_not_import_pygame() -> None:
-    code = "import sys, lv2_env.viewer; assert 'pygame' not in sys.modules, 'pygame imported'"
+    code = "import sys, lv2_env.media.viewer; assert 'pygame' not in sys.modules, 'pygame imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 def test_no_pygame_banner_is_printed() -> None:
     code = (
-        "import numpy as np; from lv2_env.viewer import PygameViewer; v = PygameViewer(fps=0); "
+        "import numpy as np; from lv2_env.media.viewer import PygameViewer; v = PygameViewer(fps=0); "
         "v.show(np.zeros((4, 4, 3), np.uint8)); v.close()"
     )
     result = subprocess.run(

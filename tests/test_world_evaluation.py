@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lv2_env.envs.world import WorldEnv
-from lv2_env.world_evaluation import LOOP, depth_abs_rel, evaluate_world, run_path, score_rollout
+from lv2_env.evaluation.rollouts import LOOP, depth_abs_rel, evaluate_world, run_path, score_rollout
 
 
 def test_scores_of_a_rollout(world_checkpoint):
@@ -25,7 +25,7 @@ def test_scores_of_a_rollout(world_checkpoint):
 
 def test_the_loop_path_turns_a_full_circle():
     # 12 one-second turns of 30 deg/s make a full circle: the truth's last frame is its first.
-    from lv2_env.actions import CameraActions, ClipSpec
+    from lv2_env.signals.actions import CameraActions, ClipSpec
 
     trajectory_yaw = sum(CameraActions("discrete", ClipSpec(17)).to_trajectory(a).relative[-1, 3] for a in LOOP)
     assert trajectory_yaw == pytest.approx(2 * np.pi)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lv2_env.camera import Intrinsics, pose_from_state, poses_from_states, project
+from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states, project
 from lv2_env.worlds import (
     CAPTION_VOCABULARY,
     COLOURS,

@@ -7,12 +7,12 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
-from lv2_env.camera import Intrinsics, pose_from_state, poses_from_states, state_from_pose
-from lv2_env.collision import CAMERA_RADIUS, obstacles_at, resolve_collisions
-from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
-from lv2_env.rewards import NavigationReward, Transition
-from lv2_env.threads import apply_torch_threads, check_torch_threads
+from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
+from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states, state_from_pose
+from lv2_env.signals.collision import CAMERA_RADIUS, obstacles_at, resolve_collisions
+from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
+from lv2_env.envs.rewards import NavigationReward, Transition
+from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.worlds import Renderer, Scene, generate_scene, get_style
 
 OBS_MODES = ("frame", "clip")
@@ -39,7 +39,7 @@ def _key_codes(names: tuple[str, ...]) -> tuple:
     """Characters stay characters (gymnasium's ``play`` takes them); ``K_*`` names become pygame key codes."""
     if not any(n.startswith("K_") for n in names):
         return names
-    from lv2_env.viewer import _import_pygame
+    from lv2_env.media.viewer import _import_pygame
 
     pygame = _import_pygame()
     return tuple(getattr(pygame, n) if n.startswith("K_") else n for n in names)
@@ -67,7 +67,7 @@ class GroundTruthEnv(gym.Env):
 
     ## Action Space
 
-    Chosen by ``action_mode`` (see :mod:`lv2_env.actions` for the conventions):
+    Chosen by ``action_mode`` (see :mod:`lv2_env.signals.actions` for the conventions):
 
     * ``"discrete"`` (default): ``Discrete(11)``: 0 no-op, 1 forward, 2 back, 3 strafe left, 4 strafe right,
       5 turn left, 6 turn right, 7 look up, 8 look down, 9 rise, 10 sink; each a constant velocity for the
@@ -89,7 +89,7 @@ class GroundTruthEnv(gym.Env):
 
     ## Rewards
 
-    ``reward_fn(Transition) -> float``, by default :class:`~lv2_env.rewards.NavigationReward`: metres of
+    ``reward_fn(Transition) -> float``, by default :class:`~lv2_env.envs.rewards.NavigationReward`: metres of
     horizontal distance to the goal removed this step, minus 0.01.
 
     ## Starting State
@@ -117,7 +117,7 @@ class GroundTruthEnv(gym.Env):
     ``scene_seed``, ``goal`` (name), ``goal_position`` (3,), ``goal_distance`` (m), ``collision``,
     ``collision_frame`` (-1 if none), ``obstacle``, ``frames`` (uint8 ``[F, H, W, 3]``, the whole clip including
     its shared first frame; ``[1, H, W, 3]`` after reset), ``depth`` (float32 ``[F, H, W]``, metres),
-    ``states`` (``[F, 6]``, angles not wrapped), ``poses`` (``[F, 4, 4]``), ``control`` (:class:`~lv2_env.control.ControlSignals` of the clip) and
+    ``states`` (``[F, 6]``, angles not wrapped), ``poses`` (``[F, 4, 4]``), ``control`` (:class:`~lv2_env.signals.control.ControlSignals` of the clip) and
     ``depth_range`` (the global normalisation, fixed at reset from the p5/p95 of the first frame's depth, sky left
     out; ``(1, 50)`` m if that frame is nearly all sky).
 
@@ -129,7 +129,7 @@ class GroundTruthEnv(gym.Env):
     instead of fitting it at reset. ``render_mode="human"`` plays each clip in a pygame window at ``fps``.
     ``torch_threads``: torch threads of the process (the ray caster runs on torch); by default this process's
     share of the cores, ``max(1, cores // workers)`` in each of ``N`` subprocess vector-env workers, so they
-    never oversubscribe the cores (:mod:`lv2_env.threads`).
+    never oversubscribe the cores (:mod:`lv2_env.envs.threads`).
 
     ## Version History
 
@@ -270,7 +270,7 @@ class GroundTruthEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return self._last_rgb.copy()
         if self._viewer is None:
-            from lv2_env.viewer import PygameViewer
+            from lv2_env.media.viewer import PygameViewer
 
             self._viewer = PygameViewer(title="lv2 ground truth", fps=self.clip.fps)
         status = f"goal: {self.goal.name}, {self._goal_distance(self._state):.1f} m  |  {self.scene.caption}"

@@ -11,14 +11,14 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.camera import pose_from_state, poses_from_states
-from lv2_env.collision import resolve_collisions
-from lv2_env.control import ControlSignals, DepthRange, compute_control_signals
+from lv2_env.signals.camera import pose_from_state, poses_from_states
+from lv2_env.signals.collision import resolve_collisions
+from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.envs.ground_truth import EYE_HEIGHT, GroundTruthEnv
-from lv2_env.point_cache import PointCache
-from lv2_env.rewards import Transition
-from lv2_env.threads import apply_torch_threads, check_torch_threads
-from lv2_env.warp import render_along_path
+from lv2_env.signals.point_cache import PointCache
+from lv2_env.envs.rewards import Transition
+from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
+from lv2_env.signals.warp import render_along_path
 
 CONTROL_SOURCES = ("scene", "cache")
 WORLD_RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose", "image", "prompt"})
@@ -84,7 +84,7 @@ class WorldEnv(GroundTruthEnv):
       ``info["ground_truth_frames"]`` (what the generated frames should look like).
     * ``"cache"``: a 3D point cache of the frames generated so far (depth from the shipped depth network,
       lifted with the known camera), rendered along the new path with its holes filled
-      (:mod:`lv2_env.point_cache`). This is the source for a world started from a user's picture:
+      (:mod:`lv2_env.signals.point_cache`). This is the source for a world started from a user's picture:
       ``reset(options={"image": PATH_OR_ARRAY, "prompt": TEXT})``, which has no scene, so no goal, no
       collisions and reward 0.
 
@@ -319,7 +319,7 @@ class WorldEnv(GroundTruthEnv):
         if self.render_mode != "human" or self._last_rgb is None:
             return super().render()
         if self._viewer is None:
-            from lv2_env.viewer import PygameViewer
+            from lv2_env.media.viewer import PygameViewer
 
             self._viewer = PygameViewer(title="lv2 world", fps=self.clip.fps)
         self._viewer.show_clip(self._clip_frames, caption_text=f"clip {self.clip_index}  |  {self.prompt}")

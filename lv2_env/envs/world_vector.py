@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from lv2_env.envs.world import WorldEnv
-from lv2_env.threads import apply_torch_threads, check_torch_threads
+from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 
 
 class WorldVectorEnv(gym.vector.VectorEnv):

@@ -2,7 +2,7 @@
 
 :func:`generate_scene` builds a :class:`Scene` from a seed (objects on a ground plane, a style, a caption and a
 unique landmark); :class:`Renderer` ray casts it from camera poses into RGB, exact depth, world points and
-object ids (:class:`RenderOutput`). Conventions (frames, poses, depth) are those of :mod:`lv2_env.camera`.
+object ids (:class:`RenderOutput`). Conventions (frames, poses, depth) are those of :mod:`lv2_env.signals.camera`.
 """
 
 from lv2_env.worlds.raycast import Renderer, RenderOutput

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lv2_env.camera import Intrinsics
+from lv2_env.signals.camera import Intrinsics
 from lv2_env.worlds.scene import COLOURS, SHAPE_BOX, SHAPE_CYLINDER, SHAPE_SPHERE, TEXTURES, Scene
 
 T_MIN = 1e-4  # hits at t <= T_MIN are ignored (self-intersection guard)

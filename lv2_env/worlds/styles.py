@@ -3,7 +3,7 @@
 A style changes only how a world *looks*, never its geometry, so one layout rendered in several styles gives
 pairs of clips that differ in appearance alone (useful both for augmentation and for captions that name the
 style). Colours are display RGB floats in ``[0, 1]``; directions are in the world frame of
-:mod:`lv2_env.camera` (``z`` up).
+:mod:`lv2_env.signals.camera` (``z`` up).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from model.depth import (
     TinyDepthNet,
     frames_to_images,
 )
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 
 MIN_DEPTH = 1e-3  # metres; depth below this (or non-finite) is not a valid target
 

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from model.precision import autocast_context, precision_name, resolve_precision
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 from model.training.vae_stage import psnr
 from model.vae import VideoVAE, frames_to_tensor, tensor_to_frames
 

@@ -35,7 +35,7 @@ from model.pipeline import SamplingOptions, first_frame_mask
 from model.presets import Preset
 from model.text import WordTextEncoder, build_vocabulary
 from model.training import degradation as deg
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 from model.training.latents import HISTORY_FRAME_CHOICES, LatentDataset
 from model.training.vae_stage import psnr
 from model.vae import VideoVAE, frames_to_tensor
@@ -153,7 +153,7 @@ class DitStage:
         self.config = config
         if preset.condition == "rendered" and eval_data and render is None:
             raise ValueError("a condition='rendered' preset evaluates with the first frame rendered along each eval "
-                             "clip's path: pass render= (lv2_env.warp.render_clip)")
+                             "clip's path: pass render= (lv2_env.signals.warp.render_clip)")
         self.render = render
         self.latents = LatentDataset(data, vae_directory, preset.condition)
         self.pixels = ClipDataset(data, ("dense",), expect={"height": preset.height, "width": preset.width, "frames": preset.frames})

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from model.pipeline import condition_video
 from model.precision import autocast_context, resolve_precision
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 from model.vae import VideoVAE, frames_to_tensor
 
 HISTORY_FRAME_CHOICES = (1, 5, 9, 13)  # 4k+1 pixel frames: 1..4 latent frames of history

@@ -49,7 +49,7 @@ class StageArgs:
     crop: int = 64
     frames: int = 17
     freeze_encoder: bool = False
-    render: Callable[[dict], np.ndarray] | None = None  # a "rendered" preset's conditioning (lv2_env.warp.render_clip)
+    render: Callable[[dict], np.ndarray] | None = None  # a "rendered" preset's conditioning (lv2_env.signals.warp.render_clip)
     steps: int = 1000
     seed: int = 0
 
@@ -127,7 +127,7 @@ def train_all(
     """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the model directory.
 
     ``render``: a ``condition="rendered"`` preset's conditioning of a clip record (``lv2 train all`` passes
-    ``lv2_env.warp.render_clip``)."""
+    ``lv2_env.signals.warp.render_clip``)."""
     if preset.condition == "rendered" and render is None:
         raise ValueError(f"preset {preset.name!r} is conditioned on rendered frames: pass render=")
     from model.training.latents import cache_latents

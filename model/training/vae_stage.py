@@ -25,7 +25,7 @@ from diffusers import AutoencoderKLWan
 from torch import nn
 
 from model.presets import Preset
-from model.training.data import ClipDataset
+from model.clips import ClipDataset
 from model.training.latents import ENCODER_PREFIXES
 from model.vae import VideoVAE, frames_to_tensor
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lv2_env.camera import Intrinsics, project, unproject
+from lv2_env.signals.camera import Intrinsics, project, unproject
 
 REFERENCE_TRACK_POINTS = 2500
 REFERENCE_AREA = 832 * 480

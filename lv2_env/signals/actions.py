@@ -3,7 +3,7 @@
 A step generates one clip of ``F = 4k + 1`` frames at 16 fps. Consecutive clips share one frame (the last frame
 of a clip is the first of the next, as in LongVie 2), so a step advances ``F - 1`` frames. Every action mode is
 turned into a :class:`CameraTrajectory`: the relative motion of each of the ``F`` frames with respect to the
-clip's first frame, in the ``(forward, right, up, yaw, pitch, roll)`` convention of :mod:`lv2_env.camera`.
+clip's first frame, in the ``(forward, right, up, yaw, pitch, roll)`` convention of :mod:`lv2_env.signals.camera`.
 
 Action modes (the ``action_mode`` argument of the environments):
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.camera import MOTION_FIELDS, apply_motion, poses_from_states
+from lv2_env.signals.camera import MOTION_FIELDS, apply_motion, poses_from_states
 
 ACTION_MODES = ("discrete", "continuous", "trajectory")
 

@@ -237,7 +237,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         "procedural",
         help="clips from the procedural worlds",
         description="Render camera paths through procedural scenes and write clips (frames, depth, poses, both "
-        "control signals, history frames, captions) in lv2's clip format (see lv2_env/datasets.py). Re-running "
+        "control signals, history frames, captions) in lv2's clip format (see lv2_env/data/procedural.py). Re-running "
         "keeps the clips already written.",
     )
     proc.add_argument("--out", required=True, help="output directory")
@@ -270,7 +270,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_procedural(args: argparse.Namespace) -> int:
-    from lv2_env.datasets import SequenceSpec, build_procedural
+    from lv2_env.data.procedural import SequenceSpec, build_procedural
 
     spec = SequenceSpec(height=args.height, width=args.width, frames=args.clip_frames,
                         clips_per_sequence=args.clips_per_sequence, history_frames=args.history_frames)
@@ -327,7 +327,7 @@ def _train(args: argparse.Namespace) -> int:
     from model.training.loop import LoopConfig, train
     from model.training.stages import DEFAULT_LR, StageArgs, build_stage, train_all
 
-    from lv2_env.warp import render_clip
+    from lv2_env.signals.warp import render_clip
 
     preset = get_preset(args.preset)
     if args.stage == "cache-latents":
@@ -370,7 +370,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _data_videos(args: argparse.Namespace) -> int:
     try:
-        from lv2_env.user_videos import build_from_videos
+        from lv2_env.data.user_videos import build_from_videos
     except ImportError as err:
         raise ValueError(f"`lv2 data videos` needs OpenCV and PySceneDetect: pip install \"lv2[videos]\" ({err})") from err
     from model.depth import load_depth_estimator
@@ -385,7 +385,7 @@ def _data_videos(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from lv2_env.evaluation import EVAL_DESCRIPTION, add_arguments
+    from lv2_env.evaluation.clips import EVAL_DESCRIPTION, add_arguments
 
     p = sub.add_parser("eval", help="score a checkpoint against ground truth and the no-model baselines",
                        description=EVAL_DESCRIPTION)
@@ -394,7 +394,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lv2_env.evaluation import run
+    from lv2_env.evaluation.clips import run
 
     return run(args)
 

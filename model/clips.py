@@ -1,4 +1,4 @@
-"""Reading lv2's clip data directories (written by ``lv2 data ...``; the format is in lv2_env/datasets.py).
+"""Reading lv2's clip data directories (written by ``lv2 data ...``; the format is in lv2_env/data/procedural.py).
 
 Only the format is shared with the writer: an ``index.json`` whose ``format`` is ``"lv2-clips"`` and one
 ``.npz`` file per clip. A directory of another format, version or clip shape fails at once, saying what was

@@ -1,7 +1,7 @@
 """Forward-warping a frame into other cameras with its depth: the warp baseline and the rendered conditioning.
 
 :func:`warp_first_frame` lifts every pixel of a frame to 3D with its metric depth and splats it into each
-camera of a path with a z-buffer. :mod:`lv2_env.evaluation` uses it as the baseline that needs no model;
+camera of a path with a z-buffer. :mod:`lv2_env.evaluation.clips` uses it as the baseline that needs no model;
 :func:`render_along_path` is what a ``condition="rendered"`` model receives in its I2V channels (GEN3C's
 rendered point cache, with the one frame the env knows best: the last one).
 """
@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from lv2_env.camera import Intrinsics
+from lv2_env.signals.camera import Intrinsics
 
 SKY_DEPTH = 150.0  # the depth rendered worlds report for sky (Scene.far); at or beyond it a pixel is a direction
 # The warp baseline's splat (see warp_first_frame): neighbouring frame-0 pixels whose depths differ by less than

@@ -2,7 +2,7 @@
 
 ``lv2 eval --rollouts N --rollout-seconds S`` steps LV2/World-v0 (controls from the scene) along fixed camera
 paths in held-out scenes (seeds from the eval range, never used in training) and scores every frame against
-the ground truth that the env renders beside it, next to the two baselines of :mod:`lv2_env.evaluation`
+the ground truth that the env renders beside it, next to the two baselines of :mod:`lv2_env.evaluation.clips`
 (repeat the episode's first frame; warp it with the known depth and path). Reported per rollout and on
 average:
 
@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lv2_env.evaluation import psnr, ssim
-from lv2_env.warp import warp_first_frame
+from lv2_env.evaluation.clips import psnr, ssim
+from lv2_env.signals.warp import warp_first_frame
 
-EVAL_SCENE_SEED = 1_000_000  # the first seed of the eval split (lv2_env.datasets.SPLIT_SEEDS)
+EVAL_SCENE_SEED = 1_000_000  # the first seed of the eval split (lv2_env.data.procedural.SPLIT_SEEDS)
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down
 LOOP = (5,) * 12
 DEPTH_EVERY = 4  # depth following is measured on every 4th frame (the network is the cost)

@@ -1,8 +1,8 @@
-"""Training clips from a folder of the user's own videos, in the on-disk format of lv2_env/datasets.py.
+"""Training clips from a folder of the user's own videos, in the on-disk format of lv2_env/data/procedural.py.
 
 :func:`build_from_videos` walks a folder for videos (``.mp4 .mov .mkv .avi .webm``, recursively, in sorted
 order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, readable by
-``model.training.data`` exactly like the procedural data. For every video:
+``model.clips`` exactly like the procedural data. For every video:
 
 1. **Decode** with PyAV, streaming (only the resampled, resized frames of the current shot are kept in
    memory). A display-matrix rotation (phone videos) is applied. A file that cannot be opened, has no video
@@ -30,13 +30,13 @@ order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, read
    end of the range. The **dense** control normalises it with ONE global ``(p5, p95)`` per sequence
    (:meth:`DepthRange.fit` over every frame of the sequence, run-up included), near bright, one grey channel.
 6. **Sparse** control from OpenCV point tracks, a stand-in for SpatialTracker: on each clip's first frame the
-   grid of :func:`lv2_env.control.track_grid` (or Shi-Tomasi corners topped up with grid points to the same
+   grid of :func:`lv2_env.signals.control.track_grid` (or Shi-Tomasi corners topped up with grid points to the same
    count, ``track_init="corners"``), carried frame to frame by pyramidal Lucas-Kanade with a forward-backward
    check: a point whose round trip misses by more than ``fb_threshold`` (1 px), whose tracking fails, or
    that leaves the image becomes invisible for the rest of the clip. Colours are fixed on the first frame
-   (:func:`lv2_env.control.track_colours`: R = x/W, G = y/H, B = normalised inverse depth with the sequence's
-   range) and the video is drawn by :func:`lv2_env.control.draw_tracks` (squares of
-   :func:`~lv2_env.control.default_square_size`, painted far to near by the estimated depth at each point's
+   (:func:`lv2_env.signals.control.track_colours`: R = x/W, G = y/H, B = normalised inverse depth with the sequence's
+   range) and the video is drawn by :func:`lv2_env.signals.control.draw_tracks` (squares of
+   :func:`~lv2_env.signals.control.default_square_size`, painted far to near by the estimated depth at each point's
    current position, no trails), exactly as the procedural sparse video.
 7. **Unknown camera**: user videos carry no camera poses or intrinsics. ``poses`` is written as NaN
    ``float32 [F, 4, 4]`` and ``intrinsics`` as NaN ``float32 [3, 3]``, and the index header says
@@ -69,7 +69,7 @@ import numpy as np
 from scenedetect import ContentDetector, FrameTimecode
 from tqdm import tqdm
 
-from lv2_env.control import (
+from lv2_env.signals.control import (
     ControlSignals,
     DepthRange,
     default_square_size,
@@ -79,7 +79,7 @@ from lv2_env.control import (
     track_colours,
     track_grid,
 )
-from lv2_env.datasets import FORMAT, VERSION, save_clip_atomic, write_text_atomic
+from lv2_env.data.procedural import FORMAT, VERSION, save_clip_atomic, write_text_atomic
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -364,7 +364,7 @@ def _inside(points: np.ndarray, height: int, width: int) -> np.ndarray:
 def initial_points(first_frame: np.ndarray, mode: str = "grid") -> np.ndarray:
     """``[N, 2]`` (x, y) pixel coordinates (pixel ``i`` spans ``[i, i+1)``) of the points to track.
 
-    ``"grid"``: :func:`lv2_env.control.track_grid`, as the procedural tracks. ``"corners"``: Shi-Tomasi corners
+    ``"grid"``: :func:`lv2_env.signals.control.track_grid`, as the procedural tracks. ``"corners"``: Shi-Tomasi corners
     (``cv2.goodFeaturesToTrack``) topped up to the same count with the grid points farthest from any corner.
     """
     h, w = first_frame.shape[:2]
@@ -399,7 +399,7 @@ def lk_tracks(
 
     Frame to frame, forward then backward; a point is lost for the rest of the clip when either pass fails,
     the round trip misses by more than ``fb_threshold`` pixels, or it leaves the image. Coordinates are those of
-    :func:`lv2_env.control.track_grid` (pixel centres at ``i + 0.5``). Returns ``(tracks float32 [F, N, 2],
+    :func:`lv2_env.signals.control.track_grid` (pixel centres at ``i + 0.5``). Returns ``(tracks float32 [F, N, 2],
     visibility bool [F, N])``; a lost point keeps its last position.
     """
     frames = np.asarray(frames)
@@ -492,7 +492,7 @@ def build_from_videos(
     track_init: str = "grid",
     cut_threshold: float = 27.0,
 ) -> BuildReport:
-    """Cut every video under ``videos_dir`` into clips in ``out_dir`` (format: lv2_env/datasets.py and this
+    """Cut every video under ``videos_dir`` into clips in ``out_dir`` (format: lv2_env/data/procedural.py and this
     module's docstring). ``depth_estimator`` maps ``uint8 [N, H, W, 3]`` frames to ``float32 [N, H, W]`` depth.
 
     Unreadable, corrupt or too-short videos are skipped with a reason (``BuildReport.skipped``, plus a

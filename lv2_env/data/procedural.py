@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lv2_env.camera import Intrinsics, apply_motion, poses_from_states
-from lv2_env.collision import resolve_collisions
-from lv2_env.control import DepthRange, compute_control_signals
+from lv2_env.signals.camera import Intrinsics, apply_motion, poses_from_states
+from lv2_env.signals.collision import resolve_collisions
+from lv2_env.signals.control import DepthRange, compute_control_signals
 from lv2_env.worlds import Renderer, generate_scene
 
 FORMAT = "lv2-clips"

@@ -21,7 +21,7 @@ Conventions:
   that fit entirely inside the image ("valid"), and frames.
 * Frame 0 of a clip is given to every method, so clip scores use frames 1..F-1.
 
-``python -m lv2_env.evaluation --checkpoint DIR --data EVAL_DIR --out OUT_DIR`` runs a checkpoint on evaluation
+``python -m lv2_env.evaluation.clips --checkpoint DIR --data EVAL_DIR --out OUT_DIR`` runs a checkpoint on evaluation
 clips and writes ``report.json``, ``grid.png`` and ``psnr_per_frame.png`` (see :func:`main`).
 """
 
@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from lv2_env.warp import SKY_DEPTH, warp_first_frame  # noqa: F401  (warp_first_frame: the warp baseline)
+from lv2_env.signals.warp import SKY_DEPTH, warp_first_frame  # noqa: F401  (warp_first_frame: the warp baseline)
 from model.precision import add_precision_argument, precision_name, resolve_precision
 
 METHODS = ("model", "repeat", "warp")
@@ -396,13 +396,13 @@ EVAL_DESCRIPTION = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lv2_env.evaluation", description=EVAL_DESCRIPTION)
+    p = argparse.ArgumentParser(prog="python -m lv2_env.evaluation.clips", description=EVAL_DESCRIPTION)
     add_arguments(p)
     return p
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The evaluation's command-line arguments (shared by ``lv2 eval`` and ``python -m lv2_env.evaluation``)."""
+    """The evaluation's command-line arguments (shared by ``lv2 eval`` and ``python -m lv2_env.evaluation.clips``)."""
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (model.checkpoint format)")
     p.add_argument("--data", default=None, help="evaluation data directory (`lv2 data ...`, split eval): score single clips")
     p.add_argument("--clips", type=int, default=8, help="clips to evaluate, spread over the directory (default 8)")
@@ -432,9 +432,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_world(args: argparse.Namespace) -> None:
-    """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.world_evaluation`)."""
+    """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.evaluation.rollouts`)."""
     from lv2_env.envs.world import WorldEnv
-    from lv2_env.world_evaluation import evaluate_world, plot_world, world_table
+    from lv2_env.evaluation.rollouts import evaluate_world, plot_world, world_table
 
     if args.rollout_seconds < 1:
         raise ValueError(f"--rollout-seconds must be at least 1, got {args.rollout_seconds}")
@@ -463,14 +463,14 @@ def run_clips(args: argparse.Namespace) -> None:
     """Run a checkpoint on evaluation clips (history off: each clip is independent) and write the report."""
     from model.checkpoint import load_checkpoint
     from model.pipeline import SamplingOptions
-    from model.training.data import ClipDataset
+    from model.clips import ClipDataset
 
     checkpoint = load_checkpoint(args.checkpoint)
     preset = checkpoint.preset
     dataset = ClipDataset(
         args.data, fields=CLIP_FIELDS, expect={"height": preset.height, "width": preset.width, "frames": preset.frames}
     )
-    from lv2_env.warp import render_clip
+    from lv2_env.signals.warp import render_clip
     indices = spread_indices(len(dataset), args.clips)
     sampling = dict(preset.sampling)
     if args.steps is not None:

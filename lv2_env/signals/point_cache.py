@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from lv2_env.camera import Intrinsics
+from lv2_env.signals.camera import Intrinsics
 
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from lv2_env.cli.main import main
+
+sys.exit(main())
