@@ -16,7 +16,8 @@ import argparse
 import time
 import numpy as np
 
-from lv2_env.evaluation.clips import CLIP_FIELDS, dense_as_video, psnr, spread_indices, ssim
+from lv2_env.evaluation.clips import CLIP_FIELDS, dense_as_video, spread_indices
+from model.metrics import psnr, ssim
 from lv2_env.signals.warp import render_clip
 from model.pipeline import SamplingOptions
 from model.precision import PRECISIONS

@@ -7,22 +7,11 @@ import numpy as np
 import pytest
 
 from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states
-from lv2_env.evaluation.clips import (
-    SSIM_K1,
-    SSIM_K2,
-    _gaussian_window,
-    evaluate_clips,
-    main,
-    markdown_table,
-    picture_grid,
-    plot_per_frame_psnr,
-    psnr,
-    repeat_first_frame,
-    spread_indices,
-    ssim,
-    warp_first_frame,
-    write_report,
-)
+from lv2_env.cli import main as lv2_main
+from lv2_env.evaluation.clips import evaluate_clips, markdown_table, plot_per_frame_psnr, repeat_first_frame, spread_indices
+from lv2_env.evaluation.report import picture_grid, write_report
+from lv2_env.signals.warp import warp_first_frame
+from model.metrics import SSIM_K1, SSIM_K2, _gaussian_window, psnr, ssim
 from lv2_env.worlds import Renderer, generate_scene
 
 SIZE = 64
@@ -267,7 +256,7 @@ def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
     (checkpoint / "lv2.json").write_text(json.dumps(meta))
 
     out = tmp_path / "out"
-    assert main(["--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2", "--out", str(out),
+    assert lv2_main(["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2", "--out", str(out),
                  "--precision", "fp32"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["clips"] == 2 and report["settings"]["history_latent_frames"] == 0

@@ -385,7 +385,7 @@ def _data_videos(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from lv2_env.evaluation.clips import EVAL_DESCRIPTION, add_arguments
+    from lv2_env.cli.eval import EVAL_DESCRIPTION, add_arguments
 
     p = sub.add_parser("eval", help="score a checkpoint against ground truth and the no-model baselines",
                        description=EVAL_DESCRIPTION)
@@ -394,7 +394,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lv2_env.evaluation.clips import run
+    from lv2_env.cli.eval import run
 
     return run(args)
 

@@ -28,10 +28,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lv2_env.evaluation.clips import psnr, ssim
+from lv2_env.data.procedural import SPLIT_SEEDS
 from lv2_env.signals.warp import warp_first_frame
+from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, ssim
 
-EVAL_SCENE_SEED = 1_000_000  # the first seed of the eval split (lv2_env.data.procedural.SPLIT_SEEDS)
+EVAL_SCENE_SEED = SPLIT_SEEDS["eval"][0]  # held-out scenes, never seen in training
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down
 LOOP = (5,) * 12
 DEPTH_EVERY = 4  # depth following is measured on every 4th frame (the network is the cost)
@@ -72,7 +73,7 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None) -> dict[str
     out: dict[str, Any] = {"frames": int(len(truth)), "caption": video["caption"]}
     for name, frames in methods.items():
         per_frame = [psnr(frames[i], truth[i]) for i in range(1, len(truth))]
-        minutes = [float(np.mean(np.clip(per_frame[s : s + frames_per_minute], None, 100.0)))
+        minutes = [float(np.mean(np.clip(per_frame[s : s + frames_per_minute], None, PSNR_LOG_CEILING)))
                    for s in range(0, len(per_frame), frames_per_minute)]
         drift = float(np.polyfit(np.arange(len(minutes)), minutes, 1)[0]) if len(minutes) > 1 else float("nan")
         out[name] = {
@@ -109,11 +110,6 @@ def loop_closure(env, scene_seed: int, seed: int = 0) -> dict[str, Any]:
             "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0,
                    progress: bool = True) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
     """``rollouts`` walks of ``steps`` clips in held-out scenes plus one loop each; the report and the videos."""
@@ -128,15 +124,15 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
         videos.append(video)
     mean: dict[str, Any] = {}
     for m in ("model", "repeat", "warp"):
-        mean[m] = {k: _mean([p[m][k] for p in per]) for k in ("psnr", "ssim", "drift_db_per_minute")}
+        mean[m] = {k: mean_finite([p[m][k] for p in per]) for k in ("psnr", "ssim", "drift_db_per_minute")}
         longest = max(len(p[m]["psnr_per_minute"]) for p in per)
-        mean[m]["psnr_per_minute"] = [_mean([p[m]["psnr_per_minute"][i] for p in per if i < len(p[m]["psnr_per_minute"])])
+        mean[m]["psnr_per_minute"] = [mean_finite([p[m]["psnr_per_minute"][i] for p in per if i < len(p[m]["psnr_per_minute"])])
                                       for i in range(longest)]
-    mean["boundaries"] = {w: {k: _mean([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
+    mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
     if estimate_depth is not None:
-        mean["depth_abs_rel"] = {w: _mean([p["depth_abs_rel"][w] for p in per]) for w in ("model", "truth", "repeat")}
-    mean["loop"] = {k: _mean([p["loop"][k] for p in per]) for k in per[0]["loop"]}
+        mean["depth_abs_rel"] = {w: mean_finite([p["depth_abs_rel"][w] for p in per]) for w in ("model", "truth", "repeat")}
+    mean["loop"] = {k: mean_finite([p["loop"][k] for p in per]) for k in per[0]["loop"]}
     report = {"rollouts": per, "mean": mean, "settings": {"rollouts": rollouts, "steps": steps,
                                                            "seconds_of_video": steps * (videos[0]["clip_frames"] - 1) / videos[0]["fps"],
                                                            "walk": list(WALK), "loop": list(LOOP)}}

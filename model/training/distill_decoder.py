@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from model.precision import autocast_context, precision_name, resolve_precision
 from model.clips import ClipDataset
-from model.training.vae_stage import psnr
+from model.metrics import psnr_finite
 from model.vae import VideoVAE, frames_to_tensor, tensor_to_frames
 
 
@@ -129,9 +129,9 @@ def main() -> None:
         with torch.no_grad(), autocast_context(autocast):
             student_frames = np.stack([tensor_to_frames(student.decode(z[i : i + 1].float()))[0] for i in range(len(z))])
         report.update({
-            "psnr_student_vs_teacher": float(np.mean([psnr(s, t) for s, t in zip(student_frames, teacher_frames)])),
-            "psnr_teacher_vs_truth": float(np.mean([psnr(t, g) for t, g in zip(teacher_frames, truth)])),
-            "psnr_student_vs_truth": float(np.mean([psnr(s, g) for s, g in zip(student_frames, truth)])),
+            "psnr_student_vs_teacher": float(np.mean([psnr_finite(s, t) for s, t in zip(student_frames, teacher_frames)])),
+            "psnr_teacher_vs_truth": float(np.mean([psnr_finite(t, g) for t, g in zip(teacher_frames, truth)])),
+            "psnr_student_vs_truth": float(np.mean([psnr_finite(s, g) for s, g in zip(student_frames, truth)])),
         })
     with torch.no_grad():
         z = latents[:1].float()

@@ -37,7 +37,7 @@ from model.text import WordTextEncoder, build_vocabulary
 from model.training import degradation as deg
 from model.clips import ClipDataset
 from model.training.latents import HISTORY_FRAME_CHOICES, LatentDataset
-from model.training.vae_stage import psnr
+from model.metrics import psnr_finite
 from model.vae import VideoVAE, frames_to_tensor
 
 
@@ -269,8 +269,8 @@ class DitStage:
             generator.reset(clip["rgb"][0])
             rendered = self.render(clip) if generator.condition == "rendered" else None
             frames = generator.generate_clip(controls if self.recipe.controls else {}, clip["caption"], rendered=rendered)
-            model_scores.append(psnr(frames[1:], clip["rgb"][1:]))
-            repeat_scores.append(psnr(np.repeat(clip["rgb"][:1], len(clip["rgb"]) - 1, axis=0), clip["rgb"][1:]))
+            model_scores.append(psnr_finite(frames[1:], clip["rgb"][1:]))
+            repeat_scores.append(psnr_finite(np.repeat(clip["rgb"][:1], len(clip["rgb"]) - 1, axis=0), clip["rgb"][1:]))
         self.objective.train()
         return {"psnr": float(np.mean(model_scores)), "psnr_repeat_first": float(np.mean(repeat_scores))}
 

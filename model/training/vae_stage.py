@@ -24,6 +24,7 @@ import torch
 from diffusers import AutoencoderKLWan
 from torch import nn
 
+from model.metrics import psnr_finite
 from model.presets import Preset
 from model.clips import ClipDataset
 from model.training.latents import ENCODER_PREFIXES
@@ -39,12 +40,6 @@ class VaeStageConfig:
     eval_clips: int = 8
     statistics_clips: int = 64
     freeze_encoder: bool = False
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 class VaeObjective(nn.Module):
@@ -118,7 +113,7 @@ class VaeStage:
         count = min(self.config.eval_clips, len(self.eval_set))
         for i in np.linspace(0, len(self.eval_set) - 1, count).astype(int):
             clip = self.eval_set[int(i)]["rgb"]
-            scores.append(psnr(reconstruct(self.vae, clip), clip))
+            scores.append(psnr_finite(reconstruct(self.vae, clip), clip))
         return {"psnr": float(np.mean(scores))}
 
     @torch.no_grad()
