@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from lv2_env.media.video import Mp4Writer
-from lv2_env.media.viewer import _import_pygame
+from lv2_env.media.viewer import import_pygame
 
 HUD_HEIGHT = 22
 
@@ -82,7 +82,7 @@ class KeyboardPlayer:
         self.seed = seed
         self.options = options
         self.fps = int(env.metadata.get("render_fps", 16))
-        self.pygame = _import_pygame()
+        self.pygame = import_pygame()
         self.keys_to_action = env.unwrapped.get_keys_to_action()
         self.noop = 0 if isinstance(env.action_space, gym.spaces.Discrete) else np.zeros(env.action_space.shape, np.float32)
         self.movement_keys = {self._code(k) for combo in self.keys_to_action for k in combo}

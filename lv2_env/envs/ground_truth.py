@@ -39,9 +39,9 @@ def _key_codes(names: tuple[str, ...]) -> tuple:
     """Characters stay characters (gymnasium's ``play`` takes them); ``K_*`` names become pygame key codes."""
     if not any(n.startswith("K_") for n in names):
         return names
-    from lv2_env.media.viewer import _import_pygame
+    from lv2_env.media.viewer import import_pygame
 
-    pygame = _import_pygame()
+    pygame = import_pygame()
     return tuple(getattr(pygame, n) if n.startswith("K_") else n for n in names)
 
 

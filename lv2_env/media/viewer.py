@@ -26,7 +26,7 @@ __all__ = ["PygameViewer"]
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 
-def _import_pygame() -> Any:
+def import_pygame() -> Any:
     """Import pygame on first use (see the module docstring for why not at module import time)."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
@@ -101,7 +101,7 @@ class PygameViewer:
     def _open(self, height: int, width: int) -> None:
         """Create (or resize) the window for frames of ``height x width``."""
         if self._pygame is None:
-            self._pygame = _import_pygame()
+            self._pygame = import_pygame()
         pygame = self._pygame
         if not pygame.display.get_init():
             pygame.display.init()
