@@ -1,12 +1,7 @@
 """``lv2 play``: steer a world with the keyboard in a pygame window.
 
-Keys (the movement map is the env's ``get_keys_to_action()``):
-
-    W / S        forward / back          A / D        strafe left / right
-    left/right   turn                    up/down      look up / down
-    R / F        rise / sink             Enter        type a new prompt (Enter again to apply, Esc to cancel)
-    V            start / stop recording  N            new world (reset)
-    Esc or closing the window: quit (a recording in progress is kept)
+The keys are listed in :data:`agents.keys_help.KEYS_HELP` (what ``lv2 play --help`` shows); the movement map is
+the env's ``get_keys_to_action()``.
 
 Each step generates one clip (1 second of video) on a worker thread, so the window, the HUD and a prompt being
 typed stay live while it is generated; a generated world hands over each chunk of frames as its decoder

@@ -33,13 +33,10 @@ def measure(precision: str, clips: int, steps: int | None, checkpoint: str | Non
 
     ckpt = load_checkpoint(checkpoint) if checkpoint else build_from_preset("tiny", vocabulary=["a", "field"])
     preset = ckpt.preset
-    sampling = dict(preset.sampling)
-    if steps is not None:
-        sampling["steps"] = steps
     from model.precision import precision_name, resolve_precision
 
     autocast = resolve_precision(precision)
-    generator = ckpt.generator(options=SamplingOptions(**sampling), autocast=autocast)
+    generator = ckpt.generator(options=SamplingOptions.from_preset(preset.sampling, steps=steps), autocast=autocast)
     rng = np.random.default_rng(0)
     f, h, w = preset.frames, preset.height, preset.width
     generator.reset(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
@@ -57,10 +54,10 @@ def measure(precision: str, clips: int, steps: int | None, checkpoint: str | Non
         "preset": preset.name,
         "size": f"{h}x{w}",
         "frames": f,
-        "steps": sampling["steps"],
+        "steps": generator.options.steps,
         "clips": clips,
         **mean,
-        "per_step": mean["denoising"] / sampling["steps"],
+        "per_step": mean["denoising"] / generator.options.steps,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_clip_2_mb": rss[min(1, len(rss) - 1)],
         "rss_after_last_clip_mb": rss[-1],

@@ -41,7 +41,7 @@ def main() -> None:
     env = gym.make("LV2/GroundTruth-v0", height=args.size, width=args.size, clip_frames=args.clip_frames,
                    action_mode="continuous", goal_radius=None, max_episode_steps=args.steps + 1)
     env.reset(seed=args.seed)
-    renderer = env.unwrapped._renderer
+    renderer = env.unwrapped.renderer
     renderer.render = timed("render", renderer.render)
     rng = np.random.default_rng(args.seed)
     env.step(np.zeros(6, np.float32))  # warm-up

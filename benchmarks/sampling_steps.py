@@ -16,12 +16,12 @@ import argparse
 import time
 import numpy as np
 
-from lv2_env.evaluation.clips import CLIP_FIELDS, dense_as_video, spread_indices
+from lv2_env.evaluation.clips import CLIP_FIELDS, spread_indices
 from model.metrics import psnr, ssim
 from lv2_env.signals.warp import render_clip
 from model.pipeline import SamplingOptions
 from model.precision import PRECISIONS
-from model.clips import ClipDataset
+from model.clips import ClipDataset, control_videos
 from model.world_model import DECODERS, WorldModel
 
 
@@ -54,13 +54,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     rows = []
     for steps in args.steps:
-        sampling = {**preset.sampling, "steps": steps}
-        generator = checkpoint.generator(options=SamplingOptions(**sampling), seed=args.seed, autocast=autocast,
-                                         history_latent_frames=0)
+        generator = checkpoint.generator(options=SamplingOptions.from_preset(preset.sampling, steps=steps), seed=args.seed,
+                                         autocast=autocast, history_latent_frames=0)
         scores, similarity, energy, truth_energy, seconds = [], [], [], [], []
         for clip in clips:
             generator.reset(clip["rgb"][0])
-            controls = {"dense": dense_as_video(clip["dense"]), "sparse": np.asarray(clip["sparse"])}
+            controls = control_videos(clip)
             rendered = render_clip(clip) if generator.condition == "rendered" else None
             tick = time.perf_counter()
             frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered)

@@ -5,8 +5,8 @@
     python benchmarks/vae_decode.py --decoder fast  # the distilled decoder (model/shipped/vae-fast)
 
 One 17-frame clip at 128x128 (5 latent frames), best of ``--repeats`` after a warm-up. "stock" is torch's own
-kernel choice for every Conv3d (for a batch of one that is its unblocked ``slow_conv3d``); "oneDNN" is
-``model/vae.py``'s ``_OneDnnCausalConv3d``, what generation uses. Run it under
+kernel choice for every Conv3d (for a batch of one that is its unblocked ``slow_conv3d``); "oneDNN" is the
+oneDNN-routed subclass of ``WanCausalConv3d`` that ``model/vae.py`` swaps in, what generation uses. Run it under
 ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` to see a CPU without AVX-512.
 """
 
@@ -19,21 +19,22 @@ from contextlib import contextmanager
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
-from model.vae import VideoVAE, _OneDnnCausalConv3d
+from model.vae import VideoVAE
 from model.world_model import SHIPPED_DIR
 
 
 @contextmanager
 def stock_kernels(vae: VideoVAE):
-    """Every oneDNN-routed causal conv of ``vae`` back to diffusers' class while inside."""
-    swapped = [m for m in vae.modules() if type(m) is _OneDnnCausalConv3d]
-    for module in swapped:
+    """Every oneDNN-routed causal conv of ``vae`` (the subclass of diffusers' ``WanCausalConv3d`` that
+    ``model/vae.py`` swaps in) back to diffusers' class while inside."""
+    swapped = [(m, type(m)) for m in vae.modules() if isinstance(m, WanCausalConv3d) and type(m) is not WanCausalConv3d]
+    for module, _ in swapped:
         module.__class__ = WanCausalConv3d
     try:
         yield
     finally:
-        for module in swapped:
-            module.__class__ = _OneDnnCausalConv3d
+        for module, routed in swapped:
+            module.__class__ = routed
 
 
 def set_conv_layout(vae: VideoVAE, layout: torch.memory_format) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from model.generator import LongVideoGenerator
+from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.presets import WAN21_I2V_14B_480P, Preset, get_preset
 from model.transformer import LongVieTransformer
@@ -49,18 +49,24 @@ class Checkpoint:
         history_latent_frames: int | None = None,
     ) -> LongVideoGenerator:
         """A :class:`LongVideoGenerator` with the preset's clip length, history and sampling defaults."""
-        return LongVideoGenerator(
-            self.transformer,
-            self.vae,
-            self.text_encoder,
-            frames=self.preset.frames,
-            history_latent_frames=self.preset.history_latent_frames if history_latent_frames is None else history_latent_frames,
-            options=options or SamplingOptions(**self.preset.sampling),
-            seed=seed,
-            autocast=autocast,
-            image_encoder=self.image_encoder,
-            condition=self.preset.condition,
-        )
+        return LongVideoGenerator(**self._generator_arguments(options, autocast, history_latent_frames), seed=seed)
+
+    def batch_generator(
+        self,
+        slots: int,
+        options: SamplingOptions | None = None,
+        autocast: torch.dtype | None = None,
+        history_latent_frames: int | None = None,
+    ) -> BatchGenerator:
+        """A :class:`BatchGenerator` of ``slots`` videos, with the same defaults as :meth:`generator`."""
+        return BatchGenerator(**self._generator_arguments(options, autocast, history_latent_frames), slots=slots)
+
+    def _generator_arguments(self, options, autocast, history_latent_frames) -> dict:
+        history = self.preset.history_latent_frames if history_latent_frames is None else history_latent_frames
+        return dict(transformer=self.transformer, vae=self.vae, text_encoder=self.text_encoder,
+                    frames=self.preset.frames, history_latent_frames=history,
+                    options=options or SamplingOptions.from_preset(self.preset.sampling), autocast=autocast,
+                    image_encoder=self.image_encoder, condition=self.preset.condition)
 
 
 def build_from_preset(preset: str | Preset, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:
@@ -161,7 +167,8 @@ def load_published(
     image_encoder/); ``control_path`` / ``dit_path``: LongVie 2's ``control.safetensors`` and ``dit.safetensors``.
     The VAE stays in float32, as Wan's own pipelines keep it.
     """
-    from model.text import ClipImageEncoder, UMT5TextEncoder
+    from model.image_encoder import ClipImageEncoder
+    from model.text import UMT5TextEncoder
     from model.weights import build_longvie_from_published
 
     wan_directory = Path(wan_directory)

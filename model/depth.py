@@ -13,8 +13,8 @@ global percentiles (p5/p95 of a sequence, see ``lv2_env.signals.control``), so o
   checkpoint is one of the metric fine-tunes (``depth_estimation_type == "metric"``), whose metres are kept.
 
 :func:`load_depth_estimator` picks the class from a directory's ``config.json``. ``transformers`` is an optional
-dependency (``pip install "lv2[full]"``), imported only by the Depth Anything loader. Every loader reads local
-paths only (``local_files_only=True``): nothing here downloads weights.
+dependency (``pip install "lv2[full]"``, see :mod:`model.hf`), imported only by the Depth Anything loader. Every
+loader reads local paths only (``local_files_only=True``): nothing here downloads weights.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from model.hf import FULL_EXTRA_ADVICE, import_transformers, load_local_model
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TINY_KIND = "lv2-tiny-depth"
-FULL_EXTRA_ADVICE = 'pip install "lv2[full]"'
 # Log-depth predictions are clamped to [1 mm, 10 km] before exp(): positive, finite, and far beyond any scene.
 LOG_DEPTH_RANGE = (math.log(1e-3), math.log(1e4))
 
@@ -214,14 +215,6 @@ class TinyDepthEstimator:
 # ---------------------------------------------------------------------------------------------------- Depth Anything
 
 
-def _import_transformers():
-    try:
-        import transformers
-    except ImportError as error:
-        raise ImportError(f"Depth Anything needs the optional 'transformers' package: {FULL_EXTRA_ADVICE}") from error
-    return transformers
-
-
 class DepthAnythingEstimator:
     """Depth Anything (V1/V2) as a :class:`DepthEstimator`, read from a local ``transformers`` directory.
 
@@ -261,9 +254,9 @@ class DepthAnythingEstimator:
     ) -> "DepthAnythingEstimator":
         """Load ``AutoModelForDepthEstimation`` + ``AutoImageProcessor`` from ``directory`` (local files only).
 
-        ``torch_dtype`` defaults to float32 (transformers 5 would otherwise keep the checkpoint's stored dtype).
+        ``torch_dtype``: None is float32 (:func:`model.hf.dtype_kwargs`).
         """
-        transformers = _import_transformers()
+        transformers = import_transformers("Depth Anything")
         directory = Path(directory)
         if not (directory / CONFIG_NAME).is_file():
             raise ValueError(f"{str(directory)!r} is not a Depth Anything directory: expected {CONFIG_NAME} in it")
@@ -276,13 +269,8 @@ class DepthAnythingEstimator:
             raise ImportError(
                 f"transformers {transformers.__version__} has no Depth Anything (added in 4.38): {FULL_EXTRA_ADVICE}"
             )
-        dtype = torch.float32 if torch_dtype is None else torch_dtype
-        model = transformers.AutoModelForDepthEstimation.from_pretrained(
-            str(directory), local_files_only=True, **_dtype_kwargs(transformers, dtype)
-        )
+        model = load_local_model(transformers.AutoModelForDepthEstimation, directory, torch_dtype, device)
         processor = transformers.AutoImageProcessor.from_pretrained(str(directory), local_files_only=True)
-        if device is not None:
-            model = model.to(device)
         return cls(model, processor, batch_size=batch_size, eps=eps)
 
     @torch.no_grad()
@@ -324,14 +312,6 @@ def disparity_to_depth(disparity: np.ndarray, eps: float = 0.01) -> np.ndarray:
         return np.ones(d.shape, dtype=np.float32)
     normalised = eps + (1.0 - eps) * (d - low) / (high - low)  # [eps, 1]
     return (1.0 / np.maximum(normalised, eps)).astype(np.float32)
-
-
-def _dtype_kwargs(transformers, torch_dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """transformers renamed ``torch_dtype`` to ``dtype`` in 4.56; pass it under the name this version takes."""
-    from packaging.version import Version
-
-    name = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-    return {name: torch_dtype}
 
 
 # ---------------------------------------------------------------------------------------------------- loading

@@ -1,17 +1,20 @@
 """Long-video generation: clip after clip, each conditioned on the last frame and the history of the previous one.
 
-:class:`LongVideoGenerator` keeps exactly what the next clip needs and nothing more: the last frame, a
-:class:`HistoryBuffer` of the last few frames (fixed capacity, so memory does not grow with the number of
-clips), and the episode's one seeded noise tensor (LongVie 2's unified noise). Each call to
-:meth:`~LongVideoGenerator.generate_clip` takes the two control videos of the clip and a prompt (which may change
-from clip to clip) and returns the clip's frames; its first frame is the previous clip's last frame, exactly.
+:class:`BatchGenerator` is the one implementation: ``N`` videos generated together, one VAE encode, one
+denoising loop and one VAE decode per clip for all of them (DIAMOND's world-model env is batched first, too).
+Each video is a :class:`GeneratorSlot`, which keeps exactly what its next clip needs and nothing more: the last
+frame, a :class:`HistoryBuffer` of the last few frames (fixed capacity, so memory does not grow with the number
+of clips), and the episode's one seeded noise tensor (LongVie 2's unified noise). A single video,
+:class:`LongVideoGenerator`, is a batch of one. Each call to :meth:`~GeneratorSlot.generate_clip` takes the
+clip's control videos and a prompt (which may change from clip to clip) and returns the clip's frames; its first
+frame is the previous clip's last frame, exactly.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import Callable, Mapping
+from collections import OrderedDict, deque
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -25,6 +28,7 @@ from model.pipeline import (
     unified_noise,
 )
 from model.precision import autocast_context
+from model.presets import CONDITIONS
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor, num_latent_frames, tensor_to_frames
 
@@ -62,8 +66,14 @@ def history_frames_for(latent_frames: int) -> int:
     return 0 if latent_frames <= 0 else 4 * (latent_frames - 1) + 1
 
 
-class LongVideoGenerator:
-    """Generates a long video clip by clip with LongVie 2's history context and unified noise.
+PROMPT_CACHE_SIZE = 64  # encoded prompts a generator keeps (prompts may change every step)
+
+# Called with (slot index, uint8 [k, H, W, 3]) for each chunk of new frames as the decoder produces it.
+ChunkCallback = Callable[[int, np.ndarray], None]
+
+
+class BatchGenerator:
+    """``slots`` long videos generated together with LongVie 2's history context and unified noise.
 
     Args:
         transformer: the control DiT.
@@ -72,11 +82,16 @@ class LongVideoGenerator:
         frames: frames per clip, ``4k + 1``.
         history_latent_frames: latent frames of history context (0 turns history off).
         options: sampling options (steps, shift, guidance, control scales).
-        seed: seed of the unified noise.
         autocast: ``torch.bfloat16`` to run the DiT and VAE under CPU/GPU autocast, or None for float32.
+        image_encoder: CLIP features of the first frame, for a base with image cross-attention (Wan2.1-I2V).
         condition: ``"first_frame"`` (Wan / LongVie 2: the I2V video is [first frame, zeros...]) or
             ``"rendered"`` (the model was trained with the previous frame rendered along the camera path there,
             GEN3C-style; every clip then needs ``rendered=``).
+        slots: how many videos (:attr:`slots`, each a :class:`GeneratorSlot`).
+        seed: the slots' first noise seed (each ``reset`` may give another).
+
+    Slots with history and slots without (a slot just reset) run as two batches, because the history tokens
+    must have the same length across a batch.
     """
 
     def __init__(
@@ -87,17 +102,19 @@ class LongVideoGenerator:
         frames: int = 17,
         history_latent_frames: int = 2,
         options: SamplingOptions | None = None,
-        seed: int = 0,
         autocast: torch.dtype | None = None,
         image_encoder=None,
         condition: str = "first_frame",
+        slots: int = 1,
+        seed: int = 0,
     ) -> None:
         num_latent_frames(frames)
-        if condition not in ("first_frame", "rendered"):
-            raise ValueError(f"condition must be 'first_frame' or 'rendered', got {condition!r}")
-        self.condition = condition
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {condition!r}")
         if history_latent_frames < 0:
             raise ValueError(f"history_latent_frames must be >= 0, got {history_latent_frames}")
+        if not isinstance(slots, int) or slots < 1:
+            raise ValueError(f"a batch generator needs at least one slot, got {slots!r}")
         self.transformer = transformer.eval()
         self.vae = vae.eval()
         self.text_encoder = text_encoder
@@ -105,90 +122,107 @@ class LongVideoGenerator:
         self.frames = frames
         self.history_latent_frames = history_latent_frames
         self.options = options or SamplingOptions()
-        self.seed = seed
         self.autocast = autocast
-        self.history = HistoryBuffer(history_frames_for(history_latent_frames))
-        self.last_frame: np.ndarray | None = None
-        self.last_timings: dict[str, float] = {}
-        self._noise: torch.Tensor | None = None
-        self._prompt_cache: tuple[str, torch.Tensor] | None = None
+        self.condition = condition
+        self.slots = [GeneratorSlot(self, i, seed) for i in range(slots)]
+        self._prompts: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._negative: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.slots)
 
     @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
-    def reset(self, first_frame: np.ndarray, seed: int | None = None) -> None:
-        """Start a new video from ``first_frame`` (uint8 ``[H, W, 3]``); draws the episode's unified noise."""
+    @property
+    def history_capacity(self) -> int:
+        """Pixel frames of history a slot keeps (0 with history off)."""
+        return history_frames_for(self.history_latent_frames)
+
+    def reset(self, index: int, first_frame: np.ndarray, seed: int | None = None) -> None:
+        """Start slot ``index``'s video from ``first_frame`` (uint8 ``[H, W, 3]``) with its unified noise."""
+        slot = self.slots[index]
         frame = np.asarray(first_frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
             raise ValueError(f"first_frame must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
         if frame.shape[0] % 16 or frame.shape[1] % 16:
             raise ValueError(f"frame size must be a multiple of 16, got {frame.shape[0]}x{frame.shape[1]}")
         if seed is not None:
-            self.seed = seed
-        self.history.clear()
-        self.last_frame = frame.copy()
+            slot.seed = int(seed)
+        slot.history.clear()
+        slot.last_frame = frame.copy()
         latent_shape = (1, self.vae.z_dim, num_latent_frames(self.frames), frame.shape[0] // 8, frame.shape[1] // 8)
-        generator = torch.Generator().manual_seed(int(self.seed))
-        self._noise = torch.randn(latent_shape, generator=generator).to(self.device)
+        slot.noise = torch.randn(latent_shape, generator=torch.Generator().manual_seed(slot.seed)).to(self.device)
 
     @torch.no_grad()
-    def generate_clip(
+    def generate(
         self,
-        controls: Mapping[str, np.ndarray],
-        prompt: str,
-        first_frame: np.ndarray | None = None,
-        rendered: np.ndarray | None = None,
-        on_frames: Callable[[np.ndarray], None] | None = None,
-    ) -> np.ndarray:
-        """Generate the next clip.
+        indices: list[int],
+        controls: list[Mapping[str, np.ndarray]],
+        prompts: list[str],
+        rendered: list[np.ndarray] | None = None,
+        on_frames: ChunkCallback | None = None,
+    ) -> list[np.ndarray]:
+        """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given.
 
-        Args:
-            controls: modality name -> uint8 control video ``[F, H, W, 3]`` (LongVie 2: ``dense``, ``sparse``).
-            prompt: the clip's caption.
-            first_frame: uint8 ``[H, W, 3]`` to restart from (resets the video); default: the previous clip's last.
-            rendered: uint8 ``[F, H, W, 3]``, the first frame rendered along the clip's camera path with its depth
-                (black where nothing lands); required by, and only used by, a ``condition="rendered"`` model.
-            on_frames: called with each chunk of new frames (uint8 ``[k, H, W, 3]``, 4 frames at a time for Wan's
-                VAE) as soon as the decoder has produced it, before this method returns: for players that show
-                frames while the rest of the clip decodes.
-
-        Returns:
-            uint8 ``[F, H, W, 3]``; frame 0 is the first frame given (or the previous clip's last frame).
+        ``controls``: per slot, modality name -> uint8 control video ``[F, H, W, 3]`` (LongVie 2: ``dense``,
+        ``sparse``); ``prompts``: per slot, its caption; ``rendered``: per slot, the previous frame rendered
+        along the clip's camera path (a ``condition="rendered"`` model only); ``on_frames(index, chunk)``:
+        each slot's new frames as the decoder produces them (4 at a time for Wan's VAE), before this returns.
         """
-        if first_frame is not None:
-            self.reset(first_frame)
-        if self.last_frame is None:
+        if not (len(indices) == len(controls) == len(prompts)) or (rendered is not None and len(rendered) != len(indices)):
+            raise ValueError(f"expected one control dict, one prompt (and one rendered video) per slot, got "
+                             f"{len(indices)} slots, {len(controls)} control dicts, {len(prompts)} prompts"
+                             + ("" if rendered is None else f" and {len(rendered)} rendered videos"))
+        slots = [self.slots[i] for i in indices]
+        if any(s.last_frame is None for s in slots):
             raise RuntimeError("call reset(first_frame) (or pass first_frame=) before the first clip")
-        with self._autocast():
-            context, negative = self._encode_prompt(prompt)
-        history = self.history.frames()[None] if self.history.full else None
-        frames, self.last_timings = self._generate(self.last_frame[None], {k: np.asarray(v)[None] for k, v in controls.items()},
-                                                   context, negative, history, self._noise,
-                                                   None if rendered is None else np.asarray(rendered)[None],
-                                                   None if on_frames is None else lambda chunk: on_frames(chunk[0]))
-        frames = frames[0]
-        self.history.extend(frames[1:])
-        self.last_frame = frames[-1].copy()
-        return frames
+        out: dict[int, np.ndarray] = {}
+        timings: dict[str, float] = {}
+        for with_history in (False, True):
+            group = [k for k, s in enumerate(slots) if s.history.full == with_history]
+            if not group:
+                continue
+            chunk_callback = None
+            if on_frames is not None:
+                chunk_callback = lambda chunk, group=group: [on_frames(indices[k], chunk[row]) for row, k in enumerate(group)]  # noqa: E731
+            frames, part = self._generate(
+                np.stack([slots[k].last_frame for k in group]),
+                {name: np.stack([np.asarray(controls[k][name]) for k in group]) for name in controls[group[0]]},
+                [prompts[k] for k in group],
+                np.stack([slots[k].history.frames() for k in group]) if with_history else None,
+                torch.cat([slots[k].noise for k in group]),
+                None if rendered is None else np.stack([np.asarray(rendered[k]) for k in group]),
+                chunk_callback,
+            )
+            for name, seconds in part.items():
+                timings[name] = timings.get(name, 0.0) + seconds
+            for row, k in enumerate(group):
+                out[k] = frames[row]
+        for k, slot in enumerate(slots):
+            slot.history.extend(out[k][1:])
+            slot.last_frame = out[k][-1].copy()
+            slot.last_timings = timings
+        return [out[k] for k in range(len(slots))]
+
+    # ------------------------------------------------------------------ one batched clip
 
     @torch.no_grad()
     def _generate(
         self,
         last_frames: np.ndarray,
         controls: Mapping[str, np.ndarray],
-        context: torch.Tensor,
-        negative: torch.Tensor | None,
+        prompts: list[str],
         history_frames: np.ndarray | None,
         noise: torch.Tensor,
         rendered: np.ndarray | None = None,
         on_frames: Callable[[np.ndarray], None] | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """One clip for each of ``B`` videos: last frames ``[B, H, W, 3]``, controls ``{name: [B, F, H, W, 3]}``,
-        text ``[B, L, D]``, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``,
-        rendered conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None; ``on_frames`` receives each
-        decoded chunk of new frames ``[B, k, H, W, 3]``."""
+        ``B`` prompts, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``, rendered
+        conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None; ``on_frames`` receives each decoded
+        chunk of new frames ``[B, k, H, W, 3]``."""
         h, w = last_frames.shape[1:3]
         if (self.condition == "rendered") != (rendered is not None):
             raise ValueError(
@@ -199,7 +233,8 @@ class LongVideoGenerator:
         timings: dict[str, float] = {}
         tick = time.perf_counter()
         device = self.device
-        with self._autocast():
+        with autocast_context(self.autocast, device):
+            context, negative = self._context(prompts)
             # 1. Control videos and the I2V conditioning videos, encoded in one batch.
             videos = {name: torch.cat([frames_to_tensor(x) for x in v]).to(device) for name, v in controls.items()}
             check_clip_shapes(self.frames, h, w, videos)
@@ -218,7 +253,9 @@ class LongVideoGenerator:
             history = None
             if history_frames is not None:
                 history = self.vae.encode(torch.cat([frames_to_tensor(x) for x in history_frames]).to(device))
-            image_context = self._image_context(last_frames, device)
+            image_context = None
+            if self.image_encoder is not None:  # CLIP features of the first frames (Wan2.1-I2V's image attention)
+                image_context = self.image_encoder.encode(last_frames).to(device)
             timings["control_encoding"] = time.perf_counter() - tick
 
             # 3. Denoise from the unified noise.
@@ -242,117 +279,97 @@ class LongVideoGenerator:
         frames[:, 0] = last_frames  # the shared frame is exactly the previous clip's last frame
         return frames, timings
 
-    # ------------------------------------------------------------------ helpers
-
-    def _autocast(self):
-        return autocast_context(self.autocast, self.device)
-
-    def _image_context(self, last_frames: np.ndarray, device: torch.device) -> torch.Tensor | None:
-        """CLIP features of the clips' first frames, for a base with image cross-attention (Wan2.1-I2V)."""
-        if self.image_encoder is None:
-            return None
-        return self.image_encoder.encode(last_frames).to(device)
-
-    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self._prompt_cache is None or self._prompt_cache[0] != prompt:
-            self._prompt_cache = (prompt, self.text_encoder.encode([prompt]).to(self.device))
+    def _context(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Text of every prompt (each encoded alone, cached), zero-padded to the longest: ``[B, L, D]``; and the
+        empty prompt's, for classifier-free guidance."""
+        device = self.device
+        for prompt in prompts:
+            if prompt in self._prompts:
+                self._prompts.move_to_end(prompt)
+            else:
+                if len(self._prompts) >= PROMPT_CACHE_SIZE:
+                    self._prompts.popitem(last=False)
+                self._prompts[prompt] = self.text_encoder.encode([prompt]).to(device)
+        parts = [self._prompts[p] for p in prompts]
+        length = max(c.shape[1] for c in parts)
+        context = torch.cat([torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1])) for c in parts])
         negative = None
         if self.options.guidance_scale > 1.0:
             if self._negative is None:
-                self._negative = self.text_encoder.encode([""]).to(self.device)
-            negative = self._negative
-        return self._prompt_cache[1], negative
-
-
-PROMPT_CACHE_SIZE = 64  # encoded prompts a BatchGenerator keeps
+                self._negative = self.text_encoder.encode([""]).to(device)
+            negative = self._negative.expand(len(prompts), -1, -1)
+        return context, negative
 
 
 class GeneratorSlot:
-    """One video of a :class:`BatchGenerator`, with the ``reset`` and ``last_timings`` of a single generator."""
+    """One video of a :class:`BatchGenerator`: its last frame, history, unified noise and last step's timings.
 
-    def __init__(self, batch: "BatchGenerator", index: int) -> None:
+    ``reset`` and ``generate_clip`` run this video alone (a batch of one); :meth:`BatchGenerator.generate`
+    runs several slots together.
+    """
+
+    def __init__(self, batch: BatchGenerator, index: int, seed: int = 0) -> None:
         self.batch = batch
         self.index = index
-        self.seed = 0
+        self.seed = int(seed)
         self.last_frame: np.ndarray | None = None
-        self.history = HistoryBuffer(batch.generator.history.capacity)
+        self.history = HistoryBuffer(batch.history_capacity)
         self.noise: torch.Tensor | None = None
         self.last_timings: dict[str, float] = {}
 
+    @property
+    def frames(self) -> int:
+        """Frames per clip."""
+        return self.batch.frames
+
+    @property
+    def condition(self) -> str:
+        """``"first_frame"`` or ``"rendered"`` (see :class:`BatchGenerator`)."""
+        return self.batch.condition
+
+    @property
+    def options(self) -> SamplingOptions:
+        return self.batch.options
+
     def reset(self, first_frame: np.ndarray, seed: int | None = None) -> None:
-        single = self.batch.generator
-        single.reset(first_frame, seed=seed if seed is not None else self.seed)  # the same checks and noise
-        self.seed, self.noise, self.last_frame = single.seed, single._noise, single.last_frame
-        self.history.clear()
+        """Start a new video from ``first_frame`` (uint8 ``[H, W, 3]``); draws the episode's unified noise."""
+        self.batch.reset(self.index, first_frame, seed)
+
+    def generate_clip(
+        self,
+        controls: Mapping[str, np.ndarray],
+        prompt: str,
+        first_frame: np.ndarray | None = None,
+        rendered: np.ndarray | None = None,
+        on_frames: Callable[[np.ndarray], None] | None = None,
+    ) -> np.ndarray:
+        """Generate this video's next clip.
+
+        Args:
+            controls: modality name -> uint8 control video ``[F, H, W, 3]`` (LongVie 2: ``dense``, ``sparse``).
+            prompt: the clip's caption.
+            first_frame: uint8 ``[H, W, 3]`` to restart from (resets the video); default: the previous clip's last.
+            rendered: uint8 ``[F, H, W, 3]``, the first frame rendered along the clip's camera path with its depth
+                (black where nothing lands); required by, and only used by, a ``condition="rendered"`` model.
+            on_frames: called with each chunk of new frames (uint8 ``[k, H, W, 3]``, 4 frames at a time for Wan's
+                VAE) as soon as the decoder has produced it, before this method returns: for players that show
+                frames while the rest of the clip decodes.
+
+        Returns:
+            uint8 ``[F, H, W, 3]``; frame 0 is the first frame given (or the previous clip's last frame).
+        """
+        if first_frame is not None:
+            self.reset(first_frame)
+        callback = None if on_frames is None else (lambda index, chunk: on_frames(chunk))
+        return self.batch.generate([self.index], [controls], [prompt], None if rendered is None else [rendered],
+                                   on_frames=callback)[0]
 
 
-class BatchGenerator:
-    """``N`` long videos generated together: one VAE and one DiT call per clip for all of them.
+class LongVideoGenerator(GeneratorSlot):
+    """One long video: the only slot of its own :class:`BatchGenerator` (whose arguments it takes, but ``slots``)."""
 
-    Each slot keeps its own last frame, history and unified noise, exactly as a :class:`LongVideoGenerator` does;
-    :meth:`generate` takes the next clip's controls and prompt for some of the slots and returns their frames.
-    Slots with history and slots without (a slot just reset) are run as two batches, because the history
-    tokens must have the same length across a batch.
-    """
-
-    def __init__(self, generator: LongVideoGenerator, slots: int) -> None:
-        if slots < 1:
-            raise ValueError(f"a batch generator needs at least one slot, got {slots}")
-        self.generator = generator
-        self.slots = [GeneratorSlot(self, i) for i in range(slots)]
-        self._contexts: dict[str, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    def _context(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Text of every prompt (each encoded alone, cached), zero-padded to the longest: ``[B, L, D]``."""
-        single = self.generator
-        with single._autocast():
-            for prompt in prompts:
-                if prompt not in self._contexts:
-                    if len(self._contexts) >= PROMPT_CACHE_SIZE:  # bounded: prompts may change every step
-                        self._contexts.pop(next(iter(self._contexts)))
-                    self._contexts[prompt] = single.text_encoder.encode([prompt]).to(single.device)
-            _, negative = single._encode_prompt(prompts[0])
-        parts = [self._contexts[p] for p in prompts]
-        length = max(c.shape[1] for c in parts)
-        context = torch.cat([torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1])) for c in parts])
-        if negative is not None:
-            negative = negative.expand(len(prompts), -1, -1)
-        return context, negative
-
-    @torch.no_grad()
-    def generate(self, indices: list[int], controls: list[Mapping[str, np.ndarray]], prompts: list[str],
-                 rendered: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given
-        (``rendered``: one conditioning video per slot, for a ``condition="rendered"`` model)."""
-        if not (len(indices) == len(controls) == len(prompts)):
-            raise ValueError(f"expected one control dict and one prompt per slot, got {len(indices)} slots, "
-                             f"{len(controls)} control dicts and {len(prompts)} prompts")
-        slots = [self.slots[i] for i in indices]
-        if any(s.last_frame is None for s in slots):
-            raise RuntimeError("reset every slot (slot.reset(first_frame)) before generating its first clip")
-        out: dict[int, np.ndarray] = {}
-        timings: dict[str, float] = {}
-        for with_history in (False, True):
-            group = [k for k, s in enumerate(slots) if s.history.full == with_history]
-            if not group:
-                continue
-            context, negative = self._context([prompts[k] for k in group])
-            history = np.stack([slots[k].history.frames() for k in group]) if with_history else None
-            frames, part = self.generator._generate(
-                np.stack([slots[k].last_frame for k in group]),
-                {name: np.stack([controls[k][name] for k in group]) for name in controls[group[0]]},
-                context, negative, history, torch.cat([slots[k].noise for k in group]),
-                None if rendered is None else np.stack([rendered[k] for k in group]),
-            )
-            for name, seconds in part.items():
-                timings[name] = timings.get(name, 0.0) + seconds
-            for row, k in enumerate(group):
-                out[k] = frames[row]
-        for k, slot in enumerate(slots):
-            slot.history.extend(out[k][1:])
-            slot.last_frame = out[k][-1].copy()
-            slot.last_timings = timings
-        return [out[k] for k in range(len(slots))]
+    def __init__(self, transformer: LongVieTransformer, vae: VideoVAE, text_encoder, *, seed: int = 0,
+                 **settings: Any) -> None:
+        batch = BatchGenerator(transformer, vae, text_encoder, slots=1, seed=seed, **settings)
+        super().__init__(batch, 0, seed)
+        batch.slots[0] = self  # the batch's one slot is this object

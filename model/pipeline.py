@@ -8,8 +8,9 @@ passed in: :class:`model.generator.LongVideoGenerator` keeps that state.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -37,6 +38,28 @@ class SamplingOptions:
             raise ValueError(f"shift must be positive, got {self.shift!r}")
         if not self.guidance_scale >= 1.0:
             raise ValueError(f"guidance_scale must be >= 1 (1 turns guidance off), got {self.guidance_scale!r}")
+
+    @classmethod
+    def from_preset(
+        cls,
+        sampling: Mapping[str, Any],
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        **fields: Any,
+    ) -> SamplingOptions:
+        """A preset's (or checkpoint's) ``sampling`` defaults with what a caller overrides: ``steps`` and
+        ``guidance_scale`` when not None (a flag left unset keeps the model's), any other field by name."""
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"sampling steps must be an integer >= 1 (or None: the model's), got {steps!r}")
+        options = {**sampling, **fields}
+        if steps is not None:
+            options["steps"] = steps
+        if guidance_scale is not None:
+            options["guidance_scale"] = guidance_scale
+        known = {f.name for f in dataclasses.fields(cls)}
+        if set(options) - known:
+            raise ValueError(f"unknown sampling options {sorted(set(options) - known)}; expected some of {sorted(known)}")
+        return cls(**options)
 
 
 def first_frame_mask(latent_frames: int, height: int, width: int, batch: int = 1) -> torch.Tensor:

@@ -18,6 +18,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.clips import CONTROL_MODALITIES
+
 CONDITIONS = ("first_frame", "rendered")  # what Preset.condition may be
 
 
@@ -81,7 +83,7 @@ TINY = Preset(
         image_dim=None,
         added_kv_proj_dim=None,
         rope_max_seq_len=1024,
-        control_modalities=("dense", "sparse"),
+        control_modalities=CONTROL_MODALITIES,
         control_layers=4,
         control_num_attention_heads=2,
         control_ffn_dim=256,
@@ -117,7 +119,7 @@ WAN21_I2V_14B_480P = Preset(
         image_dim=1280,
         added_kv_proj_dim=5120,
         rope_max_seq_len=1024,
-        control_modalities=("dense", "sparse"),
+        control_modalities=CONTROL_MODALITIES,
         control_layers=12,
         control_num_attention_heads=20,
         control_ffn_dim=6912,

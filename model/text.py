@@ -1,6 +1,6 @@
-"""Text and image encoders: prompts -> the DiT's ``encoder_hidden_states``, images -> its CLIP context.
+"""Text encoders: prompts -> the DiT's ``encoder_hidden_states`` (the image context is :mod:`model.image_encoder`).
 
-Three encoders, one contract (:class:`TextEncoder`): ``encode(prompts) -> [B, max_tokens, dim]`` with every
+Two encoders, one contract (:class:`TextEncoder`): ``encode(prompts) -> [B, max_tokens, dim]`` with every
 position past a prompt's last token set to zero. Wan's pipeline zeroes the padding of its umT5 embeddings too, so
 the DiT is trained and sampled on the same kind of context whichever encoder made it, and the empty prompt ``""``
 (the unconditional prompt of classifier-free guidance) is a well-defined all-zero context for the tiny encoder.
@@ -9,11 +9,10 @@ the DiT is trained and sampled on the same kind of context whichever encoder mad
   DiT on the procedural worlds' captions; a checkpoint directory holds ``config.json`` + ``model.safetensors`` +
   ``vocab.json``).
 * :class:`UMT5TextEncoder` -- Wan2.1's umT5-XXL text tower (``transformers.UMT5EncoderModel``), 512 tokens.
-* :class:`ClipImageEncoder` -- Wan2.1-I2V's CLIP ViT-H/14 image tower; the **penultimate** hidden state, as Wan.
 
 :func:`load_text_encoder` picks the class from a directory's ``config.json``. ``transformers`` is an optional
-dependency (``pip install "lv2[full]"``), imported only by the pretrained encoders. Every loader reads local paths
-only (``local_files_only=True``): nothing here downloads weights.
+dependency (``pip install "lv2[full]"``, see :mod:`model.hf`), imported only by the umT5 encoder. Every loader
+reads local paths only (``local_files_only=True``): nothing here downloads weights.
 """
 
 from __future__ import annotations
@@ -25,10 +24,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from model.hf import WrapsModel, existing_directory, import_transformers, load_local_model
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -37,11 +37,6 @@ WORDS_KIND = "words"
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 UMT5_MAX_TOKENS = 512  # Wan2.1 pads every prompt to 512 umT5 tokens
-FULL_EXTRA_ADVICE = 'pip install "lv2[full]"'
-
-# OpenAI CLIP's normalisation (also CLIPImageProcessor's defaults), used when a directory has no processor config.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters (any script); digits, '_' and punctuation split words
 
@@ -243,7 +238,7 @@ class WordTextEncoder(nn.Module):
         cls, directory: str | Path, device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None
     ) -> "WordTextEncoder":
         """Load a directory written by :meth:`save_pretrained` (safetensors only)."""
-        directory = _existing_directory(directory, "a tiny text encoder directory")
+        directory = existing_directory(directory, "a tiny text encoder directory")
         config = _read_config(directory)
         if config.get("kind") != WORDS_KIND:
             raise ValueError(f"{directory / CONFIG_NAME}: expected kind {WORDS_KIND!r}, got {config.get('kind')!r}")
@@ -268,30 +263,6 @@ class WordTextEncoder(nn.Module):
 # ---------------------------------------------------------------------------------------------------- umT5
 
 
-def _import_transformers():
-    try:
-        import transformers
-    except ImportError as error:
-        raise ImportError(
-            f"the pretrained text and image encoders (umT5, CLIP) need the optional 'transformers' package: "
-            f"{FULL_EXTRA_ADVICE}"
-        ) from error
-    return transformers
-
-
-def _dtype_kwargs(transformers, torch_dtype: torch.dtype | None) -> dict[str, torch.dtype]:
-    """transformers renamed ``torch_dtype`` to ``dtype`` in 4.56; pass it under the name this version takes.
-
-    ``None`` means float32, stated explicitly because transformers 5 would otherwise load in the checkpoint's
-    stored dtype (``"auto"``), making the dtype depend on how the weights were saved.
-    """
-    from packaging.version import Version
-
-    dtype = torch.float32 if torch_dtype is None else torch_dtype
-    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-    return {key: dtype}
-
-
 def clean_prompt(prompt: str) -> str:
     """Wan's prompt cleaning without ftfy: unescape HTML entities (twice, as Wan does) and collapse whitespace."""
     return re.sub(r"\s+", " ", html.unescape(html.unescape(prompt))).strip()
@@ -301,21 +272,7 @@ def _has_tokenizer(directory: Path) -> bool:
     return any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "spiece.model"))
 
 
-class _WrapsModel:
-    """Device and dtype of a wrapped ``self.model`` (the pretrained encoders)."""
-
-    model: torch.nn.Module
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-
-class UMT5TextEncoder(_WrapsModel):
+class UMT5TextEncoder(WrapsModel):
     """Wan2.1's text encoder: umT5's encoder (``transformers.UMT5EncoderModel``) and its tokenizer.
 
     As Wan's pipeline: prompts are padded (and truncated) to ``max_tokens`` (512) tokens with the tokenizer's special
@@ -346,8 +303,8 @@ class UMT5TextEncoder(_WrapsModel):
         else from the sibling ``../tokenizer`` (diffusers' Wan pipeline layout: ``text_encoder/`` + ``tokenizer/``).
         ``torch_dtype`` (default float32): ``torch.bfloat16`` halves the memory of the 4096-dim XXL (~11 GB).
         """
-        transformers = _import_transformers()
-        directory = _existing_directory(directory, "a umT5 encoder directory (transformers config.json + weights)")
+        transformers = import_transformers("the umT5 text encoder")
+        directory = existing_directory(directory, "a umT5 encoder directory (transformers config.json + weights)")
         if tokenizer_directory is None:
             tokenizer_directory = directory if _has_tokenizer(directory) else directory.parent / "tokenizer"
         tokenizer_directory = Path(tokenizer_directory)
@@ -356,12 +313,8 @@ class UMT5TextEncoder(_WrapsModel):
                 f"no tokenizer for the umT5 encoder in {str(directory)!r}: expected tokenizer.json, "
                 f"tokenizer_config.json or spiece.model in it or in {str(tokenizer_directory)!r}"
             )
-        model = transformers.UMT5EncoderModel.from_pretrained(
-            str(directory), local_files_only=True, **_dtype_kwargs(transformers, torch_dtype)
-        )
+        model = load_local_model(transformers.UMT5EncoderModel, directory, torch_dtype, device)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_directory), local_files_only=True)
-        if device is not None:
-            model = model.to(device)
         return cls(model, tokenizer, max_tokens=max_tokens)
 
     def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -395,110 +348,9 @@ class UMT5TextEncoder(_WrapsModel):
 
     def save(self, directory: str | Path) -> Path:
         """Write model and tokenizer into one directory (which :func:`load_text_encoder` reads back)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(directory), safe_serialization=True)
-        self.tokenizer.save_pretrained(str(directory))
-        return directory
+        return self.write_pretrained(directory, self.tokenizer)
 
     save_pretrained = save
-
-
-# ---------------------------------------------------------------------------------------------------- CLIP
-
-
-class ClipImageEncoder(_WrapsModel):
-    """Wan2.1-I2V's image context: CLIP's vision tower, **penultimate** layer, all tokens.
-
-    Wan2.1 feeds its image cross-attention ``hidden_states[-2]`` of CLIP ViT-H/14 (the output of the last-but-one
-    transformer layer, before the final layer and the post-layernorm), class token included: ``[B, 257, 1280]`` at
-    224 px. This class does the same for whatever CLIP vision model its directory holds.
-
-    Pre-processing: the directory's ``CLIPImageProcessor`` (``preprocessor_config.json``) when it has one, as Wan's
-    pipeline; otherwise, in torch: resize the shorter side to the model's ``image_size`` (bicubic, antialiased),
-    centre-crop to ``image_size`` squared, scale to [0, 1] and normalise with OpenAI CLIP's mean and std -- the
-    processor's defaults.
-    """
-
-    def __init__(self, model, processor=None) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.processor = processor
-        config = model.config
-        self.dim = int(config.hidden_size)
-        self.image_size = int(config.image_size)
-        self.num_tokens = (config.image_size // config.patch_size) ** 2 + 1
-        if config.num_hidden_layers < 2:
-            raise ValueError(f"the penultimate hidden state needs >= 2 CLIP layers, got {config.num_hidden_layers}")
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, torch_dtype: torch.dtype | None = None, device: str | torch.device | None = None
-    ) -> "ClipImageEncoder":
-        """Load ``CLIPVisionModel`` (and ``CLIPImageProcessor`` if ``preprocessor_config.json`` is there) from
-        ``directory``; ``torch_dtype`` defaults to float32."""
-        transformers = _import_transformers()
-        directory = _existing_directory(directory, "a CLIP vision model directory (transformers config.json + weights)")
-        model = transformers.CLIPVisionModel.from_pretrained(
-            str(directory), local_files_only=True, **_dtype_kwargs(transformers, torch_dtype)
-        )
-        processor = None
-        if (directory / "preprocessor_config.json").is_file():
-            processor = transformers.CLIPImageProcessor.from_pretrained(str(directory), local_files_only=True)
-        if device is not None:
-            model = model.to(device)
-        return cls(model, processor)
-
-    def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 ``[B, H, W, 3]`` (or ``[H, W, 3]``) -> ``pixel_values [B, 3, S, S]`` on the model's device and dtype."""
-        x = _as_uint8_images(images)
-        if self.processor is not None:
-            pixels = self.processor(images=list(x.cpu().numpy()), return_tensors="pt")["pixel_values"]
-        else:
-            pixels = _clip_preprocess(x, self.image_size)
-        return pixels.to(device=self.device, dtype=self.dtype)
-
-    @torch.no_grad()
-    def encode(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 images -> ``[B, num_tokens, dim]`` (``[B, 257, 1280]`` for ViT-H/14 at 224 px): ``hidden_states[-2]``."""
-        out = self.model(pixel_values=self.preprocess(images), output_hidden_states=True)
-        return out.hidden_states[-2]
-
-    def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(directory), safe_serialization=True)
-        if self.processor is not None:
-            self.processor.save_pretrained(str(directory))
-        return directory
-
-    save_pretrained = save
-
-
-def _as_uint8_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
-    if x.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 images [B, H, W, 3], got dtype {x.dtype}")
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected uint8 images [B, H, W, 3] or [H, W, 3], got shape {tuple(x.shape)}")
-    return x
-
-
-def _clip_preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``[B, H, W, 3]`` -> normalised ``[B, 3, size, size]``: shorter side to ``size``, centre crop."""
-    x = images.permute(0, 3, 1, 2).float()
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        x = nn.functional.interpolate(x, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
-        x = x.clamp(0.0, 255.0)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    x = x[:, :, top : top + size, left : left + size] / 255.0
-    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -529,7 +381,7 @@ def load_text_encoder(
         return WordTextEncoder(**config)
     path = Path(directory_or_config)
     directory = path.parent if path.name == CONFIG_NAME and path.is_file() else path
-    directory = _existing_directory(directory, "a text encoder directory with a config.json")
+    directory = existing_directory(directory, "a text encoder directory with a config.json")
     config = _read_config(directory)
     if config.get("kind") == WORDS_KIND:
         return WordTextEncoder.from_pretrained(directory, device=device, torch_dtype=torch_dtype)
@@ -539,13 +391,6 @@ def load_text_encoder(
         f"{directory / CONFIG_NAME}: unknown text encoder; expected kind {WORDS_KIND!r} or a transformers config with "
         f"model_type 'umt5', got kind={config.get('kind')!r}, model_type={config.get('model_type')!r}"
     )
-
-
-def _existing_directory(directory: str | Path, what: str) -> Path:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"expected {what} at {str(directory)!r}, but there is no such directory (only local paths load)")
-    return directory
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
@@ -571,11 +416,8 @@ __all__ = [
     "TextEncoder",
     "WordTextEncoder",
     "UMT5TextEncoder",
-    "ClipImageEncoder",
     "build_vocabulary",
     "split_words",
     "clean_prompt",
     "load_text_encoder",
-    "CLIP_MEAN",
-    "CLIP_STD",
 ]

@@ -37,6 +37,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
 from torch import nn
 
+from model.clips import CONTROL_MODALITIES
+
 LATENT_CHANNELS = 16
 CONDITION_CHANNELS = 20  # 4-channel first-frame mask + 16-channel latent of [first frame, zeros...]
 
@@ -130,7 +132,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
         added_kv_proj_dim: int | None = 5120,
         rope_max_seq_len: int = 1024,
         pos_embed_seq_len: int | None = None,
-        control_modalities: tuple[str, ...] = ("dense", "sparse"),
+        control_modalities: tuple[str, ...] = CONTROL_MODALITIES,
         control_layers: int = 12,
         control_num_attention_heads: int = 20,
         control_ffn_dim: int = 6912,

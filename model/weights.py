@@ -43,6 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from model.clips import CONTROL_MODALITIES
 from model.transformer import LongVieTransformer
 
 logger = logging.getLogger(__name__)
@@ -555,7 +556,7 @@ def _longvie_config(base: WanTransformer3DModel, control_layers: int) -> dict:
         raise ValueError(f"the control branches are half the base: heads ({heads}) and ffn_dim ({ffn}) must be even")
     config.update(
         patch_size=tuple(base.config.patch_size),
-        control_modalities=("dense", "sparse"),
+        control_modalities=CONTROL_MODALITIES,
         control_layers=control_layers,
         control_num_attention_heads=heads // 2,
         control_ffn_dim=ffn // 2,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import Checkpoint, load_checkpoint
-from model.generator import LongVideoGenerator
+from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.precision import precision_name, resolve_precision
 from model.presets import Preset
@@ -96,10 +96,16 @@ class WorldModel:
         return precision_name(self.autocast)
 
     def generator(self, seed: int = 0) -> LongVideoGenerator:
-        sampling = dict(self.checkpoint.preset.sampling)
-        if self.sampling_steps is not None:
-            sampling["steps"] = self.sampling_steps
-        return self.checkpoint.generator(options=SamplingOptions(**sampling), seed=seed, autocast=self.autocast)
+        """One world's generator (a batch of one)."""
+        return self.checkpoint.generator(options=self.sampling_options(), seed=seed, autocast=self.autocast)
+
+    def batch_generator(self, slots: int) -> BatchGenerator:
+        """``slots`` worlds generated together (the vector env's one generator)."""
+        return self.checkpoint.batch_generator(slots, options=self.sampling_options(), autocast=self.autocast)
+
+    def sampling_options(self) -> SamplingOptions:
+        """The checkpoint's sampling settings, with ``sampling_steps`` if it was given."""
+        return SamplingOptions.from_preset(self.checkpoint.preset.sampling, steps=self.sampling_steps)
 
     def estimate_depth(self, frames: np.ndarray) -> np.ndarray:
         """Metric depth ``[N, H, W]`` of uint8 frames ``[N, H, W, 3]`` from the model's depth network."""

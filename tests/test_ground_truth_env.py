@@ -118,11 +118,9 @@ def test_continuous_and_trajectory_follow_the_action():
 
 def _facing_goal(env, distance):
     """A start state ``distance`` metres from the goal's footprint circle, looking at it."""
-    from lv2_env.envs.ground_truth import footprint_radius
-
     goal = env.unwrapped.goal
     direction = goal.center[:2] / np.linalg.norm(goal.center[:2])
-    position = goal.center[:2] - direction * (footprint_radius(goal) + distance)
+    position = goal.center[:2] - direction * (goal.footprint_radius + distance)
     yaw = np.arctan2(-direction[0], direction[1])  # forward = (-sin yaw, cos yaw)
     return np.array([position[0], position[1], 1.6, yaw, 0.0, 0.0])
 

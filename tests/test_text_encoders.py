@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from model.image_encoder import CLIP_MEAN, CLIP_STD, ClipImageEncoder
 from model.text import (
-    CLIP_MEAN,
-    CLIP_STD,
-    ClipImageEncoder,
     TextEncoder,
     UMT5TextEncoder,
     WordTextEncoder,

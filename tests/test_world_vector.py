@@ -51,3 +51,21 @@ def test_bad_input(world_checkpoint):
         vec.step(np.array([1, 99]))
     with pytest.raises(ValueError, match="expected 2 seeds"):
         vec.reset(seed=[1, 2, 3])
+
+
+def test_every_sub_env_steps_on_its_own(world_checkpoint):
+    """Each world of the vector env is a whole World-v0: ``vec.envs[i].step`` generates its clip alone (a batch of
+    one in the shared generator), equal to a separate env's, and leaves the other worlds as they were."""
+    vec = _vec(world_checkpoint, 2, precision="fp32")
+    vec.reset(seed=5)
+    untouched = vec.envs[1].generator.last_frame.copy()
+    obs, reward, terminated, truncated, info = vec.envs[0].step(1)
+    alone = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", precision="fp32")
+    alone.reset(seed=5)
+    expected = alone.step(1)[0]
+    diff = np.abs(obs.astype(int) - expected.astype(int))
+    assert obs.shape == vec.single_observation_space.shape and diff.max() <= 2 and diff.mean() < 0.05
+    assert info["clip_index"] == 1 and vec.envs[1].clip_index == 0
+    assert np.array_equal(vec.envs[1].generator.last_frame, untouched)
+    obs, *_ = vec.envs[1].step(5)
+    assert obs.shape == vec.single_observation_space.shape and vec.envs[1].clip_index == 1

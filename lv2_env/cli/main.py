@@ -3,6 +3,13 @@
     lv2 rollout --env world --policy orbit --seconds 10 --out out.mp4
     lv2 rollout --env world --policy random --minutes 5 --out run.mp4
     lv2 generate --checkpoint DIR --first-frame IMG --depth DEPTH.mp4 --tracks TRACKS.mp4 --prompt TEXT --out OUT.mp4
+    lv2 train vae --data data/train --out runs/vae
+
+Building the parser imports no torch, pygame or video library (``lv2 --help`` is quick): each verb imports what
+it runs inside its function. ``lv2 train``'s flags are the fields of :class:`model.training.config.StageArgs`
+and :class:`~model.training.config.LoopConfig`, ``lv2 eval``'s those of
+:class:`lv2_env.evaluation.settings.EvalSettings` (:mod:`lv2_env.cli.options` makes them), and its stages the
+registry :data:`model.training.config.STAGES`.
 """
 
 from __future__ import annotations
@@ -10,14 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agents.keys_help import KEYS_HELP
+from lv2_env.cli.options import add_dataclass_arguments, add_generation_options, dataclass_from_args
 from model.precision import add_precision_argument
+from model.training.config import STAGES, LoopConfig, StageArgs, stages_of_kind
 
 ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}
-
-
-def _add_decoder_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--decoder", choices=["full", "fast"], default="full",
-                   help="world: the VAE decoder: full (default) or fast (distilled: 2-3x faster, a little blurrier)")
 
 
 def _add_rollout(sub: argparse._SubParsersAction) -> None:
@@ -45,9 +50,7 @@ def _add_rollout(sub: argparse._SubParsersAction) -> None:
                    help="world: control signals from the scene's geometry or from a point cache of generated frames")
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the prompt (default: the scene's caption)")
-    p.add_argument("--sampling-steps", type=int, default=None, help="world: denoising steps (default: the model's)")
-    add_precision_argument(p)
-    _add_decoder_argument(p)
+    add_generation_options(p, decoder=True, world_only=True)
     p.add_argument("--height", type=int, default=128, help="groundtruth only (a world has its model's size)")
     p.add_argument("--width", type=int, default=128, help="groundtruth only")
     p.add_argument("--clip-frames", type=int, default=17, help="groundtruth only: frames per clip, 4k+1 (default 17)")
@@ -107,11 +110,9 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _add_play(sub: argparse._SubParsersAction) -> None:
-    from agents.keyboard import __doc__ as keys_doc
-
     p = sub.add_parser(
         "play", help="steer a world with the keyboard in a pygame window",
-        description="\n\n".join(keys_doc.split("\n\n")[1:3]), formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=KEYS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--env", choices=sorted(ENVS), default="world", help="world (generated, default) or groundtruth")
     p.add_argument("--compare", action="store_true", help="world: show the ground-truth render of the same path beside it")
@@ -119,9 +120,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--control-source", choices=["scene", "cache"], default="scene")
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the first prompt (default: the scene's caption)")
-    p.add_argument("--sampling-steps", type=int, default=None, help="world: denoising steps (default: the model's)")
-    add_precision_argument(p)
-    _add_decoder_argument(p)
+    add_generation_options(p, decoder=True, world_only=True)
     p.add_argument("--seed", type=int, default=None, help="seed of the first world (default: random)")
     p.add_argument("--scale", type=int, default=4, help="window pixels per frame pixel (default 4)")
     p.add_argument("--record-dir", default="recordings", help="where V writes recordings (default ./recordings)")
@@ -174,11 +173,10 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     prompt.add_argument("--prompt", help="one prompt for every clip")
     prompt.add_argument("--prompts", help="text file, one prompt per clip (the last repeats)")
     p.add_argument("--out", default="generated.mp4")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
+    add_generation_options(p, steps_flags=("--steps", "--sampling-steps"))
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = off")
     p.add_argument("--dense-scale", type=float, default=1.0, help="LongVie 2's lambda: less depth, more freedom")
     p.add_argument("--seed", type=int, default=0, help="seed of the unified noise")
-    add_precision_argument(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_generate)
 
@@ -209,12 +207,8 @@ def _generate(args: argparse.Namespace) -> int:
             "depth and camera poses that control videos do not carry: generate with it in the env "
             "(`lv2 rollout --env world --checkpoint DIR`), or use a first-frame model (the published full size)"
         )
-    sampling = dict(preset.sampling)
-    if args.steps is not None:
-        sampling["steps"] = args.steps
-    if args.guidance is not None:
-        sampling["guidance_scale"] = args.guidance
-    options = SamplingOptions(**sampling, control_scales={"dense": args.dense_scale})
+    options = SamplingOptions.from_preset(preset.sampling, steps=args.sampling_steps, guidance_scale=args.guidance,
+                                          control_scales={"dense": args.dense_scale})
     generator = checkpoint.generator(options=options, seed=args.seed, autocast=resolve_precision(args.precision))
 
     first = load_first_frame(args.first_frame, preset.height, preset.width)
@@ -279,91 +273,80 @@ def _data_procedural(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_STAGES = ("vae", "vae-decoder", "base", "control", "degradation", "history", "depth")
+def _train_description() -> str:
+    """``lv2 train``'s description, its stages and their defaults read from the registry."""
+    stages = "; ".join(f"{spec.name}: {spec.description} [{spec.steps} steps, lr {spec.lr:g}, batch {spec.batch_size}]"
+                       for spec in STAGES.values())
+    return (
+        "Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints are written "
+        "atomically every --checkpoint-every steps; --resume continues from the last one. Stages, in order, with "
+        f"the steps, learning rate and batch size they take when --steps, --lr and --batch-size are not given: "
+        f"{stages}. The DiT stages ({', '.join(stages_of_kind('dit'))}) each start from the previous stage's "
+        "result (--init). `all` runs every stage in order into OUT/<stage>, each with its defaults (finished "
+        "stages skipped, interrupted ones resumed). `cache-latents` encodes a data directory once with a trained "
+        "VAE (the DiT stages need it)."
+    )
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a stage of the world model",
-        description="Train one stage of the world model on a data directory written by `lv2 data`. Checkpoints "
-        "are written atomically every --checkpoint-every steps; --resume continues from the last one. Stages: "
-        "vae (the tiny preset's VAE), vae-decoder (its decoder fine-tuned with the encoder frozen; --init the VAE), base (I2V DiT + text encoder), control (LongVie 2 stage 1), degradation "
-        "(stage 2), history (stage 3), each starting from the previous stage's result (--init); depth (a small "
-        "monocular depth network). "
-        "`all` runs every stage in order into OUT/<stage> (finished stages skipped, interrupted ones resumed). "
-        "`cache-latents` encodes a data directory once with a trained VAE (the DiT stages need it).",
-    )
-    p.add_argument("stage", choices=[*TRAIN_STAGES, "all", "cache-latents"])
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--data", required=True, help="training data directory")
-    p.add_argument("--eval-data", default=None, help="held-out data directory (eval split)")
-    p.add_argument("--out", help="run directory: checkpoints/, metrics.jsonl, loss.png, final/")
-    p.add_argument("--vae", default=None, help="DiT stages and cache-latents: the trained VAE directory")
-    p.add_argument("--init", default=None, help="control/degradation/history: the previous stage's final checkpoint; vae/depth: saved weights to start from")
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--batch-size", type=int, default=None, help="default: 2 for vae, 8 for the DiT stages, 16 for depth")
-    p.add_argument("--lr", type=float, default=None, help="default: per stage (model/training/stages.py)")
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--crop", type=int, default=64, help="vae: square crop size of the training windows")
-    p.add_argument("--frames", type=int, default=17, help="vae: frames per training window (4k+1; as long as a clip)")
-    p.add_argument("--freeze-encoder", action="store_true",
-                   help="vae: fine-tune only the decoder of the VAE given by --init (keeps its latent space)")
-    p.add_argument("--checkpoint-every", type=int, default=250)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("train", help="train a stage of the world model", description=_train_description())
+    p.add_argument("stage", choices=[*STAGES, "all", "cache-latents"])
+    p.add_argument("--preset", default="tiny", help="model preset (model/presets.py; default tiny)")
+    # StageArgs' and LoopConfig's fields; the two share --steps and --seed. None: the stage's own (parse_args).
+    add_dataclass_arguments(p, StageArgs, skip=("preset", "render"), defaults={"steps": None})
+    add_dataclass_arguments(p, LoopConfig, skip=("steps", "seed", "precision", "progress"),
+                            defaults={"out": None, "lr": None, "warmup_steps": 200})
     add_precision_argument(p)
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--export-latest", metavar="DIR", default=None,
                    help="do not train: export the last checkpoint in --out to DIR, as the stage's final/ would be")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+
+
+def _fill_stage_defaults(args: argparse.Namespace) -> None:
+    """``lv2 train STAGE``: the stage's steps, learning rate and batch size (:data:`STAGES`) where the flags were
+    not given. (``all`` gives every stage its own; ``cache-latents`` trains nothing.)"""
+    spec = STAGES.get(args.stage)
+    if spec is None:
+        return
+    for name in ("steps", "lr", "batch_size"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(spec, name))
 
 
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from model.presets import get_preset
-    from model.training.loop import LoopConfig, train
-    from model.training.stages import DEFAULT_LR, StageArgs, build_stage, train_all
+    from model.training.loop import Checkpointer, train
+    from model.training.stages import build_stage, train_all
 
     from lv2_env.signals.warp import render_clip
 
     preset = get_preset(args.preset)
+    render = render_clip if preset.condition == "rendered" else None
     if args.stage == "cache-latents":
         from model.training.latents import cache_latents
 
         if not args.vae:
             raise ValueError("cache-latents needs --vae DIR (a trained VAE)")
-        render = render_clip if preset.condition == "rendered" else None
         out = cache_latents(args.data, args.vae, precision=args.precision, progress=not args.quiet, render=render)
         print(f"latents in {out}")
         return 0
     if not args.out:
         raise ValueError("training needs --out DIR")
     if args.stage == "all":
-        final = train_all(preset, Path(args.data), args.eval_data and Path(args.eval_data), Path(args.out),
-                          precision=args.precision, seed=args.seed, progress=not args.quiet, render=render_clip)
+        final = train_all(preset, args.data, args.eval_data, args.out, precision=args.precision, seed=args.seed,
+                          progress=not args.quiet, render=render_clip)
         print(f"all stages trained; the model is {final} (load it with checkpoint={str(final)!r})")
         return 0
-    stage = build_stage(args.stage, StageArgs(
-        preset=preset, data=Path(args.data), eval_data=args.eval_data and Path(args.eval_data),
-        vae=args.vae and Path(args.vae), init=args.init and Path(args.init), batch_size=args.batch_size,
-        crop=args.crop, frames=args.frames, freeze_encoder=args.freeze_encoder, steps=args.steps, seed=args.seed,
-        render=render_clip if preset.condition == "rendered" else None,
-    ))
+    stage = build_stage(args.stage, dataclass_from_args(StageArgs, args, preset=preset, render=render))
     if args.export_latest:
-        from model.training.loop import Checkpointer
-
-        state = Checkpointer(Path(args.out)).load(stage.module())
+        state = Checkpointer(args.out).load(stage.module())
         stage.export(Path(args.export_latest))
         print(f"exported step {state['step']} of {args.out} to {args.export_latest}")
         return 0
-    config = LoopConfig(out=args.out, steps=args.steps, lr=args.lr or DEFAULT_LR[args.stage],
-                        warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
-                        eval_every=args.eval_every, seed=args.seed, precision=args.precision, resume=args.resume,
-                        progress=not args.quiet)
-    result = train(stage, config)
+    result = train(stage, dataclass_from_args(LoopConfig, args, progress=not args.quiet))
     print(f"stage {args.stage}: {result['step']} steps; result in {args.out}/final")
     return 0
 
@@ -411,8 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line, with what depends on more than one flag filled in: ``lv2 train STAGE``'s
+    steps, learning rate and batch size default to the stage's."""
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        _fill_stage_defaults(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         return args.func(args)
     except ValueError as err:  # bad input: say what was wrong, without a traceback

@@ -1,24 +1,10 @@
 """Training data from the procedural worlds, written to disk in the format `model.training` reads.
 
-The world model never imports this package: the data reaches it as files. A data directory holds
-
-    index.json            {"format": "lv2-clips", "version": 1, "split", "height", "width", "frames", "fps",
-                           "history_frames", "clips": [{"file", "sequence", "clip", "scene_seed", "style",
-                           "caption"}, ...]}
-    clips/SSSSSS_CC.npz   one clip: sequence SSSSSS, clip CC
-
-and every clip file (``numpy.savez_compressed``) has
-
-    rgb        uint8   [F, H, W, 3]   the clip's frames
-    history    uint8   [Hn, H, W, 3]  the Hn frames that precede the clip in its sequence
-    depth      float16 [F, H, W]      metric depth (camera-frame z, metres; sky = the scene's far distance)
-    dense      uint8   [F, H, W]      dense control: depth normalised with the SEQUENCE's global p5/p95, near
-                                      bright (one grey channel; the video is this channel three times)
-    sparse     uint8   [F, H, W, 3]   sparse control: point tracks recomputed for this clip
-    poses      float32 [F, 4, 4]      camera-to-world poses (OpenCV camera, world z up)
-    intrinsics float32 [3, 3]
-    depth_range float32 [2]           the sequence's (p5, p95), sky left out
-    caption    str                    the scene's caption (its style is in the words)
+The world model never imports this package: the data reaches it as files, in the clip format of
+:mod:`model.clips` (``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip; the fields of a clip file are
+listed there). The procedural header adds ``clips_per_sequence`` and ``fov_deg``, and every clip entry
+``scene_seed`` and ``style``; the stored ``depth`` is measured metric depth, and ``poses`` and ``intrinsics``
+are the exact camera.
 
 A *sequence* is one camera path through one scene: ``history_frames`` frames of run-up, then
 ``clips_per_sequence`` clips of ``F`` frames that share one frame each, as the environments produce them.
@@ -38,9 +24,8 @@ from lv2_env.signals.camera import Intrinsics, apply_motion, poses_from_states
 from lv2_env.signals.collision import resolve_collisions
 from lv2_env.signals.control import DepthRange, compute_control_signals
 from lv2_env.worlds import Renderer, generate_scene
+from model.clips import CLIPS_FOLDER, check_index_header, clip_file, clip_record, save_clip_atomic, write_index
 
-FORMAT = "lv2-clips"
-VERSION = 1
 # Scene seeds of each split: disjoint, so evaluation scenes are never seen in training.
 SPLIT_SEEDS = {"train": (0, 1_000_000), "eval": (1_000_000, 1_100_000)}
 
@@ -97,7 +82,7 @@ def random_camera_states(rng: np.random.Generator, scene, frames: int, fps: int)
 
 
 def build_sequence(split: str, sequence: int, spec: SequenceSpec) -> list[dict]:
-    """Render one sequence and cut it into clip records (dicts of the arrays listed in the module docstring)."""
+    """Render one sequence and cut it into clip records (dicts of the clip-file fields of :mod:`model.clips`)."""
     seed = scene_seed(split, sequence)
     rng = np.random.default_rng(seed)
     scene = generate_scene(seed)
@@ -112,21 +97,18 @@ def build_sequence(split: str, sequence: int, spec: SequenceSpec) -> list[dict]:
         start = spec.history_frames + k * (spec.frames - 1)
         window = slice(start, start + spec.frames)
         control = compute_control_signals(out.depth[window], poses[window], intrinsics, depth_range)
-        records.append(
-            {
-                "rgb": out.rgb[window],
-                "history": out.rgb[start - spec.history_frames : start],
-                "depth": out.depth[window].astype(np.float16),
-                "dense": control.dense[..., 0],
-                "sparse": control.sparse,
-                "poses": poses[window].astype(np.float32),
-                "intrinsics": intrinsics.matrix.astype(np.float32),
-                "depth_range": np.array([depth_range.near, depth_range.far], dtype=np.float32),
-                "caption": scene.caption,
-                "_meta": {"sequence": sequence, "clip": k, "scene_seed": seed, "style": scene.style.name,
-                          "caption": scene.caption},
-            }
+        record = clip_record(
+            rgb=out.rgb[window],
+            history=out.rgb[start - spec.history_frames : start],
+            depth=out.depth[window],
+            controls=control.videos(),
+            poses=poses[window],
+            intrinsics=intrinsics.matrix,
+            depth_range=(depth_range.near, depth_range.far),
+            caption=scene.caption,
         )
+        meta = {"sequence": sequence, "clip": k, "scene_seed": seed, "style": scene.style.name, "caption": scene.caption}
+        records.append({**record, "_meta": meta})
     return records
 
 
@@ -136,21 +118,17 @@ def build_procedural(
     """Write ``sequences`` sequences of the split into ``directory`` (resumable: existing clip files are kept)."""
     spec = spec or SequenceSpec()
     directory = Path(directory)
-    (directory / "clips").mkdir(parents=True, exist_ok=True)
-    index_path = directory / "index.json"
-    header = {"format": FORMAT, "version": VERSION, "split": split, "height": spec.height, "width": spec.width,
-              "frames": spec.frames, "fps": spec.fps, "history_frames": spec.history_frames,
-              "clips_per_sequence": spec.clips_per_sequence, "fov_deg": spec.fov_deg}
-    if index_path.exists():
-        existing = json.loads(index_path.read_text())
-        mismatched = {k: (existing.get(k), v) for k, v in header.items() if existing.get(k) != v}
-        if mismatched:
-            raise ValueError(f"{directory} holds data of another kind: {mismatched} (existing, requested)")
+    header = {"split": split, "height": spec.height, "width": spec.width, "frames": spec.frames, "fps": spec.fps,
+              "history_frames": spec.history_frames, "clips_per_sequence": spec.clips_per_sequence,
+              "fov_deg": spec.fov_deg}
+    check_index_header(directory, header)
+    (directory / CLIPS_FOLDER).mkdir(parents=True, exist_ok=True)
     entries = []
     for sequence in tqdm(range(sequences), desc=f"procedural {split}", unit="seq", disable=not progress):
-        names = [f"clips/{sequence:06d}_{k:02d}.npz" for k in range(spec.clips_per_sequence)]
+        names = [clip_file(sequence, k) for k in range(spec.clips_per_sequence)]
+        metas_path = directory / CLIPS_FOLDER / f"{sequence:06d}.json"  # the sequence's entries, for resuming
         if all((directory / n).exists() for n in names):
-            metas = json.loads((directory / f"clips/{sequence:06d}.json").read_text())
+            metas = json.loads(metas_path.read_text())
         else:
             records = build_sequence(split, sequence, spec)
             metas = []
@@ -158,20 +136,7 @@ def build_procedural(
                 meta = record.pop("_meta")
                 save_clip_atomic(directory / name, record)
                 metas.append({"file": name, **meta})
-            (directory / f"clips/{sequence:06d}.json").write_text(json.dumps(metas))
+            metas_path.write_text(json.dumps(metas))
         entries.extend(metas)
-    write_text_atomic(index_path, json.dumps({**header, "clips": entries}, indent=1))
+    write_index(directory, header, entries)
     return directory
-
-
-def save_clip_atomic(path: Path, arrays: dict) -> None:
-    """Write a clip file under a temporary name, then rename it: a killed build never leaves half a clip."""
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    temporary.replace(path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)

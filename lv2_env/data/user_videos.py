@@ -1,4 +1,4 @@
-"""Training clips from a folder of the user's own videos, in the on-disk format of lv2_env/data/procedural.py.
+"""Training clips from a folder of the user's own videos, in the clip format of :mod:`model.clips`.
 
 :func:`build_from_videos` walks a folder for videos (``.mp4 .mov .mkv .avi .webm``, recursively, in sorted
 order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, readable by
@@ -44,7 +44,7 @@ order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, read
 8. **Captions** come from a sidecar text file next to the video (``name.txt`` for ``name.mp4``, first
    line, stripped), else the empty caption ``""``.
 
-The index header is the procedural one with ``split = "videos"``, ``"poses_known": false`` and
+The index header is :mod:`model.clips`'s with ``split = "videos"``, ``"poses_known": false`` and
 ``"clips_per_sequence"`` (the most clips a sequence holds); every clip entry has ``file``, ``sequence``,
 ``clip``, ``caption``, plus ``video`` (the source path relative to the videos folder), ``shot`` (the shot's
 number in the video), ``start_time`` (seconds from the video's first frame to the clip's first frame) and
@@ -55,7 +55,6 @@ refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -69,17 +68,8 @@ import numpy as np
 from scenedetect import ContentDetector, FrameTimecode
 from tqdm import tqdm
 
-from lv2_env.signals.control import (
-    ControlSignals,
-    DepthRange,
-    default_square_size,
-    dense_video,
-    draw_tracks,
-    num_track_points,
-    track_colours,
-    track_grid,
-)
-from lv2_env.data.procedural import FORMAT, VERSION, save_clip_atomic, write_text_atomic
+from lv2_env.signals.control import ControlSignals, DepthRange, num_track_points, track_grid
+from model.clips import CLIPS_FOLDER, check_index_header, clip_file, clip_record, save_clip_atomic, write_index
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -455,17 +445,7 @@ def clip_controls(
     points = initial_points(rgb[0], track_init)
     tracks, visibility = lk_tracks(rgb, points, fb_threshold)
     depths = np.stack([_depth_at(depth[i], tracks[i]) for i in range(f)])
-    colours = track_colours(points, depths[0], h, w, depth_range)
-    square = default_square_size(h, w) if square is None else square
-    return ControlSignals(
-        dense=dense_video(depth, depth_range),
-        sparse=draw_tracks(tracks, depths, visibility, colours, h, w, square),
-        depth=depth,
-        tracks=tracks,
-        visibility=visibility,
-        colours=colours,
-        depth_range=depth_range,
-    )
+    return ControlSignals.from_tracks(depth, tracks, depths, visibility, points, depth_range, square)
 
 
 # -- building ----------------------------------------------------------------------------------------------
@@ -492,8 +472,8 @@ def build_from_videos(
     track_init: str = "grid",
     cut_threshold: float = 27.0,
 ) -> BuildReport:
-    """Cut every video under ``videos_dir`` into clips in ``out_dir`` (format: lv2_env/data/procedural.py and this
-    module's docstring). ``depth_estimator`` maps ``uint8 [N, H, W, 3]`` frames to ``float32 [N, H, W]`` depth.
+    """Cut every video under ``videos_dir`` into clips in ``out_dir`` (format: :mod:`model.clips` and this module's
+    docstring). ``depth_estimator`` maps ``uint8 [N, H, W, 3]`` frames to ``float32 [N, H, W]`` depth.
 
     Unreadable, corrupt or too-short videos are skipped with a reason (``BuildReport.skipped``, plus a
     RuntimeWarning); the build never stops for one video. Raises ValueError for bad arguments, a depth
@@ -512,15 +492,11 @@ def build_from_videos(
         raise ValueError(f"track_init must be 'grid' or 'corners', got {track_init!r}")
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
     videos = find_videos(videos_dir)
-    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
-    index_path = out_dir / "index.json"
-    header = {"format": FORMAT, "version": VERSION, "split": SPLIT, "height": height, "width": width,
-              "frames": frames, "fps": fps, "history_frames": history_frames, "poses_known": False}
-    if index_path.exists():
-        existing = json.loads(index_path.read_text())
-        mismatched = {k: (existing.get(k), v) for k, v in header.items() if existing.get(k) != v}
-        if mismatched:
-            raise ValueError(f"{out_dir} holds data of another kind: {mismatched} (existing, requested)")
+    # clips_per_sequence joins the header once the build knows it: the most clips one sequence holds.
+    header = {"split": SPLIT, "height": height, "width": width, "frames": frames, "fps": fps,
+              "history_frames": history_frames, "poses_known": False}
+    check_index_header(out_dir, header)
+    (out_dir / CLIPS_FOLDER).mkdir(parents=True, exist_ok=True)
 
     report = BuildReport(out_dir=out_dir, videos=len(videos))
     entries: list[dict] = []
@@ -569,18 +545,17 @@ def build_from_videos(
                     rgb = shot.frames[start : start + frames]
                     controls = clip_controls(rgb, depth[window], depth_range, track_init=track_init)
                     history = shot.frames[max(0, start - history_frames) : start]
-                    name = f"clips/{sequence:06d}_{k:02d}.npz"
-                    save_clip_atomic(out_dir / name, {
-                        "rgb": rgb,
-                        "history": history,
-                        "depth": np.clip(depth[window], -65504, 65504).astype(np.float16),
-                        "dense": controls.dense[..., 0],
-                        "sparse": controls.sparse,
-                        "poses": nan_poses,
-                        "intrinsics": nan_intrinsics,
-                        "depth_range": np.array([depth_range.near, depth_range.far], dtype=np.float32),
-                        "caption": caption,
-                    })
+                    name = clip_file(sequence, k)
+                    save_clip_atomic(out_dir / name, clip_record(
+                        rgb=rgb,
+                        history=history,
+                        depth=depth[window],
+                        controls=controls.videos(),
+                        poses=nan_poses,
+                        intrinsics=nan_intrinsics,
+                        depth_range=(depth_range.near, depth_range.far),
+                        caption=caption,
+                    ))
                     entries.append({"file": name, "sequence": sequence, "clip": k, "caption": caption,
                                     "video": relative, "shot": shot.index,
                                     "start_time": round(float(shot.times[start]), 6), "history": len(history)})
@@ -602,8 +577,7 @@ def build_from_videos(
             skip(video, f"no shot long enough: shots of {shot_lengths} frames at {fps} fps, one clip needs {frames}")
     bar.close()
 
-    header["clips_per_sequence"] = most_clips
-    write_text_atomic(index_path, json.dumps({**header, "clips": entries}, indent=1))
+    write_index(out_dir, {**header, "clips_per_sequence": most_clips}, entries)
     if not entries:
         warnings.warn(f"no clips written to {str(out_dir)!r} from {len(videos)} videos", RuntimeWarning, stacklevel=2)
     return report

@@ -8,20 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
 
-from lv2_env.signals.camera import pose_from_state, poses_from_states
-from lv2_env.signals.collision import resolve_collisions
-from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
-from lv2_env.envs.ground_truth import EYE_HEIGHT, GroundTruthEnv
-from lv2_env.signals.point_cache import PointCache
+from lv2_env.envs.core import RESET_OPTIONS, CameraEnv, CameraPath, CameraWorld, ClipWindow, WorldStepInfo
 from lv2_env.envs.rewards import Transition
 from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
+from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
+from lv2_env.signals.point_cache import PointCache
 from lv2_env.signals.warp import render_along_path
 
 CONTROL_SOURCES = ("scene", "cache")
-WORLD_RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose", "image", "prompt"})
+WORLD_RESET_OPTIONS = RESET_OPTIONS | {"image", "prompt"}
 
 
 def load_start_image(image: Any, height: int, width: int) -> np.ndarray:
@@ -50,9 +47,7 @@ def load_start_image(image: Any, height: int, width: int) -> np.ndarray:
 class StepPlan:
     """What a step knows before its clip is generated (see :meth:`WorldEnv.plan_step`)."""
 
-    states: np.ndarray  # [F, 6]
-    poses: np.ndarray  # [F, 4, 4]
-    report: Any  # the collision report, None without a scene
+    path: CameraPath
     depth: np.ndarray  # [F, H, W] the control source's depth
     control: ControlSignals
     ground_truth: np.ndarray | None  # [F, H, W, 3] the scene's render of the path
@@ -62,10 +57,11 @@ class StepPlan:
 
     @property
     def controls(self) -> dict[str, np.ndarray]:
-        return {"dense": self.control.dense, "sparse": self.control.sparse}
+        """The control videos the generator takes, by modality."""
+        return self.control.videos()
 
 
-class WorldEnv(GroundTruthEnv):
+class WorldEnv(CameraEnv):
     """
     ## Description
 
@@ -122,10 +118,10 @@ class WorldEnv(GroundTruthEnv):
 
     ## Info
 
-    The keys of ``LV2/GroundTruth-v0`` (``frames`` holds the generated clip, ``depth`` and ``control`` the
-    control source's depth and signals), plus ``prompt``, ``clip_index``, ``ground_truth_frames`` (the
-    scene's exact render of the same path; ``None`` without a scene) and ``control_source``. Wall-clock
-    seconds of the last step's parts (``controls``, ``control_encoding``, ``denoising``, ``decoding``) are in
+    The keys of :class:`~lv2_env.envs.core.WorldStepInfo`: those of ``LV2/GroundTruth-v0`` (``frames`` holds the
+    generated clip, ``depth`` and ``control`` the control source's depth and signals), plus ``prompt``,
+    ``clip_index``, ``ground_truth_frames`` and ``control_source``. Wall-clock seconds of the last step's parts
+    (``controls``, ``control_encoding``, ``denoising``, ``decoding``) are in
     ``env.get_wrapper_attr("last_timings")``, not in ``info``, which a seeded episode reproduces exactly.
     ``env.unwrapped.on_frames``, if set to a callable, receives each chunk of new frames (uint8
     ``[k, H, W, 3]``, 4 at a time) while ``step`` decodes them, so a viewer can show the first frames of a clip
@@ -136,7 +132,7 @@ class WorldEnv(GroundTruthEnv):
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
     action_mode="discrete", obs_mode="frame", fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
     depth_range=None, sampling_steps=None, precision="auto", torch_threads=None, decoder="full", preset="tiny",
-    device="cpu")``.
+    device="cpu", model=None, generator=None)``.
     ``checkpoint``: a model directory (``lv2 train``'s ``final/``); the shipped tiny model if None. A checkpoint
     of another preset than ``preset`` raises ``ValueError`` saying why. ``sampling_steps`` overrides the model's
     Euler steps (fewer is faster and blurrier). ``precision``: ``"auto"`` (bfloat16 only where this device
@@ -145,14 +141,13 @@ class WorldEnv(GroundTruthEnv):
     ``env.unwrapped.precision``. ``torch_threads``: as ``LV2/GroundTruth-v0`` (one share of the cores per
     subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``. ``decoder``: ``"full"``,
     or ``"fast"`` for the model's distilled VAE decoder (``vae-fast/``: the same latents decoded 2-3x faster on
-    CPU, at the PSNR cost given in model/shipped/README.md).
+    CPU, at the PSNR cost given in model/shipped/README.md). ``model`` (a loaded :class:`model.world_model.WorldModel`)
+    and ``generator`` (one slot of its batch generator) are how the vector env shares one model among its worlds.
 
     ## Version History
 
     * v0: initial version.
     """
-
-    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 16}
 
     def __init__(
         self,
@@ -173,29 +168,37 @@ class WorldEnv(GroundTruthEnv):
         preset: str = "tiny",
         device: str = "cpu",
         model=None,
+        generator=None,
     ) -> None:
         from model.world_model import WorldModel
 
         if control_source not in CONTROL_SOURCES:
             raise ValueError(f"control_source must be one of {list(CONTROL_SOURCES)}, got {control_source!r}")
-        apply_torch_threads(check_torch_threads(torch_threads))  # before the probe and the model load
+        self._torch_threads_asked = check_torch_threads(torch_threads)
+        self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(
             checkpoint, preset=preset, device=device, precision=precision, sampling_steps=sampling_steps,
             need_depth=control_source == "cache", decoder=decoder,
         )
-        super().__init__(
-            render_mode=render_mode, action_mode=action_mode, obs_mode=obs_mode, height=self.model.preset.height,
-            width=self.model.preset.width, clip_frames=self.model.preset.frames, fps=self.model.preset.fps, fov_deg=fov_deg, style=style,
-            reward_fn=reward_fn, goal_radius=goal_radius, depth_range=depth_range, torch_threads=torch_threads,
-        )
+        size = self.model.preset
+        self.window = ClipWindow(render_mode, title="lv2 world", fps=size.fps)
+        self.world = CameraWorld(action_mode, obs_mode, size.height, size.width, size.frames, size.fps, fov_deg, style,
+                                 reward_fn, goal_radius, depth_range)
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": size.fps}
+        self.action_space = self.world.action_space
+        self.observation_space = self.world.observation_space
         self.control_source = control_source
-        self.generator = self.model.generator()
+        self.generator = generator if generator is not None else self.model.generator()
         self.prompt = ""
         self.clip_index = 0
         self.last_timings: dict[str, float] = {}
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
-        self._point_cache = PointCache(self.intrinsics) if control_source == "cache" else None
+        self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
+        self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
+        self._last_depth: np.ndarray | None = None  # [H, W]: the control source's depth of it
+        self._clip_frames: np.ndarray | None = None
         self._ground_truth: np.ndarray | None = None
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -211,35 +214,39 @@ class WorldEnv(GroundTruthEnv):
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected keys among {sorted(WORLD_RESET_OPTIONS)}")
         image, prompt = options.pop("image", None), options.pop("prompt", None)
+        # Again here: the workers of a subprocess vector env are all running by the first reset.
+        self.torch_threads = apply_torch_threads(self._torch_threads_asked)
+        super().reset(seed=seed)
         if image is not None:
             if self.control_source != "cache":
                 raise ValueError('a world from an image has no scene to take control signals from: make the env with '
                                  'control_source="cache"')
             if options:
                 raise ValueError(f"options {sorted(options)} describe a procedural scene; a world from an image has none")
-            gym.Env.reset(self, seed=seed)
-            self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # as GroundTruthEnv.reset does
-            self._start_from_image(load_start_image(image, self.intrinsics.height, self.intrinsics.width))
+            self.world.start_without_scene()
+            self._last_rgb = load_start_image(image, self.world.intrinsics.height, self.world.intrinsics.width)
+            self._last_depth, self._ground_truth = None, None
         else:
-            _, info = super().reset(seed=seed, options=options)
-            self._ground_truth = info["frames"]
+            out = self.world.start(self.np_random, options)
+            self._last_rgb, self._last_depth, self._ground_truth = out.rgb[0], out.depth[0], out.rgb
+        self._clip_frames = self._last_rgb[None]
         self.generator.reset(self._last_rgb, seed=int(self.np_random.integers(0, 2**31 - 1)))
         self.clip_index = 0
         self.set_prompt(prompt if prompt is not None else (self.scene.caption if self.scene else ""))
+        here = self.world.here()
         if self._point_cache is not None:
             self._point_cache.clear()
             self._last_depth = self.model.estimate_depth(self._last_rgb[None])[0]
-            if self.scene is None and self.fixed_depth_range is None:
-                self._depth_range = DepthRange.fit(self._last_depth, sky_depth=0.9 * self._point_cache.far)
-            self._point_cache.add(self._last_depth, pose_from_state(self._state))
-        pose = pose_from_state(self._state)[None]
-        control = compute_control_signals(self._last_depth[None], pose, self.intrinsics, self._depth_range)
-        info = self._info(self._last_rgb[None], self._last_depth[None], self._state[None], pose, control, False, -1, "")
+            if self.scene is None and self.world.fixed_depth_range is None:
+                self.world.depth_range = DepthRange.fit(self._last_depth, sky_depth=0.9 * self._point_cache.far)
+            self._point_cache.add(self._last_depth, here.poses[0])
+        control = compute_control_signals(self._last_depth[None], here.poses, self.world.intrinsics,
+                                          self.world.depth_range)
         self.last_timings = {}
-        info.update(self._world_info())
-        if image is not None and self.render_mode == "human":
+        info = self._info(self._last_rgb[None], self._last_depth[None], here, control)
+        if self.render_mode == "human":
             self.render()
-        return self._observation(self._last_rgb[None]), info
+        return self.world.observation(self._last_rgb[None]), info
 
     def step(self, action):
         plan = self.plan_step(action)
@@ -247,41 +254,35 @@ class WorldEnv(GroundTruthEnv):
                                               on_frames=self.on_frames)
         return self.finish_step(plan, frames, self.generator.last_timings)
 
-    def plan_step(self, action) -> "StepPlan":
+    def plan_step(self, action) -> StepPlan:
         """Steps 1-3 of :meth:`step`: the path, its depth and the control signals (what generation needs)."""
         if self._last_rgb is None:
             raise RuntimeError("call reset() before step()")
-        trajectory = self.actions.to_trajectory(action)  # raises ValueError on a bad action
         tick = time.perf_counter()
 
-        # 1. The camera path (stopped by the scene's collision rule when there is a scene).
-        states = trajectory.states(self._state)
-        report = None
-        if self.scene is not None:
-            states, report = resolve_collisions(self.scene, states)
-        poses = poses_from_states(states)  # [F, 4, 4]
+        # 1. The camera path (stopped by the scene's collision rule when there is a scene; a bad action raises).
+        path = self.world.path(action)
 
         # 2. Depth along the path: the scene's exact depth, or the point cache's.
         ground_truth, next_depth = None, None
         if self.scene is not None:
-            out = self._renderer.render(poses[1:])
+            out = self.world.renderer.render(path.poses[1:])
             ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
             next_depth = out.depth[-1]
         if self.control_source == "scene":
             depth = np.concatenate([self._last_depth[None], out.depth])
         else:
-            depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(poses[1:])])
+            depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(path.poses[1:])])
 
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the last frame
         #    rendered along the path with its depth (GEN3C's rendered cache).
-        control = compute_control_signals(depth, poses, self.intrinsics, self._depth_range)
+        control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
         rendered = None
         if self.model.preset.condition == "rendered":
-            rendered = render_along_path(self._last_rgb, depth[0], poses, self.intrinsics)
-        return StepPlan(states, poses, report, depth, control, ground_truth, next_depth, rendered,
-                        time.perf_counter() - tick)
+            rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
+        return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick)
 
-    def finish_step(self, plan: "StepPlan", frames: np.ndarray, generation_timings: dict[str, float]):
+    def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
         timings = {"controls": plan.seconds, **generation_timings}
         # 4. What the next clip starts from.
@@ -290,40 +291,23 @@ class WorldEnv(GroundTruthEnv):
         else:
             tick = time.perf_counter()
             self._last_depth = self.model.estimate_depth(frames[-1:])[0]
-            self._point_cache.add(self._last_depth, plan.poses[-1])
+            self._point_cache.add(self._last_depth, plan.path.poses[-1])
             timings["depth_estimation"] = time.perf_counter() - tick
 
         # 5. Task, on the true path.
-        states, report = plan.states, plan.report
-        reward, reached = 0.0, False
-        if self.scene is not None:
-            before, after = self._goal_distance(self._state), self._goal_distance(states[-1])
-            reached = self.goal_radius is not None and after <= self.goal_radius
-            transition = Transition(self._state.copy(), states[-1].copy(), before, after, report.collided, reached)
-            reward = float(self.reward_fn(transition))
-        self._state = states[-1].copy()
+        reward, reached = self.world.advance(plan.path)
         self._last_rgb = frames[-1].copy()
         self._clip_frames = frames[1:]
         self._ground_truth = plan.ground_truth
         self.clip_index += 1
-        collided = bool(report.collided) if report else False
-        info = self._info(frames, plan.depth, states, plan.poses, plan.control, collided,
-                          report.frame if report else -1, report.obstacle if report else "")
         self.last_timings = timings
-        info.update(self._world_info())
+        info = self._info(frames, plan.depth, plan.path, plan.control)
         if self.render_mode == "human":
             self.render()
-        return self._observation(frames[1:]), reward, bool(reached), False, info
+        return self.world.observation(frames[1:]), reward, reached, False, info
 
     def render(self):
-        if self.render_mode != "human" or self._last_rgb is None:
-            return super().render()
-        if self._viewer is None:
-            from lv2_env.media.viewer import PygameViewer
-
-            self._viewer = PygameViewer(title="lv2 world", fps=self.clip.fps)
-        self._viewer.show_clip(self._clip_frames, caption_text=f"clip {self.clip_index}  |  {self.prompt}")
-        return None
+        return self.window.render(self._clip_frames, f"clip {self.clip_index}  |  {self.prompt}")
 
     # ------------------------------------------------------------------ prompts
 
@@ -336,26 +320,7 @@ class WorldEnv(GroundTruthEnv):
 
     # ------------------------------------------------------------------ helpers
 
-    def _start_from_image(self, image: np.ndarray) -> None:
-        self.scene, self._renderer = None, None
-        self._state = np.array([0.0, 0.0, EYE_HEIGHT, 0.0, 0.0, 0.0])
-        self._last_rgb = image
-        self._clip_frames = image[None]
-        self._ground_truth = None
-        self._depth_range = self.fixed_depth_range
-
-    def _info(self, rgb, depth, states, poses, control, collided, frame, obstacle) -> dict[str, Any]:
-        if self.scene is not None:
-            return super()._info(rgb, depth, states, poses, control, collided, frame, obstacle)
-        return {
-            "camera_pose": pose_from_state(self._state), "camera_state": self._state.copy(),
-            "intrinsics": self.intrinsics.matrix, "caption": "", "style": "", "scene_seed": -1, "goal": "",
-            "goal_position": np.full(3, np.nan), "goal_distance": float("nan"), "collision": False,
-            "collision_frame": -1, "obstacle": "", "frames": rgb, "depth": depth,
-            "states": np.asarray(states, dtype=np.float64), "poses": poses, "control": control,
-            "depth_range": self._depth_range,
-        }
-
-    def _world_info(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "clip_index": self.clip_index,
-                "ground_truth_frames": self._ground_truth, "control_source": self.control_source}
+    def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals) -> dict[str, Any]:
+        return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
+                               clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
+                               control_source=self.control_source)

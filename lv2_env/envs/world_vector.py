@@ -31,7 +31,6 @@ class WorldVectorEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, checkpoint=None, preset: str = "tiny",
                  device: str = "cpu", precision: str = "auto", sampling_steps: int | None = None,
                  torch_threads: int | None = None, decoder: str = "full", **env_kwargs: Any) -> None:
-        from model.generator import BatchGenerator
         from model.world_model import WorldModel
 
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -43,11 +42,11 @@ class WorldVectorEnv(gym.vector.VectorEnv):
         model = WorldModel.load(checkpoint, preset=preset, device=device, precision=precision,
                                 sampling_steps=sampling_steps, need_depth=env_kwargs.get("control_source") == "cache",
                                 decoder=decoder)
-        self.envs = [WorldEnv(model=model, torch_threads=self.torch_threads, **env_kwargs) for _ in range(num_envs)]
         self.precision = model.precision
-        self.batch = BatchGenerator(model.generator(), num_envs)
-        for env, slot in zip(self.envs, self.batch.slots):
-            env.generator = slot
+        self.batch = model.batch_generator(num_envs)
+        # Each world steps on its own through its slot (a batch of one); step() below runs them all together.
+        self.envs = [WorldEnv(model=model, generator=slot, torch_threads=self.torch_threads, **env_kwargs)
+                     for slot in self.batch.slots]
         self.num_envs = int(num_envs)
         self.max_episode_steps = max_episode_steps
         self.single_action_space = self.envs[0].action_space

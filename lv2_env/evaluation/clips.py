@@ -196,13 +196,3 @@ def spread_indices(available: int, wanted: int) -> list[int]:
     if available < 1 or wanted < 1:
         raise ValueError(f"need at least one clip available and wanted, got available={available}, wanted={wanted}")
     return sorted({int(round(i)) for i in np.linspace(0, available - 1, min(wanted, available))})
-
-
-def dense_as_video(dense: np.ndarray) -> np.ndarray:
-    """The dense control as the model takes it: a clip file stores one grey channel, the model reads three."""
-    dense = np.asarray(dense)
-    if dense.ndim == 4 and dense.shape[-1] == 3:
-        return dense
-    if dense.ndim != 3:
-        raise ValueError(f"dense control must be [F, H, W] (one grey channel) or [F, H, W, 3], got {dense.shape}")
-    return np.repeat(dense[..., None], 3, axis=-1)

@@ -16,15 +16,21 @@ Both follow the reference (../shared/longvie2-reference.md):
   fixed on the first frame: R = x / W, G = y / H, B = normalised inverse depth ``(1/z - 1/p95) / (1/p5 - 1/p95)``
   with the same global range; squares are painted far to near (near ones on top) and leave no trails. The
   tracks are recomputed for every clip.
+
+The modalities are named once, in the clip format (:data:`model.clips.CONTROL_MODALITIES`, which is
+:attr:`ControlSignals.MODALITIES`): :meth:`ControlSignals.videos` gives the videos the model takes, by name, and
+:func:`model.clips.control_videos` gives the same from a stored clip.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from lv2_env.signals.camera import Intrinsics, project, unproject
+from model.clips import CONTROL_MODALITIES
 
 REFERENCE_TRACK_POINTS = 2500
 REFERENCE_AREA = 832 * 480
@@ -101,7 +107,11 @@ class ControlSignals:
         visibility: bool ``[F, N]``: the point is in the image, in front of the camera and not occluded.
         colours: uint8 ``[N, 3]`` fixed colour of each point.
         depth_range: the global normalisation range used for both videos.
+
+    ``MODALITIES`` names the attributes that are control videos (the model's control modalities).
     """
+
+    MODALITIES: ClassVar[tuple[str, ...]] = CONTROL_MODALITIES
 
     dense: np.ndarray
     sparse: np.ndarray
@@ -110,6 +120,52 @@ class ControlSignals:
     visibility: np.ndarray
     colours: np.ndarray
     depth_range: DepthRange
+
+    @classmethod
+    def from_tracks(
+        cls,
+        depth: np.ndarray,
+        tracks: np.ndarray,
+        track_depths: np.ndarray,
+        visibility: np.ndarray,
+        first_points: np.ndarray,
+        depth_range: DepthRange,
+        square: int | None = None,
+    ) -> "ControlSignals":
+        """Both control signals of a clip from its depth and its point tracks, however they were obtained.
+
+        Args:
+            depth: ``[F, H, W]`` depth (metric, or an estimate in the same units as ``depth_range``).
+            tracks: ``[F, N, 2]`` pixel positions ``(x, y)`` of the points in every frame.
+            track_depths: ``[F, N]`` each point's depth in every frame (it orders the squares far to near).
+            visibility: bool ``[F, N]``.
+            first_points: ``[N, 2]`` the points on frame 0 (their position fixes their colour).
+            depth_range: the global range both videos are normalised with.
+            square: side of a drawn point; :func:`default_square_size` when omitted.
+        """
+        depth = np.asarray(depth, dtype=np.float32)
+        f, h, w = depth.shape
+        if tracks.shape[:1] != (f,) or track_depths.shape != tracks.shape[:2] or visibility.shape != tracks.shape[:2]:
+            raise ValueError(
+                f"expected tracks [F={f}, N, 2] with track_depths and visibility [F, N], got {tracks.shape}, "
+                f"{track_depths.shape} and {visibility.shape}"
+            )
+        colours = track_colours(first_points, track_depths[0], h, w, depth_range)
+        square = default_square_size(h, w) if square is None else square
+        return cls(
+            dense=dense_video(depth, depth_range),
+            sparse=draw_tracks(tracks, track_depths, visibility, colours, h, w, square),
+            depth=depth,
+            tracks=np.asarray(tracks, dtype=np.float32),
+            visibility=visibility,
+            colours=colours,
+            depth_range=depth_range,
+        )
+
+    def videos(self) -> dict[str, np.ndarray]:
+        """Modality name -> uint8 ``[F, H, W, 3]`` control video, for every one of :attr:`MODALITIES`: what the
+        generator's ``generate_clip`` takes."""
+        return {name: getattr(self, name) for name in self.MODALITIES}
 
     def __eq__(self, other: object) -> bool:
         """Equal when every array is equal element by element (the generated ``__eq__`` cannot compare arrays)."""
@@ -258,15 +314,4 @@ def compute_control_signals(
         raise ValueError(f"depth is {h}x{w} but the intrinsics describe {intrinsics.height}x{intrinsics.width}")
     grid = track_grid(h, w)
     tracks, depths, visibility, _ = track_points(depth, poses, intrinsics, grid)
-    first_depth = depths[0]
-    colours = track_colours(grid, first_depth, h, w, depth_range)
-    square = default_square_size(h, w) if square is None else square
-    return ControlSignals(
-        dense=dense_video(depth, depth_range),
-        sparse=draw_tracks(tracks, depths, visibility, colours, h, w, square),
-        depth=depth,
-        tracks=tracks.astype(np.float32),
-        visibility=visibility,
-        colours=colours,
-        depth_range=depth_range,
-    )
+    return ControlSignals.from_tracks(depth, tracks, depths, visibility, grid, depth_range, square)

@@ -106,14 +106,15 @@ class SceneObject:
             return float(np.hypot(self.half_extents[0], self.half_extents[1]))
         return float(self.half_extents[0])
 
-    def _key(self) -> tuple:
+    def identity(self) -> tuple:
+        """What makes two objects the same object (equality and hashing)."""
         return (self.kind, self.colour, self.texture, self.center.tobytes(), self.half_extents.tobytes(), self.yaw)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SceneObject) and self._key() == other._key()
+        return isinstance(other, SceneObject) and self.identity() == other.identity()
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.identity())
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.checkpoint import Checkpoint, build_from_preset, load_checkpoint, save_checkpoint
+from model.checkpoint import (
+    Checkpoint,
+    build_from_preset,
+    load_checkpoint,
+    save_checkpoint,
+)
+from model.clips import ClipDataset, control_videos
+from model.metrics import psnr_finite
 from model.pipeline import SamplingOptions, first_frame_mask
 from model.presets import Preset
 from model.text import WordTextEncoder, build_vocabulary
 from model.training import degradation as deg
-from model.clips import ClipDataset
 from model.training.latents import HISTORY_FRAME_CHOICES, LatentDataset
-from model.metrics import psnr_finite
 from model.vae import VideoVAE, frames_to_tensor
 
 
@@ -265,7 +270,7 @@ class DitStage:
         count = min(self.config.eval_clips, len(self.eval_set))
         for i in np.linspace(0, len(self.eval_set) - 1, count).astype(int):
             clip = self.eval_set[int(i)]
-            controls = {"dense": np.repeat(clip["dense"][..., None], 3, axis=-1), "sparse": clip["sparse"]}
+            controls = control_videos(clip)
             generator.reset(clip["rgb"][0])
             rendered = self.render(clip) if generator.condition == "rendered" else None
             frames = generator.generate_clip(controls if self.recipe.controls else {}, clip["caption"], rendered=rendered)

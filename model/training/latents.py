@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.clips import ClipDataset, control_videos
 from model.pipeline import condition_video
 from model.precision import autocast_context, resolve_precision
-from model.clips import ClipDataset
 from model.vae import VideoVAE, frames_to_tensor
 
 HISTORY_FRAME_CHOICES = (1, 5, 9, 13)  # 4k+1 pixel frames: 1..4 latent frames of history
@@ -78,8 +78,8 @@ def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HI
                 rendered: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """All latents of one clip record (``rgb``, ``dense``, ``sparse``, ``history`` fields) in one VAE batch."""
     rgb = frames_to_tensor(clip["rgb"])
-    dense = frames_to_tensor(np.repeat(clip["dense"][..., None], 3, axis=-1))
-    sparse = frames_to_tensor(clip["sparse"])
+    videos = control_videos(clip)
+    dense, sparse = frames_to_tensor(videos["dense"]), frames_to_tensor(videos["sparse"])
     condition = condition_tensor(rgb, rendered)
     latents = vae.encode(torch.cat([rgb, dense, sparse, condition]))
     out = {name: latents[i].half().numpy() for i, name in enumerate(("rgb", "dense", "sparse", "condition"))}

@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,30 +32,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from model.precision import autocast_context, parse_precision, resolve_precision
-
-
-@dataclass
-class LoopConfig:
-    out: Path
-    steps: int = 1000
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    checkpoint_every: int = 250
-    eval_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    precision: str = "auto"  # "auto" (bf16 where this device computes it faster), "bf16" or "fp32"
-    resume: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        parse_precision(self.precision)
-        if self.steps < 1 or self.checkpoint_every < 1:
-            raise ValueError(f"steps and checkpoint_every must be >= 1, got {self.steps} and {self.checkpoint_every}")
+from model.precision import autocast_context, resolve_precision
+from model.training.config import LoopConfig  # defined with the other run settings; importable from here too
 
 
 class Stage(Protocol):

@@ -12,68 +12,50 @@
    (:func:`assemble_model`), the directory ``lv2`` loads with ``checkpoint=`` (the shipped one is a copy).
 
 A stage whose ``final/`` exists is skipped, so an interrupted ``train all`` picks up where it stopped. The
-budgets below are the ones the shipped model was trained with (model/shipped/README.md gives the measured
-step times and the time each stage took on the 2-core machine).
+stages, their order and their budgets are :data:`model.training.config.STAGES`; the names below are views of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from model.presets import Preset
+from model.training.config import STAGES, StageArgs, stage_order, stage_spec, stages_of_kind
 from model.training.loop import LoopConfig, train
 
-STAGE_ORDER = ("vae", "vae-decoder", "base", "control", "degradation", "history", "depth")
-DIT_STAGES = ("base", "control", "degradation", "history")
-DEFAULT_STEPS = {"vae": 5000, "vae-decoder": 6000, "base": 4000, "control": 2000, "degradation": 600, "history": 800,
-                 "depth": 3000}
-DEFAULT_LR = {"vae": 3e-4, "vae-decoder": 2e-4, "base": 3e-4, "control": 1e-4, "degradation": 5e-5, "history": 5e-5,
-              "depth": 2e-3}
-DEFAULT_BATCH = {"vae": 2, "vae-decoder": 2, "base": 8, "control": 8, "degradation": 8, "history": 8, "depth": 16}
+__all__ = ["STAGE_ORDER", "DIT_STAGES", "DEFAULT_STEPS", "DEFAULT_LR", "DEFAULT_BATCH", "StageArgs", "build_stage",
+           "assemble_model", "train_all"]
 
-
-@dataclass
-class StageArgs:
-    """What building a stage needs beyond the loop's own configuration."""
-
-    preset: Preset
-    data: Path
-    eval_data: Path | None = None
-    vae: Path | None = None
-    init: Path | None = None
-    batch_size: int | None = None
-    crop: int = 64
-    frames: int = 17
-    freeze_encoder: bool = False
-    render: Callable[[dict], np.ndarray] | None = None  # a "rendered" preset's conditioning (lv2_env.signals.warp.render_clip)
-    steps: int = 1000
-    seed: int = 0
+STAGE_ORDER = stage_order()
+DIT_STAGES = stages_of_kind("dit")
+DEFAULT_STEPS = {name: spec.steps for name, spec in STAGES.items()}
+DEFAULT_LR = {name: spec.lr for name, spec in STAGES.items()}
+DEFAULT_BATCH = {name: spec.batch_size for name, spec in STAGES.items()}
 
 
 def build_stage(name: str, args: StageArgs):
-    """The stage object for ``name`` (see :data:`STAGE_ORDER`; ``vae-decoder`` is ``vae`` with a frozen encoder)."""
-    if name in ("vae", "vae-decoder"):
+    """The stage object for ``name`` (see :data:`STAGE_ORDER`; ``vae-decoder`` is ``vae`` with a frozen encoder);
+    ``args.batch_size`` None means the stage's default."""
+    spec = stage_spec(name)
+    batch_size = args.batch_size or spec.batch_size
+    if spec.kind == "vae":
         from model.training.vae_stage import VaeStage, VaeStageConfig
 
-        config = VaeStageConfig(batch_size=args.batch_size or DEFAULT_BATCH[name], crop=args.crop, frames=args.frames,
+        config = VaeStageConfig(batch_size=batch_size, crop=args.crop, frames=args.frames,
                                 freeze_encoder=args.freeze_encoder or name == "vae-decoder")
         return VaeStage(args.preset, args.data, args.eval_data, config, init=args.init)
-    if name == "depth":
+    if spec.kind == "depth":
         from model.training.depth_stage import DepthStage, DepthStageConfig
 
-        return DepthStage(args.data, args.eval_data, DepthStageConfig(batch_size=args.batch_size or DEFAULT_BATCH["depth"]),
-                          init=args.init)
+        return DepthStage(args.data, args.eval_data, DepthStageConfig(batch_size=batch_size), init=args.init)
     from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
 
-    if name not in RECIPES:
-        raise ValueError(f"unknown stage {name!r}; expected one of {list(STAGE_ORDER)}")
     if args.vae is None:
         raise ValueError(f"stage {name} needs the trained VAE directory (--vae DIR)")
-    config = DitStageConfig(batch_size=args.batch_size or DEFAULT_BATCH[name], data_degradation_after=args.steps // 5)
+    config = DitStageConfig(batch_size=batch_size, data_degradation_after=args.steps // 5)
     return DitStage(RECIPES[name], args.preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed,
                     render=args.render)
 

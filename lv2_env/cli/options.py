@@ -1,0 +1,162 @@
+"""Flags made from dataclasses, and the generation options the ``lv2`` verbs share.
+
+* :func:`add_dataclass_arguments` / :func:`dataclass_from_args`: one ``--flag-name`` per field of a settings
+  dataclass (cleanrl's ``Args`` style: the field's type, default and ``metadata={"help": ...}`` make the flag),
+  and the dataclass back from the parsed arguments. A new setting is one field; its flag follows.
+* :func:`add_generation_options`: ``--precision``, the denoising steps and ``--decoder``, as ``lv2 rollout``,
+  ``play``, ``generate`` and ``eval`` take them.
+
+Nothing here imports torch, numpy or gymnasium: the parsers are built, and ``--help`` printed, without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+from model.precision import add_precision_argument
+
+T = TypeVar("T")
+
+# The types a field may have to become a flag (besides bool, and Optional / Literal of these).
+FLAG_TYPES = (int, float, str, Path)
+DECODERS = ("full", "fast")
+
+
+def flag_name(name: str) -> str:
+    """``--eval-data`` for the field ``eval_data``."""
+    return "--" + name.replace("_", "-")
+
+
+def _resolved_type(cls: type, f: dataclasses.Field) -> Any:
+    """A field's annotation as a type. Under ``from __future__ import annotations`` it is a string, evaluated
+    in the dataclass's module (as ``typing.get_type_hints`` does), field by field: a skipped field may be
+    annotated with a type imported only for type checking."""
+    if not isinstance(f.type, str):
+        return f.type
+    module = sys.modules.get(cls.__module__)
+    try:
+        return eval(f.type, dict(vars(module)) if module else {}, {})  # the class's own annotation, as typing does
+    except NameError as err:
+        raise TypeError(f"{cls.__name__}.{f.name}: its annotation {f.type!r} names a type not imported at run time "
+                        f"({err}); skip the field or import the type") from err
+
+
+def _flag_kind(cls: type, f: dataclasses.Field) -> tuple[type, tuple | None]:
+    """``(base type, choices)`` of a field's flag: ``int | None`` gives ``(int, None)``, ``Literal["a", "b"]``
+    gives ``(str, ("a", "b"))``."""
+    annotation = _resolved_type(cls, f)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) != 1:
+            raise TypeError(f"{cls.__name__}.{f.name}: a flag needs one type or Optional of one, got {annotation}")
+        annotation, origin = members[0], typing.get_origin(members[0])
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        kinds = {type(c) for c in choices}
+        if len(kinds) != 1 or not kinds <= set(FLAG_TYPES):
+            raise TypeError(f"{cls.__name__}.{f.name}: Literal choices must share one of the types "
+                            f"{[t.__name__ for t in FLAG_TYPES]}, got {choices}")
+        return kinds.pop(), choices
+    if annotation is bool or annotation in FLAG_TYPES:
+        return annotation, None
+    raise TypeError(f"{cls.__name__}.{f.name}: a flag is made for int, float, str, bool, Path, Literal or Optional "
+                    f"of one, not {annotation}")
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    skip: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Add one flag per init field of the dataclass ``cls`` (but ``skip``); returns the fields added.
+
+    The flag is ``--field-name`` (or ``metadata["flag"]``: one option string or several, the first shown), its
+    destination the field's name, its help ``metadata["help"]``, its choices ``metadata["choices"]`` or a
+    ``Literal``'s. Types: ``int``, ``float``, ``str``, ``Path`` and ``Optional`` of one take a value; ``bool``
+    is a switch (``--flag`` when the default is False, ``--flag`` / ``--no-flag`` when it is True). A field
+    with no default is a required flag. ``defaults`` replaces a field's default on the command line only (the
+    dataclass keeps its own), and makes a field without one optional."""
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    skip, defaults = set(skip), dict(defaults or {})
+    unknown = (skip | set(defaults)) - set(names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; its fields are {names}")
+    added = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in skip:
+            continue
+        kind, choices = _flag_kind(cls, f)
+        default = defaults[f.name] if f.name in defaults else _field_default(f)
+        flags = f.metadata.get("flag", flag_name(f.name))
+        flags = (flags,) if isinstance(flags, str) else tuple(flags)
+        # argparse %-formats help texts; metadata holds plain text.
+        options: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help", "").replace("%", "%%") or None}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction if default is True else "store_true"
+            options["default"] = False if default is dataclasses.MISSING else default
+        else:
+            options["type"] = kind
+            if default is dataclasses.MISSING:
+                options["required"] = True
+            else:
+                options["default"] = default
+            choices = f.metadata.get("choices", choices)
+            if choices is not None:
+                options["choices"] = tuple(choices)
+            if "metavar" in f.metadata:
+                options["metavar"] = f.metadata["metavar"]
+        parser.add_argument(*flags, **options)
+        added.append(f.name)
+    return added
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """``cls`` from the parsed ``args``: every init field with a value in ``args`` (its flag's destination is
+    the field's name), then ``overrides`` (fields that are not flags, or whose value the command computes)."""
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; its fields are {sorted(fields)}")
+    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    return cls(**{**values, **overrides})
+
+
+def add_generation_options(
+    parser: argparse.ArgumentParser,
+    *,
+    steps_flags: tuple[str, ...] = ("--sampling-steps",),
+    decoder: bool = False,
+    world_only: bool = False,
+) -> None:
+    """``--precision``, the denoising steps per clip (destination ``sampling_steps``, default None: the
+    model's) and, with ``decoder``, ``--decoder full|fast``: the options of every verb that generates.
+
+    ``steps_flags``: the steps option's spellings, the first shown. ``lv2 rollout`` and ``play`` spell it
+    ``--sampling-steps`` (their length is counted in clips, which "steps" would suggest); ``generate`` and
+    ``eval`` ``--steps``, and take ``--sampling-steps`` too. ``world_only``: the verb also runs the ground truth,
+    which ignores these (said in the help)."""
+    scope = "world: " if world_only else ""
+    add_precision_argument(parser)
+    parser.add_argument(*steps_flags, dest="sampling_steps", type=int, default=None, metavar="STEPS",
+                        help=f"{scope}denoising steps per clip (default: the model's)")
+    if decoder:
+        parser.add_argument("--decoder", choices=DECODERS, default="full",
+                            help=f"{scope}the VAE decoder: full (default) or fast (distilled: 2-3x faster, a "
+                            "little blurrier)")

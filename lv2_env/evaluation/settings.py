@@ -1,0 +1,48 @@
+"""What ``lv2 eval`` scores and how: :class:`EvalSettings`, whose fields are the command's flags.
+
+Torch-free (the command line builds its flags from it while printing ``--help``): the evaluation itself is in
+:mod:`lv2_env.evaluation.clips` (single clips) and :mod:`lv2_env.evaluation.rollouts` (long rollouts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.precision import parse_precision
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalSettings:
+    """One evaluation: ``--data`` scores single clips, ``--rollouts`` long world rollouts, or both.
+
+    ``sampling_steps`` and ``precision`` are the options every generating verb shares; their flags
+    (``--steps``, ``--precision``) are ``lv2_env.cli.options.add_generation_options``'s."""
+
+    checkpoint: Path = field(metadata={"help": "checkpoint directory (model.checkpoint format)"})
+    data: Path | None = field(default=None, metadata={
+        "help": "evaluation data directory (`lv2 data ...`, split eval): score single clips"})
+    clips: int = field(default=8, metadata={"help": "clips to evaluate, spread over the directory (default 8)"})
+    out: Path = field(metadata={"help": "output directory for report.json, grid.png, psnr_per_frame.png"})
+    sampling_steps: int | None = field(default=None, metadata={
+        "help": "denoising steps (default: the checkpoint's)"})
+    precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
+    seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
+    grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
+    rollouts: int = field(default=0, metadata={
+        "help": "also run this many long LV2/World-v0 rollouts in held-out scenes (world_report.json)"})
+    rollout_seconds: int = field(default=60, metadata={"help": "seconds of video per rollout (default 60)"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checkpoint", Path(self.checkpoint))
+        object.__setattr__(self, "out", Path(self.out))
+        if self.data is not None:
+            object.__setattr__(self, "data", Path(self.data))
+        parse_precision(self.precision)
+        if not self.data and self.rollouts < 1:
+            raise ValueError("nothing to evaluate: give --data EVAL_DIR (single clips) and/or --rollouts N "
+                             "(long rollouts)")
+        if self.rollouts > 0 and self.rollout_seconds < 1:
+            raise ValueError(f"--rollout-seconds must be at least 1, got {self.rollout_seconds}")
+        if self.sampling_steps is not None and self.sampling_steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {self.sampling_steps}")
