@@ -21,6 +21,9 @@ from typing import Any
 from model.clips import CONTROL_MODALITIES
 
 CONDITIONS = ("first_frame", "rendered")  # what Preset.condition may be
+# The VAE decoder a world loads: "full", the checkpoint's own VAE; "fast", vae-fast/, the same encoder with a
+# distilled, narrower decoder (model/training/distill_decoder.py).
+DECODERS = ("full", "fast")
 
 
 @dataclass(frozen=True)

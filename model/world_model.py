@@ -17,13 +17,10 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.precision import precision_name, resolve_precision
-from model.presets import Preset
+from model.presets import DECODERS, Preset
 from model.vae import VideoVAE
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
-# "full": the checkpoint's own VAE; "fast": vae-fast/, the same encoder with a distilled, narrower decoder
-# (model/training/distill_decoder.py).
-DECODERS = ("full", "fast")
 
 
 def shipped_checkpoint() -> Path:

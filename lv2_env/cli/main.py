@@ -224,6 +224,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_clip_shape_arguments(p: argparse.ArgumentParser) -> None:
+    """The shape of the clips a data builder writes (both builders write the one clip format, model/clips.py)."""
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--clip-frames", type=int, default=17, help="frames per clip, 4k+1 (default 17)")
+    p.add_argument("--history-frames", type=int, default=16, help="frames of run-up kept before each clip (default 16)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="build training data on disk", description="Build training data on disk.")
     kinds = p.add_subparsers(dest="kind", required=True)
@@ -231,18 +240,14 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         "procedural",
         help="clips from the procedural worlds",
         description="Render camera paths through procedural scenes and write clips (frames, depth, poses, both "
-        "control signals, history frames, captions) in lv2's clip format (see lv2_env/data/procedural.py). Re-running "
+        "control signals, history frames, captions) in lv2's clip format (model/clips.py). Re-running "
         "keeps the clips already written.",
     )
     proc.add_argument("--out", required=True, help="output directory")
     proc.add_argument("--split", choices=["train", "eval"], default="train", help="disjoint scene seed ranges")
     proc.add_argument("--sequences", type=int, default=500, help="camera paths (scenes) to render")
     proc.add_argument("--clips-per-sequence", type=int, default=4)
-    proc.add_argument("--height", type=int, default=128)
-    proc.add_argument("--width", type=int, default=128)
-    proc.add_argument("--clip-frames", type=int, default=17)
-    proc.add_argument("--history-frames", type=int, default=16)
-    proc.add_argument("--quiet", action="store_true")
+    _add_clip_shape_arguments(proc)
     proc.set_defaults(func=_data_procedural)
     vids = kinds.add_parser(
         "videos",
@@ -255,11 +260,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     vids.add_argument("--out", required=True)
     vids.add_argument("--depth-model", required=True,
                       help="a local depth model directory: Depth Anything (transformers) or `lv2 train depth`'s")
-    vids.add_argument("--height", type=int, default=128)
-    vids.add_argument("--width", type=int, default=128)
-    vids.add_argument("--clip-frames", type=int, default=17)
-    vids.add_argument("--history-frames", type=int, default=16)
-    vids.add_argument("--quiet", action="store_true")
+    _add_clip_shape_arguments(vids)
     vids.set_defaults(func=_data_videos)
 
 

@@ -6,7 +6,7 @@
 * :func:`add_generation_options`: ``--precision``, the denoising steps and ``--decoder``, as ``lv2 rollout``,
   ``play``, ``generate`` and ``eval`` take them.
 
-Nothing here imports torch, numpy or gymnasium: the parsers are built, and ``--help`` printed, without them.
+Nothing here imports torch, av or gymnasium: the parsers are built, and ``--help`` printed, without them.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 from model.precision import add_precision_argument
+from model.presets import DECODERS
 
 T = TypeVar("T")
 
 # The types a field may have to become a flag (besides bool, and Optional / Literal of these).
 FLAG_TYPES = (int, float, str, Path)
-DECODERS = ("full", "fast")
 
 
 def flag_name(name: str) -> str:
