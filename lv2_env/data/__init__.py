@@ -1,0 +1,2 @@
+"""Training-data builders, writing the one clip format of :mod:`model.clips`: from the procedural worlds
+(procedural.py) and from a folder of your own videos (user_videos.py)."""
