@@ -40,6 +40,8 @@ class Checkpoint:
     text_encoder: Any
     image_encoder: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # What loading the published files did (prefixes stripped, keys renamed): model.weights.LoadReport, or None.
+    load_report: Any = None
 
     def generator(
         self,
@@ -66,7 +68,8 @@ class Checkpoint:
         return dict(transformer=self.transformer, vae=self.vae, text_encoder=self.text_encoder,
                     frames=self.preset.frames, history_latent_frames=history,
                     options=options or SamplingOptions.from_preset(self.preset.sampling), autocast=autocast,
-                    image_encoder=self.image_encoder, condition=self.preset.condition)
+                    image_encoder=self.image_encoder, condition=self.preset.condition,
+                    control_condition=self.preset.control_condition, history_frames=self.preset.history_frames)
 
 
 def build_from_preset(preset: str | Preset, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:
@@ -106,6 +109,8 @@ def save_checkpoint(checkpoint: Checkpoint, directory: str | Path) -> Path:
         "frames": p.frames,
         "fps": p.fps,
         "history_latent_frames": p.history_latent_frames,
+        "history_frames": p.history_frames,
+        "control_condition": p.control_condition,
         "sampling": p.sampling,
         "preset_config": {k: v for k, v in dataclasses.asdict(p).items()},
         "notes": checkpoint.notes,
@@ -146,7 +151,8 @@ def load_checkpoint(
         )
     # The checkpoint's own record wins over the named preset's defaults (a preset may change between releases).
     recorded = meta.get("preset_config") or get_preset(meta["preset"]).__dict__
-    overrides = {k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "sampling") if k in meta}
+    overrides = {k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "history_frames",
+                                      "control_condition", "sampling") if k in meta}
     preset = Preset(**{**recorded, **overrides, "name": meta["preset"]})
     transformer = LongVieTransformer.from_pretrained(str(directory / "transformer"), local_files_only=True, torch_dtype=torch_dtype)
     vae = VideoVAE.from_pretrained(directory / "vae", torch_dtype=torch_dtype)
@@ -165,18 +171,30 @@ def load_published(
 
     ``wan_directory``: Wan2.1-I2V-14B-480P in diffusers layout (transformer/, vae/, text_encoder/, tokenizer/,
     image_encoder/); ``control_path`` / ``dit_path``: LongVie 2's ``control.safetensors`` and ``dit.safetensors``.
-    The VAE stays in float32, as Wan's own pipelines keep it.
+    The VAE stays in float32, as Wan's own pipelines keep it. The returned checkpoint's ``load_report``
+    (:class:`model.weights.LoadReport`) says every renaming the load applied (``describe()`` prints it).
+
+    The published branches were trained conditioned on their control videos' own first frames, so a ``preset``
+    whose ``control_condition`` is another is refused.
     """
     from model.image_encoder import ClipImageEncoder
     from model.text import UMT5TextEncoder
-    from model.weights import build_longvie_from_published
+    from model.weights import LoadReport, build_longvie_from_published
 
+    if preset.control_condition != "own_first_frame":
+        raise ValueError(
+            f"preset {preset.name!r} conditions the control branches on {preset.control_condition!r}, but LongVie 2's "
+            "published branches were trained on their own control video's first frame: use control_condition="
+            "'own_first_frame' (as the wan2.1-i2v-14b-480p preset does)"
+        )
     wan_directory = Path(wan_directory)
     for sub in ("vae", "text_encoder", "image_encoder"):
         if not (wan_directory / sub).is_dir():
             raise ValueError(f"{wan_directory} lacks {sub}/: expected Wan2.1-I2V in diffusers layout")
+    report = LoadReport()
     transformer = build_longvie_from_published(
-        wan_directory, control_path, dit_path, control_layers=preset.transformer["control_layers"], torch_dtype=torch_dtype
+        wan_directory, control_path, dit_path, control_layers=preset.transformer["control_layers"], torch_dtype=torch_dtype,
+        report=report,
     )
     return Checkpoint(
         preset=preset,
@@ -185,4 +203,5 @@ def load_published(
         text_encoder=UMT5TextEncoder.from_pretrained(wan_directory / "text_encoder", torch_dtype=torch_dtype),
         image_encoder=ClipImageEncoder.from_pretrained(wan_directory / "image_encoder", torch_dtype=torch_dtype),
         notes={"source": "published", "wan": str(wan_directory), "control": str(control_path), "dit": str(dit_path)},
+        load_report=report,
     )

@@ -28,7 +28,7 @@ from model.pipeline import (
     unified_noise,
 )
 from model.precision import autocast_context
-from model.presets import CONDITIONS
+from model.presets import CONDITIONS, CONTROL_CONDITIONS, history_frames_for
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor, num_latent_frames, tensor_to_frames
 
@@ -61,11 +61,6 @@ class HistoryBuffer:
         return np.stack(list(self._frames))
 
 
-def history_frames_for(latent_frames: int) -> int:
-    """Pixel frames whose encoding gives ``latent_frames`` latent frames (``4 (n - 1) + 1``; 0 for none)."""
-    return 0 if latent_frames <= 0 else 4 * (latent_frames - 1) + 1
-
-
 PROMPT_CACHE_SIZE = 64  # encoded prompts a generator keeps (prompts may change every step)
 
 # Called with (slot index, uint8 [k, H, W, 3]) for each chunk of new frames as the decoder produces it.
@@ -87,6 +82,12 @@ class BatchGenerator:
         condition: ``"first_frame"`` (Wan / LongVie 2: the I2V video is [first frame, zeros...]) or
             ``"rendered"`` (the model was trained with the previous frame rendered along the camera path there,
             GEN3C-style; every clip then needs ``rendered=``).
+        control_condition: what each control branch's 20 I2V channels carry (:data:`model.presets.CONTROL_CONDITIONS`):
+            ``"image"``, the base's own conditioning; ``"own_first_frame"``, the mask and the latent of that control
+            video's own first frame followed by zeros (LongVie 2's published weights).
+        history_frames: pixel frames of the previous clip kept as history (its last ones; None: exactly the
+            ``1 + 4 (history_latent_frames - 1)`` the VAE encodes). Of them, the first ``1 + 4 (n - 1)`` are
+            encoded, as the causal VAE itself would: LongVie 2's code keeps 8 and encodes frames -8..-4.
         slots: how many videos (:attr:`slots`, each a :class:`GeneratorSlot`).
         seed: the slots' first noise seed (each ``reset`` may give another).
 
@@ -105,16 +106,29 @@ class BatchGenerator:
         autocast: torch.dtype | None = None,
         image_encoder=None,
         condition: str = "first_frame",
+        control_condition: str = "image",
+        history_frames: int | None = None,
         slots: int = 1,
         seed: int = 0,
     ) -> None:
         num_latent_frames(frames)
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {list(CONDITIONS)}, got {condition!r}")
+        if control_condition not in CONTROL_CONDITIONS:
+            raise ValueError(f"control_condition must be one of {list(CONTROL_CONDITIONS)} (what the control branches "
+                             f"were trained with), got {control_condition!r}")
         if history_latent_frames < 0:
             raise ValueError(f"history_latent_frames must be >= 0, got {history_latent_frames}")
+        encoded = history_frames_for(history_latent_frames)
+        if history_frames is not None and history_frames < encoded:
+            raise ValueError(f"history_frames must be None or >= {encoded} (what {history_latent_frames} history "
+                             f"latent frames encode), got {history_frames}")
         if not isinstance(slots, int) or slots < 1:
             raise ValueError(f"a batch generator needs at least one slot, got {slots!r}")
+        low = {p.dtype for p in transformer.parameters()} - {torch.float32}
+        if low and autocast is None:
+            raise ValueError(f"the transformer has {sorted(map(str, low))} weights: generate with autocast=torch.bfloat16 "
+                             "(precision 'bf16'), or load the model in float32 to compute in float32")
         self.transformer = transformer.eval()
         self.vae = vae.eval()
         self.text_encoder = text_encoder
@@ -124,6 +138,8 @@ class BatchGenerator:
         self.options = options or SamplingOptions()
         self.autocast = autocast
         self.condition = condition
+        self.control_condition = control_condition
+        self.history_frames = history_frames
         self.slots = [GeneratorSlot(self, i, seed) for i in range(slots)]
         self._prompts: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._negative: torch.Tensor | None = None
@@ -138,7 +154,9 @@ class BatchGenerator:
     @property
     def history_capacity(self) -> int:
         """Pixel frames of history a slot keeps (0 with history off)."""
-        return history_frames_for(self.history_latent_frames)
+        if self.history_latent_frames == 0:
+            return 0
+        return self.history_frames if self.history_frames is not None else history_frames_for(self.history_latent_frames)
 
     def reset(self, index: int, first_frame: np.ndarray, seed: int | None = None) -> None:
         """Start slot ``index``'s video from ``first_frame`` (uint8 ``[H, W, 3]``) with its unified noise."""
@@ -246,13 +264,21 @@ class BatchGenerator:
                 guide[:, :, 0] = first  # frame 0 is the frame itself, exactly
             else:
                 guide = condition_video(first, self.frames)
-            latents = self.vae.encode(torch.cat([*videos.values(), guide]))
+            # LongVie 2's published branches take their own first frame's conditioning, encoded in the same batch.
+            own = [condition_video(videos[name][:, :, 0], self.frames) for name in names] \
+                if self.control_condition == "own_first_frame" else []
+            latents = self.vae.encode(torch.cat([*videos.values(), guide, *own]))
             control_latents = {name: latents[i * b : (i + 1) * b] for i, name in enumerate(names)}
-            condition = condition_from_latent(latents[len(names) * b :])
-            # 2. History latents and image context.
+            k = len(names) * b
+            condition = condition_from_latent(latents[k : k + b])
+            control_conditions = {name: condition_from_latent(latents[k + (i + 1) * b : k + (i + 2) * b])
+                                  for i, name in enumerate(names) if own} or None
+            # 2. History latents (the oldest 1 + 4 (n - 1) kept frames: what the causal VAE encodes of them)
+            #    and image context.
             history = None
             if history_frames is not None:
-                history = self.vae.encode(torch.cat([frames_to_tensor(x) for x in history_frames]).to(device))
+                encoded = history_frames[:, : history_frames_for(self.history_latent_frames)]
+                history = self.vae.encode(torch.cat([frames_to_tensor(x) for x in encoded]).to(device))
             image_context = None
             if self.image_encoder is not None:  # CLIP features of the first frames (Wan2.1-I2V's image attention)
                 image_context = self.image_encoder.encode(last_frames).to(device)
@@ -263,6 +289,7 @@ class BatchGenerator:
             latents = denoise(
                 self.transformer, unified_noise(noise, history), condition, context, self.options,
                 controls=control_latents, history=history, negative_context=negative, image_context=image_context,
+                control_conditions=control_conditions,
             )
             timings["denoising"] = time.perf_counter() - tick
 

@@ -114,8 +114,11 @@ def denoise(
     negative_context: torch.Tensor | None = None,
     image_context: torch.Tensor | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    control_conditions: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Integrate the flow from ``noise [B, 16, T, h, w]`` to a clean latent with the scheduler's Euler steps."""
+    """Integrate the flow from ``noise [B, 16, T, h, w]`` to a clean latent with the scheduler's Euler steps.
+    ``control_conditions``: per modality, the 20-channel conditioning of its branch when it is not ``condition``
+    (see :meth:`model.transformer.LongVieTransformer.forward`)."""
     scheduler = make_scheduler(options.shift)
     scheduler.set_timesteps(options.steps, device=noise.device)
     guided = options.guidance_scale > 1.0
@@ -127,12 +130,13 @@ def denoise(
         timestep = t.expand(b).to(noise.dtype)
         velocity = transformer(
             latents, timestep, context, condition, controls=controls, control_scales=options.control_scales,
-            history=history, encoder_hidden_states_image=image_context,
+            history=history, encoder_hidden_states_image=image_context, control_conditions=control_conditions,
         )
         if guided:
             unconditional = transformer(
                 latents, timestep, negative_context, condition, controls=controls,
                 control_scales=options.control_scales, history=history, encoder_hidden_states_image=image_context,
+                control_conditions=control_conditions,
             )
             velocity = unconditional + options.guidance_scale * (velocity - unconditional)
         latents = scheduler.step(velocity.float(), t, latents.float(), return_dict=False)[0].to(noise.dtype)

@@ -21,9 +21,19 @@ from typing import Any
 from model.clips import CONTROL_MODALITIES
 
 CONDITIONS = ("first_frame", "rendered")  # what Preset.condition may be
+# What each control branch's 20 I2V channels carry (Preset.control_condition): "image", the base's own
+# conditioning (the RGB first frame's), shared by every branch (lv2's tiny model was trained so); or
+# "own_first_frame", per branch the latent of its control video's own first frame followed by zeros (LongVie 2's
+# published code: `dense_image = dense_video[0]`, likewise for the sparse video).
+CONTROL_CONDITIONS = ("image", "own_first_frame")
 # The VAE decoder a world loads: "full", the checkpoint's own VAE; "fast", vae-fast/, the same encoder with a
 # distilled, narrower decoder (model/training/distill_decoder.py).
 DECODERS = ("full", "fast")
+
+
+def history_frames_for(latent_frames: int) -> int:
+    """Pixel frames whose causal-VAE encoding gives ``latent_frames`` latent frames: ``1 + 4 (n - 1)``, 0 for none."""
+    return 0 if latent_frames <= 0 else 4 * (latent_frames - 1) + 1
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,27 @@ class Preset:
     # What the I2V condition channels carry after frame 0: "first_frame" (Wan / LongVie 2: zeros) or "rendered"
     # (GEN3C-style: the previous frame rendered along the clip's camera path with its depth; see model/pipeline.py).
     condition: str = "first_frame"
+    # See CONTROL_CONDITIONS: what the control branches are conditioned on (a model's own: it is trained with it).
+    control_condition: str = "image"
+    # Pixel frames of the previous clip kept as history, its last ones; the causal VAE encodes the first
+    # 1 + 4 (history_latent_frames - 1) of them (see history_pixel_frames). None: exactly those, so the history
+    # ends with the clip's shared first frame (lv2's tiny model). LongVie 2's published code keeps the last 8
+    # frames and gets 2 latent frames from them: frames -8 (alone) and -7..-4; the last 3 are not encoded.
+    history_frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"preset {self.name!r}: condition must be one of {list(CONDITIONS)}, got {self.condition!r}")
+        if self.control_condition not in CONTROL_CONDITIONS:
+            raise ValueError(f"preset {self.name!r}: control_condition must be one of {list(CONTROL_CONDITIONS)} "
+                             f"(what the control branches were trained with), got {self.control_condition!r}")
+        if not isinstance(self.history_latent_frames, int) or self.history_latent_frames < 0:
+            raise ValueError(f"preset {self.name!r}: history_latent_frames must be an integer >= 0, got "
+                             f"{self.history_latent_frames!r}")
+        encoded = history_frames_for(self.history_latent_frames)
+        if self.history_frames is not None and (not isinstance(self.history_frames, int) or self.history_frames < encoded):
+            raise ValueError(f"preset {self.name!r}: history_frames must be None or an integer >= {encoded} (the frames "
+                             f"{self.history_latent_frames} history latent frames encode), got {self.history_frames!r}")
         if (self.frames - 1) % 4 != 0:
             raise ValueError(f"preset {self.name!r}: frames must be 4k+1, got {self.frames}")
         if self.height % 16 or self.width % 16:
@@ -57,6 +84,13 @@ class Preset:
     def latent_shape(self) -> tuple[int, int, int, int]:
         """``(channels, frames, height, width)`` of one clip's latent (8x spatial, 4x temporal + 1)."""
         return (16, 1 + (self.frames - 1) // 4, self.height // 8, self.width // 8)
+
+    @property
+    def history_pixel_frames(self) -> int:
+        """Frames of the previous clip the generator keeps as history (0 with history off)."""
+        if self.history_latent_frames == 0:
+            return 0
+        return self.history_frames if self.history_frames is not None else history_frames_for(self.history_latent_frames)
 
     def copy_of(self, section: str) -> dict[str, Any]:
         return copy.deepcopy(getattr(self, section))
@@ -130,7 +164,11 @@ WAN21_I2V_14B_480P = Preset(
     text_encoder=dict(kind="umt5", max_tokens=512),
     image_encoder="clip-vit-h-14",
     sampling=dict(steps=50, shift=5.0, guidance_scale=5.0),
-    history_latent_frames=4,
+    # As the authors' inference: the previous clip's last 8 frames, encoded into 2 latent frames (-8, -7..-4),
+    # and each control branch conditioned on its control video's own first frame.
+    history_latent_frames=2,
+    history_frames=8,
+    control_condition="own_first_frame",
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (TINY, WAN21_I2V_14B_480P)}

@@ -199,6 +199,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
         control_scales: Mapping[str, float | torch.Tensor] | None = None,
         history: torch.Tensor | None = None,
         encoder_hidden_states_image: torch.Tensor | None = None,
+        control_conditions: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Predict the flow-matching velocity of a clip.
 
@@ -211,6 +212,10 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
             control_scales: modality name -> scale (float or ``[B]``); LongVie 2's ``lambda`` is ``{"dense": l}``.
             history: ``[B, 16, T_h, h, w]`` clean latents of the previous clip's last frames, or None.
             encoder_hidden_states_image: ``[B, 257, image_dim]`` CLIP features when the base has image attention.
+            control_conditions: modality name -> ``[B, 20, T, h, w]``, that branch's own I2V conditioning (mask +
+                latent of [its control video's first frame, 0...], as LongVie 2's published code builds it); a
+                modality not named here takes ``condition``. Each branch's input is then
+                ``[control latent (16), its conditioning (20)]``, 36 channels like the base's.
 
         Returns:
             ``[B, 16, T, h, w]`` velocity prediction for the clip (history excluded).
@@ -218,7 +223,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
         base = self.base
         b, _, t, h, w = hidden_states.shape
         p_t, p_h, p_w = base.config.patch_size
-        self._check_inputs(hidden_states, condition, controls, history)
+        self._check_inputs(hidden_states, condition, controls, history, control_conditions)
 
         # 1. I2V input [B, 36, T, h, w]; history goes first along time, as a known (conditioning) frame.
         clip_input = torch.cat([hidden_states, condition], dim=1)
@@ -244,7 +249,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
             context = torch.cat([context_image, context], dim=1)
 
         # 5. Control branch inputs.
-        features = self._control_inputs(controls, condition)
+        features = self._control_inputs(controls, condition, control_conditions)
         if features:
             control_context = self.control.text_linear(context)
             control_time = self.control.time_linear(timestep_proj)  # [B, 6, D_branch]
@@ -276,13 +281,16 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
             return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
-    def _control_inputs(self, controls: Mapping[str, torch.Tensor] | None, condition: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _control_inputs(self, controls: Mapping[str, torch.Tensor] | None, condition: torch.Tensor,
+                        control_conditions: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
         if not controls or not len(self.control.combine_linears):
             return {}
         features = {}
         for name in self.control.modalities:
             if name in controls and controls[name] is not None:
-                tokens = self.base.patch_embedding(torch.cat([controls[name], condition], dim=1))
+                own = (control_conditions or {}).get(name)
+                branch_input = torch.cat([controls[name], condition if own is None else own], dim=1)  # [B, 36, T, h, w]
+                tokens = self.base.patch_embedding(branch_input)
                 features[name] = self.control.initial_linears[name](tokens.flatten(2).transpose(1, 2))
         return features
 
@@ -293,7 +301,7 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
             return value.to(like.dtype).view(-1, 1, 1)  # per-sample [B] -> [B, 1, 1]
         return value
 
-    def _check_inputs(self, hidden_states, condition, controls, history) -> None:
+    def _check_inputs(self, hidden_states, condition, controls, history, control_conditions=None) -> None:
         if hidden_states.ndim != 5 or hidden_states.shape[1] != LATENT_CHANNELS:
             raise ValueError(f"hidden_states must be [B, {LATENT_CHANNELS}, T, h, w], got {tuple(hidden_states.shape)}")
         expected = (hidden_states.shape[0], CONDITION_CHANNELS, *hidden_states.shape[2:])
@@ -306,6 +314,11 @@ class LongVieTransformer(ModelMixin, ConfigMixin):
                 raise ValueError(
                     f"control {name!r} latent {tuple(value.shape)} does not match hidden_states {tuple(hidden_states.shape)}"
                 )
+        for name, value in (control_conditions or {}).items():
+            if name not in self.control.modalities:
+                raise ValueError(f"control_conditions names {name!r}; this model has {list(self.control.modalities)}")
+            if tuple(value.shape) != expected:
+                raise ValueError(f"control_conditions[{name!r}] must be {expected} like condition, got {tuple(value.shape)}")
         if history is not None:
             b, c, _, h, w = hidden_states.shape
             if history.ndim != 5 or (history.shape[0], history.shape[1], *history.shape[3:]) != (b, c, h, w):

@@ -142,12 +142,17 @@ def _rename(key: str, forward: bool) -> str:
     raise ValueError(f"no rename rule covers the {naming[0]} key {key!r}; expected it to start with one of: {known}")
 
 
-def strip_prefix(key: str, prefixes: Iterable[str] = CONTROL_PREFIXES + DIT_PREFIXES) -> str:
-    """``key`` without the first of ``prefixes`` it starts with (the release saves ``pipe.dual_controller.*``)."""
+def split_prefix(key: str, prefixes: Iterable[str] = CONTROL_PREFIXES + DIT_PREFIXES) -> tuple[str, str]:
+    """``(prefix, rest)``: the first of ``prefixes`` that ``key`` starts with ("" if none), and the key without it."""
     for prefix in prefixes:
         if key.startswith(prefix):
-            return key[len(prefix):]
-    return key
+            return prefix, key[len(prefix):]
+    return "", key
+
+
+def strip_prefix(key: str, prefixes: Iterable[str] = CONTROL_PREFIXES + DIT_PREFIXES) -> str:
+    """``key`` without the first of ``prefixes`` it starts with (the release saves ``pipe.dual_controller.*``)."""
+    return split_prefix(key, prefixes)[1]
 
 
 def to_lv2_name(key: str) -> str:
@@ -169,15 +174,39 @@ def to_published_name(key: str) -> str:
 @dataclass
 class LoadReport:
     """What a load did. ``missing`` are lv2 parameter names the files did not provide; ``unexpected`` are file
-    keys (as written in the file) that name no parameter of the model."""
+    keys (as written in the file) that name no parameter of the model; ``prefixes`` says, per file, how many keys
+    had which prefix stripped (``""``: none); ``renamed`` pairs every loaded file key with the lv2 parameter it
+    went into. The authors' own loader strips and renames nothing (their model uses the file's names), so these
+    two say exactly where lv2 reads the files differently."""
 
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    prefixes: dict[str, dict[str, int]] = field(default_factory=dict)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.unexpected
+
+    def describe(self) -> list[str]:
+        """The renamings as lines (block indices folded into ``{i}``, one line per pattern), then any missing or
+        unexpected keys: what ``lv2 generate --verbose`` prints."""
+        lines = []
+        for path, counts in self.prefixes.items():
+            for prefix, count in counts.items():
+                what = f"prefix {prefix!r} stripped" if prefix else "no prefix"
+                lines.append(f"{path}: {count} keys, {what}")
+        patterns: dict[tuple[str, str], int] = defaultdict(int)
+        for file_key, name in self.renamed:
+            patterns[_fold_index(strip_prefix(file_key)), _fold_index(name)] += 1
+        lines.append(f"{len(self.renamed)} tensors loaded, renamed from the published (Wan) names to lv2's:")
+        lines += [f"  {source} -> {target}" + (f"  ({n} keys)" if n > 1 else "") for (source, target), n in patterns.items()]
+        if self.missing:
+            lines.append(f"{len(self.missing)} parameters missing from the files (zero-filled): " + ", ".join(self.missing[:10]))
+        if self.unexpected:
+            lines.append(f"{len(self.unexpected)} file keys unused: " + ", ".join(self.unexpected[:10]))
+        return lines
 
 
 class WeightsMismatchError(ValueError):
@@ -254,6 +283,7 @@ def _grouped(keys: list[str], limit: int, show_source: bool) -> list[str]:
 class _Entry:
     file_key: str  # as written in the file
     name: str  # lv2 parameter name
+    prefix: str  # the prefix stripped from file_key ("" for none)
 
 
 def _require_file(path: str | Path, what: str) -> Path:
@@ -266,15 +296,19 @@ def _require_file(path: str | Path, what: str) -> Path:
 def _plan(
     path: Path, prefixes: tuple[str, ...], domain: str, parameters: dict[str, torch.Tensor]
 ) -> tuple[list[_Entry], list[str], list[tuple[str, str, tuple[int, ...], tuple[int, ...]]]]:
-    """Read the file's keys and shapes (no tensor data) and sort them into loadable, unexpected and wrong-shape."""
+    """Read the file's keys and shapes (no tensor data) and sort them into loadable, unexpected and wrong-shape.
+
+    A file whose parameter keys carry more than one of the known prefixes (or some one and some none) is
+    refused: two copies of the model's weights may be in it, and which one is meant cannot be told."""
     entries: list[_Entry] = []
     unexpected: list[str] = []
     mismatched = []
     seen: dict[str, str] = {}
     with safe_open(str(path), framework="pt") as handle:
         for file_key in handle.keys():
+            prefix, rest = split_prefix(file_key, prefixes)
             try:
-                name = _rename(strip_prefix(file_key, prefixes), forward=True)
+                name = _rename(rest, forward=True)
             except ValueError:
                 unexpected.append(file_key)
                 continue
@@ -282,13 +316,21 @@ def _plan(
                 unexpected.append(file_key)
                 continue
             if name in seen:
-                raise ValueError(f"{path}: keys {seen[name]!r} and {file_key!r} both name the parameter {name!r}")
+                raise ValueError(f"{path}: ambiguous: the keys {seen[name]!r} and {file_key!r} both name the parameter "
+                                 f"{name!r} once their prefixes are stripped; keep one copy in the file")
             seen[name] = file_key
             shape = tuple(handle.get_slice(file_key).get_shape())
             if shape != tuple(parameters[name].shape):
                 mismatched.append((file_key, name, shape, tuple(parameters[name].shape)))
                 continue
-            entries.append(_Entry(file_key, name))
+            entries.append(_Entry(file_key, name, prefix))
+    used = defaultdict(int)
+    for entry in entries:
+        used[entry.prefix] += 1
+    if len(used) > 1:
+        counts = ", ".join(f"{p or '(none)'}: {n} keys" for p, n in used.items())
+        raise ValueError(f"{path}: ambiguous: its keys carry different prefixes ({counts}); a file of the release "
+                         "uses one prefix throughout, so this one may hold two models' weights. Keep one prefix")
     return entries, unexpected, mismatched
 
 
@@ -319,6 +361,7 @@ def load_longvie_weights(
     dit_path: str | Path | None = None,
     strict: bool = True,
     assign: bool = False,
+    report: LoadReport | None = None,
 ) -> LoadReport:
     """Load LongVie 2's ``control.safetensors`` (and ``dit.safetensors``) into ``model``.
 
@@ -334,6 +377,10 @@ def load_longvie_weights(
     Tensors are cast to the parameter's dtype. ``assign=True`` replaces the parameters by the loaded tensors
     (``load_state_dict(assign=True)``), which is how a model built on the ``meta`` device gets real weights
     without ever allocating random ones; it is required when the model has meta parameters.
+
+    Returns the :class:`LoadReport` (``report``, filled in, if one is given): what was loaded, the prefixes
+    stripped and every renaming. A control file with no key of one of the model's branches is refused (strict)
+    naming the branch.
     """
     sources = [(_require_file(control_path, "LongVie 2 control weights"), CONTROL_PREFIXES, "control.")]
     if dit_path is not None:
@@ -341,11 +388,15 @@ def load_longvie_weights(
     parameters = dict(model.named_parameters())
 
     plans = []
-    report = LoadReport()
+    report = report if report is not None else LoadReport()
     mismatched = []
+    absent_branches: list[str] = []
     for path, prefixes, domain in sources:
         entries, unexpected, wrong = _plan(path, prefixes, domain, parameters)
         provided = {e.name for e in entries} | {w[1] for w in wrong}
+        if domain == "control.":
+            absent_branches = [m for m in model.control.modalities
+                               if not any(n.startswith(f"control.branches.{m}.") for n in provided)]
         expected = [n for n in parameters if n.startswith("control.")] if domain == "control." else _expected_dit_names(model)
         report.missing += [n for n in expected if n not in provided]
         report.unexpected += unexpected
@@ -353,6 +404,10 @@ def load_longvie_weights(
         plans.append((path, entries))
 
     what = " and ".join(str(path) for path, _, _ in sources)
+    if strict and absent_branches:
+        names = ", ".join(f"{m!r} (no control_blocks_{m}.* keys)" for m in absent_branches)
+        raise WeightsMismatchError(f"{what}: the control file lacks the branch(es) {names}, which the model has",
+                                   report.missing, report.unexpected, mismatched)
     if mismatched or (strict and not report.ok):
         raise WeightsMismatchError(what, report.missing, report.unexpected, mismatched)
     if not assign:
@@ -365,9 +420,12 @@ def load_longvie_weights(
 
     for path, entries in plans:
         with safe_open(str(path), framework="pt") as handle:
+            counts = report.prefixes.setdefault(str(path), {})
             for entry in entries:
                 _set_parameter(model, entry.name, handle.get_tensor(entry.file_key), assign)
                 report.loaded.append(entry.name)
+                report.renamed.append((entry.file_key, entry.name))
+                counts[entry.prefix] = counts.get(entry.prefix, 0) + 1
     if not report.ok:
         logger.warning("loaded %s non-strictly: %d missing, %d unexpected keys", what, len(report.missing), len(report.unexpected))
     return report
@@ -571,6 +629,7 @@ def build_longvie_from_published(
     control_layers: int = 12,
     strict: bool = True,
     torch_dtype: torch.dtype | None = None,
+    report: LoadReport | None = None,
 ) -> LongVieTransformer:
     """The published LongVie 2 model: Wan2.1-I2V base from ``wan_transformer_dir`` + ``control.safetensors``
     + ``dit.safetensors``.
@@ -578,7 +637,8 @@ def build_longvie_from_published(
     The control part is built on the meta device and its weights are assigned straight from the file, so no
     random 2.6B-parameter initialisation happens. With ``strict=False``, parameters the files did not provide
     are set to zero: every zero-filled piece is inert (zero fusion layers add nothing, zeroed blocks are the
-    identity), so a partial file degrades to the base model instead of injecting noise. The model is returned
+    identity), so a partial file degrades to the base model instead of injecting noise. ``report``, if given, is
+    filled with what the load did (:func:`load_longvie_weights`). The model is returned
     in eval mode, in ``torch_dtype`` (default float32) except the modules diffusers keeps in float32 for Wan
     (``scale_shift_table``, norms, rotary, time embedder), in the base and in the branches alike.
     """
@@ -605,7 +665,7 @@ def build_longvie_from_published(
             param.to(wanted), requires_grad=param.requires_grad
         )
 
-    report = load_longvie_weights(model, control_path, dit_path, strict=strict, assign=True)
+    report = load_longvie_weights(model, control_path, dit_path, strict=strict, assign=True, report=report)
     for name in report.missing:
         owner_name, _, leaf = name.rpartition(".")
         owner = model.get_submodule(owner_name)

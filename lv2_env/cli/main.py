@@ -178,7 +178,27 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dense-scale", type=float, default=1.0, help="LongVie 2's lambda: less depth, more freedom")
     p.add_argument("--seed", type=int, default=0, help="seed of the unified noise")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--verbose", action="store_true",
+                   help="say what is computed: the conditioning and history the model takes and, for --wan, every "
+                   "prefix stripped and key renamed while loading the published files")
     p.set_defaults(func=_generate)
+
+
+def _describe_generation(checkpoint) -> list[str]:
+    """What ``lv2 generate --verbose`` says about a loaded model before generating."""
+    from model.presets import history_frames_for
+
+    p = checkpoint.preset
+    branches = ("each control branch: its control video's own first frame (LongVie 2's published form)"
+                if p.control_condition == "own_first_frame" else "the control branches: the RGB first frame's, as the base")
+    history = "off" if p.history_latent_frames == 0 else (
+        f"the previous clip's last {p.history_pixel_frames} frames, the oldest {history_frames_for(p.history_latent_frames)} "
+        f"encoded into {p.history_latent_frames} latent frames")
+    lines = [f"model: preset {p.name!r}, {p.width}x{p.height}, {p.frames} frames per clip",
+             f"I2V conditioning of {branches}", f"history: {history}"]
+    if checkpoint.load_report is not None:
+        lines += checkpoint.load_report.describe()
+    return lines
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -189,6 +209,7 @@ def _generate(args: argparse.Namespace) -> int:
     from model.pipeline import SamplingOptions
     from model.precision import resolve_precision
 
+    autocast = resolve_precision(args.precision)
     if args.checkpoint:
         checkpoint = load_checkpoint(args.checkpoint)
     else:
@@ -199,8 +220,13 @@ def _generate(args: argparse.Namespace) -> int:
         if not args.longvie:
             raise ValueError("--wan needs --longvie DIR (with control.safetensors and dit.safetensors)")
         longvie = Path(args.longvie)
-        checkpoint = load_published(args.wan, longvie / "control.safetensors", longvie / "dit.safetensors")
+        # In the precision it will compute in: bf16 weights where bf16 is fast, float32 ones elsewhere.
+        checkpoint = load_published(args.wan, longvie / "control.safetensors", longvie / "dit.safetensors",
+                                    torch_dtype=autocast)
     preset = checkpoint.preset
+    if args.verbose:
+        for line in _describe_generation(checkpoint):
+            print(line)
     if preset.condition == "rendered":
         raise ValueError(
             f"{args.checkpoint} is conditioned on its last frame rendered along the camera path, which needs metric "
@@ -209,7 +235,7 @@ def _generate(args: argparse.Namespace) -> int:
         )
     options = SamplingOptions.from_preset(preset.sampling, steps=args.sampling_steps, guidance_scale=args.guidance,
                                           control_scales={"dense": args.dense_scale})
-    generator = checkpoint.generator(options=options, seed=args.seed, autocast=resolve_precision(args.precision))
+    generator = checkpoint.generator(options=options, seed=args.seed, autocast=autocast)
 
     first = load_first_frame(args.first_frame, preset.height, preset.width)
     controls = {

@@ -156,6 +156,16 @@ class DitStage:
         self.recipe = recipe
         self.name = recipe.name
         self.config = config
+        if preset.control_condition != "image":
+            raise ValueError(
+                f"preset {preset.name!r} conditions the control branches on {preset.control_condition!r}: the DiT "
+                "stages train with the image's conditioning in every branch (the latent cache holds that one only), "
+                "so they would train a model for another input than it is run with"
+            )
+        if preset.history_frames is not None:
+            raise ValueError(f"preset {preset.name!r} keeps {preset.history_frames} history frames, an inference setting "
+                             "of the published weights: the DiT stages draw history from the data's run-up frames "
+                             "(model/training/latents.py); train with history_frames=None")
         if preset.condition == "rendered" and eval_data and render is None:
             raise ValueError("a condition='rendered' preset evaluates with the first frame rendered along each eval "
                              "clip's path: pass render= (lv2_env.signals.warp.render_clip)")
