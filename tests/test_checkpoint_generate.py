@@ -71,18 +71,23 @@ def test_clip_starts_and_prompts(tmp_path):
     assert read_prompts("x", None, 2) == ["x", "x"]
 
 
-def test_cli_generate(small_checkpoint, tmp_path):
+def _generate_command(checkpoint, tmp_path, out) -> list[str]:
+    """``lv2 generate`` on two clips of 9 frames sharing one, with a start image that needs resizing."""
     rng = np.random.default_rng(0)
     for name in ("depth", "tracks"):
         with Mp4Writer(tmp_path / f"{name}.mp4") as writer:
             writer.write(rng.integers(0, 255, (17, 64, 64, 3), dtype=np.uint8))  # two clips of 9 sharing a frame
     iio.imwrite(tmp_path / "first.png", rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))  # resized, with a warning
     (tmp_path / "prompts.txt").write_text("a field\na snowy field\n")
+    return [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(checkpoint),
+            "--first-frame", str(tmp_path / "first.png"), "--depth", str(tmp_path / "depth.mp4"),
+            "--tracks", str(tmp_path / "tracks.mp4"), "--prompts", str(tmp_path / "prompts.txt"), "--out", str(out),
+            "--quiet"]
+
+
+def test_cli_generate(small_checkpoint, tmp_path):
     out = tmp_path / "gen.mp4"
-    cmd = [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(small_checkpoint),
-           "--first-frame", str(tmp_path / "first.png"), "--depth", str(tmp_path / "depth.mp4"),
-           "--tracks", str(tmp_path / "tracks.mp4"), "--prompts", str(tmp_path / "prompts.txt"), "--out", str(out),
-           "--quiet"]
+    cmd = _generate_command(small_checkpoint, tmp_path, out)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resized" in done.stderr
@@ -98,3 +103,11 @@ def test_cli_generate_refuses_a_rendered_conditioning_model(world_checkpoint, tm
            "--depth", "d.mp4", "--tracks", "t.mp4", "--prompt", "a field", "--out", str(tmp_path / "x.mp4")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "rollout --env world" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_generate_verbose_says_what_is_computed(small_checkpoint, tmp_path):
+    done = subprocess.run(_generate_command(small_checkpoint, tmp_path, tmp_path / "gen.mp4") + ["--verbose"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "I2V conditioning of the control branches: the RGB first frame's" in done.stdout
+    assert "history: the previous clip's last 5 frames, the oldest 5 encoded into 2 latent frames" in done.stdout
