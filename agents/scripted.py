@@ -11,7 +11,6 @@ definition, read with ``env.get_wrapper_attr("actions")``).
 from __future__ import annotations
 
 import csv
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.rollout import JOURNAL_SUFFIX, journal_path, read_side_file
 from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions
 from lv2_env.signals.camera import STATE_FIELDS, apply_motion, relative_motion, state_from_pose
 
@@ -172,14 +172,18 @@ class RandomWalkPolicy(ScriptedPolicy):
 def load_states(path: str | Path) -> np.ndarray:
     """Per-frame camera states ``[N, 6]`` from a pose file.
 
-    Accepted: the JSON side file written by ``lv2 rollout`` (``frames[i].state``), a CSV with the columns
-    ``x, y, z, yaw, pitch, roll``, or a ``.npy`` array of states ``[N, 6]`` or camera-to-world poses ``[N, 4, 4]``.
+    Accepted: the JSON side file written by ``lv2 rollout`` or ``lv2 play`` (``frames[i].state``), or the
+    ``.jsonl`` journal a killed run leaves instead (:func:`agents.rollout.read_side_file`: its last line may be
+    cut), a CSV with the columns ``x, y, z, yaw, pitch, roll``, or a ``.npy`` array of states ``[N, 6]`` or
+    camera-to-world poses ``[N, 4, 4]``.
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"pose file {str(path)!r} does not exist")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
+        journal = journal_path(path)
+        hint = f" (its run did not finish; its journal {str(journal)!r} does: pass that)" if journal.exists() else ""
+        raise ValueError(f"pose file {str(path)!r} does not exist{hint}")
+    if path.suffix in (".json", JOURNAL_SUFFIX):
+        data = read_side_file(path)
         try:
             states = np.array([frame["state"] for frame in data["frames"]], dtype=np.float64)
         except (KeyError, TypeError) as err:
@@ -200,7 +204,7 @@ def load_states(path: str | Path) -> np.ndarray:
         else:
             raise ValueError(f"{path}: expected states [N, 6] or poses [N, 4, 4], got shape {array.shape}")
     else:
-        raise ValueError(f"pose file must be .json, .csv or .npy, got {str(path)!r}")
+        raise ValueError(f"pose file must be .json, .csv or .npy (or a killed run's .jsonl journal), got {str(path)!r}")
     if len(states) < 2 or not np.all(np.isfinite(states)):
         raise ValueError(f"{path}: expected at least 2 finite states, got {len(states)}")
     # Angles read back from matrices wrap at +-pi; a replayed turn must not spin the other way round.

@@ -7,7 +7,10 @@
       text_encoder/            the text encoder:   config.json + weights (+ vocab.json for the tiny one)
 
 Every weight file is safetensors. :func:`load_checkpoint` refuses a directory of another preset than the one
-asked for, with the reason.
+asked for, with the reason, and checks every file before building anything from it
+(:mod:`model.checkpoint_files`): a ``lv2.json`` or ``config.json`` that is not valid JSON, lacks a key or holds
+a value of the wrong type raises ValueError naming the file; a weights file with a missing, extra or wrongly
+shaped tensor raises :class:`~model.checkpoint_files.CheckpointWeightsError` naming the file and the keys.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import torch
 
+from model.checkpoint_files import check_diffusers_model, check_json_keys, read_json_object
 from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.presets import WAN21_I2V_14B_480P, Preset, get_preset
@@ -28,6 +32,14 @@ from model.vae import VideoVAE
 
 CHECKPOINT_FILE = "lv2.json"
 FORMAT = "lv2-checkpoint"
+# What lv2.json must hold, and the types of what it may hold (save_checkpoint writes them all; older checkpoints
+# lack some, and the preset's recorded config stands in for them).
+CHECKPOINT_INFO_REQUIRED: dict[str, type | tuple[type, ...]] = {"preset": str}
+CHECKPOINT_INFO_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "version": int, "height": int, "width": int, "frames": int, "fps": int, "history_latent_frames": int,
+    "history_frames": (int, type(None)), "control_condition": str, "sampling": dict,
+    "preset_config": (dict, type(None)), "notes": dict,
+}
 
 
 @dataclass
@@ -120,17 +132,33 @@ def save_checkpoint(checkpoint: Checkpoint, directory: str | Path) -> Path:
 
 
 def read_checkpoint_info(directory: str | Path) -> dict[str, Any]:
-    """The contents of ``lv2.json``; a ValueError says what is missing."""
+    """The contents of ``lv2.json``; a ValueError names the file and says what is missing or wrong (no such
+    directory or file, not valid JSON, another format, a required key absent, a value of the wrong type)."""
     directory = Path(directory)
     path = directory / CHECKPOINT_FILE
     if not directory.is_dir():
         raise ValueError(f"checkpoint directory {str(directory)!r} does not exist")
     if not path.is_file():
         raise ValueError(f"{str(directory)!r} is not an lv2 checkpoint: expected {CHECKPOINT_FILE} in it")
-    meta = json.loads(path.read_text())
+    what = "an lv2 checkpoint's description"
+    meta = read_json_object(path, what)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    check_json_keys(meta, path, what, CHECKPOINT_INFO_REQUIRED, CHECKPOINT_INFO_OPTIONAL)
     return meta
+
+
+def _recorded_preset(meta: dict[str, Any], path: Path) -> Preset:
+    """The preset ``lv2.json`` (at ``path``) records: its ``preset_config`` (else the named preset's defaults)
+    with the top-level values over it; a ValueError naming the file when they make no preset."""
+    # The checkpoint's own record wins over the named preset's defaults (a preset may change between releases).
+    overrides = {k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "history_frames",
+                                      "control_condition", "sampling") if k in meta}
+    try:
+        recorded = meta.get("preset_config") or get_preset(meta["preset"]).__dict__
+        return Preset(**{**recorded, **overrides, "name": meta["preset"]})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: does not describe a preset: {error}") from error
 
 
 def load_checkpoint(
@@ -138,7 +166,8 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Load a checkpoint directory written by :func:`save_checkpoint`.
 
-    ``expect_preset``: refuse (ValueError with the reason) a checkpoint of another preset.
+    ``expect_preset``: refuse (ValueError with the reason) a checkpoint of another preset. Each component's files
+    are checked before it is built (see the module's docstring), so a broken one fails with one error naming it.
     """
     from model.text import load_text_encoder
 
@@ -147,14 +176,13 @@ def load_checkpoint(
     if expect_preset is not None and meta["preset"] != expect_preset:
         raise ValueError(
             f"checkpoint {str(directory)!r} is of preset {meta['preset']!r}, but preset {expect_preset!r} was "
-            f"asked for: its shapes ({meta['height']}x{meta['width']}, {meta['frames']} frames) and components differ"
+            f"asked for: its shapes ({meta.get('height')}x{meta.get('width')}, {meta.get('frames')} frames) and "
+            "components differ"
         )
-    # The checkpoint's own record wins over the named preset's defaults (a preset may change between releases).
-    recorded = meta.get("preset_config") or get_preset(meta["preset"]).__dict__
-    overrides = {k: meta[k] for k in ("height", "width", "frames", "fps", "history_latent_frames", "history_frames",
-                                      "control_condition", "sampling") if k in meta}
-    preset = Preset(**{**recorded, **overrides, "name": meta["preset"]})
-    transformer = LongVieTransformer.from_pretrained(str(directory / "transformer"), local_files_only=True, torch_dtype=torch_dtype)
+    preset = _recorded_preset(meta, directory / CHECKPOINT_FILE)
+    # diffusers would fill a missing tensor at random and fail later inside torch: check the files first.
+    transformer_directory = check_diffusers_model(directory / "transformer", LongVieTransformer, "the transformer")
+    transformer = LongVieTransformer.from_pretrained(str(transformer_directory), local_files_only=True, torch_dtype=torch_dtype)
     vae = VideoVAE.from_pretrained(directory / "vae", torch_dtype=torch_dtype)
     text_encoder = load_text_encoder(directory / "text_encoder")
     return Checkpoint(preset, transformer.eval(), vae.eval(), text_encoder, notes=meta.get("notes", {}))

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from model.checkpoint_files import build_from_config, check_weights_file, read_json_object, state_shapes
 from model.hf import FULL_EXTRA_ADVICE, import_transformers, load_local_model
 
 CONFIG_NAME = "config.json"
@@ -38,6 +39,9 @@ WEIGHTS_NAME = "model.safetensors"
 TINY_KIND = "lv2-tiny-depth"
 # Log-depth predictions are clamped to [1 mm, 10 km] before exp(): positive, finite, and far beyond any scene.
 LOG_DEPTH_RANGE = (math.log(1e-3), math.log(1e4))
+# What a TinyDepthNet's config.json must hold, and the types of the TinyDepthConfig fields it may hold.
+TINY_CONFIG_REQUIRED: dict[str, type] = {"kind": str}
+TINY_CONFIG_OPTIONAL: dict[str, type] = {"channels": list, "groups": int, "init_log_depth": float}
 
 
 @runtime_checkable
@@ -163,7 +167,13 @@ class TinyDepthNet(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "TinyDepthNet":
-        """Read a directory written by :meth:`save_pretrained` (in eval mode, float32)."""
+        """Read a directory written by :meth:`save_pretrained` (in eval mode, float32).
+
+        Both files are checked before the weights are read: a config that is not valid JSON, lacks ``kind`` or
+        holds values that build no network raises ValueError naming it, and weights with a missing, extra or
+        wrongly shaped tensor raise :class:`~model.checkpoint_files.CheckpointWeightsError` naming the file and
+        the keys.
+        """
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
@@ -171,12 +181,13 @@ class TinyDepthNet(nn.Module):
                 f"{str(directory)!r} is not a TinyDepthNet directory: expected {CONFIG_NAME} and {WEIGHTS_NAME} "
                 f"(written by `lv2 train depth` under final/depth)"
             )
-        config = json.loads(config_path.read_text())
-        kind = config.pop("kind", None)
+        config = read_json_object(config_path, "a TinyDepthNet's config", TINY_CONFIG_REQUIRED, TINY_CONFIG_OPTIONAL)
+        kind = config.pop("kind")
         if kind != TINY_KIND:
             raise ValueError(f"{config_path}: expected kind {TINY_KIND!r}, got {kind!r}")
-        net = cls(TinyDepthConfig(**config))
-        net.load_state_dict(load_file(str(weights_path)))
+        net = build_from_config(lambda: cls(TinyDepthConfig(**config)), config_path, "a TinyDepthNet")
+        files = check_weights_file(directory, WEIGHTS_NAME, state_shapes(net), f"the TinyDepthNet that {config_path} builds")
+        net.load_state_dict({key: tensor for path in files for key, tensor in load_file(str(path)).items()})
         return net.eval()
 
 
@@ -326,7 +337,7 @@ def load_depth_estimator(directory: str | Path, batch_size: int = 8, **kwargs: A
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise ValueError(f"{str(directory)!r} is not a depth model directory: expected {CONFIG_NAME} in it")
-    config = json.loads(config_path.read_text())
+    config = read_json_object(config_path, "a depth model's config")
     if config.get("kind") == TINY_KIND:
         return TinyDepthEstimator.from_pretrained(directory, batch_size=batch_size)
     if config.get("model_type") == "depth_anything":

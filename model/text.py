@@ -28,6 +28,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from model.checkpoint_files import (
+    build_from_config, check_json_keys, check_weights_file, read_json, read_json_object, state_shapes,
+)
 from model.hf import WrapsModel, existing_directory, import_transformers, load_local_model
 
 CONFIG_NAME = "config.json"
@@ -37,6 +40,9 @@ WORDS_KIND = "words"
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 UMT5_MAX_TOKENS = 512  # Wan2.1 pads every prompt to 512 umT5 tokens
+# The types of what a tiny encoder's config.json may hold (besides its kind); the constructor's defaults fill in.
+WORDS_CONFIG_TYPES: dict[str, type] = {"dim": int, "num_layers": int, "num_heads": int, "max_tokens": int,
+                                       "ffn_dim": int, "vocab_size": int}
 
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters (any script); digits, '_' and punctuation split words
 
@@ -237,15 +243,22 @@ class WordTextEncoder(nn.Module):
     def from_pretrained(
         cls, directory: str | Path, device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None
     ) -> "WordTextEncoder":
-        """Load a directory written by :meth:`save_pretrained` (safetensors only)."""
+        """Load a directory written by :meth:`save_pretrained` (safetensors only).
+
+        Every file is checked before the weights are read: a config or vocabulary that is not valid JSON or holds
+        values of the wrong type raises ValueError naming the file, and weights with a missing, extra or wrongly
+        shaped tensor raise :class:`~model.checkpoint_files.CheckpointWeightsError` naming the file and the keys.
+        """
         directory = existing_directory(directory, "a tiny text encoder directory")
         config = _read_config(directory)
+        config_path = directory / CONFIG_NAME
         if config.get("kind") != WORDS_KIND:
-            raise ValueError(f"{directory / CONFIG_NAME}: expected kind {WORDS_KIND!r}, got {config.get('kind')!r}")
+            raise ValueError(f"{config_path}: expected kind {WORDS_KIND!r}, got {config.get('kind')!r}")
+        check_json_keys(config, config_path, "a tiny text encoder's config", optional=WORDS_CONFIG_TYPES)
         for name in (VOCAB_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
                 raise ValueError(f"{str(directory)!r} is not a tiny text encoder: expected {name} in it")
-        tokens = json.loads((directory / VOCAB_NAME).read_text())
+        tokens = read_json(directory / VOCAB_NAME, "the tiny text encoder's vocabulary")
         if not isinstance(tokens, list) or tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
             raise ValueError(
                 f"{directory / VOCAB_NAME}: expected a JSON list starting with {[PAD_TOKEN, UNK_TOKEN]}, "
@@ -255,8 +268,11 @@ class WordTextEncoder(nn.Module):
         if vocab_size != len(tokens):
             raise ValueError(f"{directory}: config.json says vocab_size {vocab_size} but vocab.json has {len(tokens)} tokens")
         kwargs = {k: config[k] for k in ("dim", "num_layers", "num_heads", "max_tokens", "ffn_dim") if k in config}
-        encoder = cls(vocabulary=tokens[2:], **kwargs)
-        encoder.load_state_dict(load_file(str(directory / WEIGHTS_NAME)), strict=True)
+        encoder = build_from_config(lambda: cls(vocabulary=tokens[2:], **kwargs), config_path, "a tiny text encoder")
+        files = check_weights_file(directory, WEIGHTS_NAME, state_shapes(encoder),
+                                   f"the tiny text encoder that {config_path} and {VOCAB_NAME} build")
+        state = {key: tensor for path in files for key, tensor in load_file(str(path)).items()}
+        encoder.load_state_dict(state, strict=True)
         return encoder.to(device=device, dtype=torch_dtype).eval()
 
 
@@ -397,10 +413,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG_NAME
     if not path.is_file():
         raise ValueError(f"expected {CONFIG_NAME} in {str(directory)!r}, found {sorted(p.name for p in directory.iterdir())}")
-    config = json.loads(path.read_text())
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return read_json_object(path, "a text encoder's config")
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:

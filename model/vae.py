@@ -8,6 +8,7 @@ normalised latents. The same VAE encodes frames and the control videos.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
 from torch import nn
+
+from model.checkpoint_files import check_diffusers_model
 
 
 class _FastRMSNorm(WanRMS_norm):
@@ -112,7 +115,15 @@ class VideoVAE(nn.Module):
         return cls(AutoencoderKLWan(**config))
 
     @classmethod
-    def from_pretrained(cls, directory, torch_dtype: torch.dtype | None = None) -> "VideoVAE":
+    def from_pretrained(cls, directory: str | Path, torch_dtype: torch.dtype | None = None) -> "VideoVAE":
+        """Load a local diffusers-layout VAE (``config.json`` + safetensors weights).
+
+        The directory is checked first (:func:`model.checkpoint_files.check_diffusers_model`): a config that is
+        not valid JSON or builds no VAE raises ValueError, and weights with a missing, extra or wrongly shaped
+        tensor raise :class:`~model.checkpoint_files.CheckpointWeightsError`, both naming the file, where diffusers
+        would fill missing tensors at random or fail deep inside torch.
+        """
+        directory = check_diffusers_model(directory, AutoencoderKLWan, "the VAE")
         return cls(AutoencoderKLWan.from_pretrained(str(directory), local_files_only=True, torch_dtype=torch_dtype))
 
     def save_pretrained(self, directory) -> None:

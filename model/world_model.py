@@ -54,7 +54,10 @@ class WorldModel:
     ) -> "WorldModel":
         """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset;
         ``precision``: ``"auto"`` (bf16 only where this device computes it faster), ``"bf16"`` or ``"fp32"``;
-        ``decoder``: ``"full"`` or ``"fast"`` (the distilled decoder in ``vae-fast/``)."""
+        ``decoder``: ``"full"`` or ``"fast"`` (the distilled decoder in ``vae-fast/``).
+
+        Every component's files are checked before it is built (:mod:`model.checkpoint_files`): a broken one
+        (``vae-fast/`` and ``depth/`` included) raises one ValueError naming the file and what is wrong."""
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
         autocast = resolve_precision(precision, device)

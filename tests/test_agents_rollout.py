@@ -132,3 +132,70 @@ def test_cli_rollout_of_a_generated_world(tmp_path, world_checkpoint):
     assert probe_video(out)["frames"] == len(side["frames"]) == 1 + 4 * 4  # 5-frame clips: 4 steps for 1 s
     assert {f["prompt"] for f in side["frames"]} == {"a snowy field"}
     assert all(s["rss_mb"] > 0 and "denoising" in s["timings"] for s in side["steps"])
+
+
+def test_side_file_is_a_journal_until_the_run_ends(tmp_path):
+    from agents.rollout import SideFile, journal_path, read_side_file
+
+    path = tmp_path / "run.json"
+    path.write_text('{"frames": [], "stale": true}')  # an earlier run's side file must not pass for this one's
+    side = SideFile(path, {"fps": 16, "caption": "a snowy field"})
+    assert not path.exists() and journal_path(path) == tmp_path / "run.jsonl"
+    side.add([{"index": 0, "state": [0.0] * 6}])
+    side.add([{"index": 1, "state": [1.0] * 6}, {"index": 2, "state": [2.0] * 6}], {"step": 1, "reward": 0.5})
+    during = read_side_file(journal_path(path))
+    assert during == {"fps": 16, "caption": "a snowy field", "frames": side.frames, "steps": [{"step": 1, "reward": 0.5}],
+                      "finished": False}
+    side.close({"finished": True, "wall_seconds": 1.5})
+    assert not journal_path(path).exists()
+    assert json.loads(path.read_text()) == {**during, "finished": True, "wall_seconds": 1.5}
+    assert read_side_file(path) == json.loads(path.read_text())
+    with pytest.raises(ValueError, match="closed"):
+        side.add([{"index": 3}])
+
+
+def test_a_journal_cut_mid_line_reads_up_to_its_last_whole_clip(tmp_path):
+    env = make(action_mode="continuous", max_episode_steps=6)
+    run_rollout(env, make_policy("dolly", env), 6, tmp_path / "out.mp4", seed=0, progress=False)
+    finished = json.loads((tmp_path / "out.json").read_text())
+    assert finished["finished"] is True and "stopped_by" not in finished
+    # The journal a kill after 3 clips would have left, its 4th line half written.
+    header = {k: v for k, v in finished.items() if k not in ("frames", "steps", "finished", "wall_seconds")}
+    lines = [json.dumps({"header": header}), json.dumps({"frames": finished["frames"][:1]})]
+    for k in range(3):
+        lines.append(json.dumps({"frames": finished["frames"][1 + 4 * k: 5 + 4 * k], "step": finished["steps"][k]}))
+    cut = json.dumps({"frames": finished["frames"][13:17], "step": finished["steps"][3]})
+    journal = tmp_path / "killed.jsonl"
+    journal.write_text("\n".join(lines) + "\n" + cut[: len(cut) // 2])
+    from agents.rollout import read_side_file
+
+    side = read_side_file(journal)
+    assert side["finished"] is False and side["frames"] == finished["frames"][:13] and side["steps"] == finished["steps"][:3]
+    assert side["scene_seed"] == finished["scene_seed"]
+    np.testing.assert_allclose(load_states(journal), load_states(tmp_path / "out.json")[:13])
+    # A broken line before the last is not a cut tail: refused, naming the line.
+    journal.write_text("\n".join(lines[:2] + ["{not json"] + lines[2:]) + "\n")
+    with pytest.raises(ValueError, match=r"killed.jsonl:3: expected a clip of the journal"):
+        read_side_file(journal)
+    # A missing side file whose journal exists: the error says to pass the journal.
+    with pytest.raises(ValueError, match="killed.jsonl"):
+        load_states(tmp_path / "killed.json")
+
+
+def test_an_interrupted_rollout_still_writes_its_side_file(tmp_path):
+    env = make(action_mode="continuous", max_episode_steps=10)
+    policy = make_policy("orbit", env)
+    calls = []
+
+    def interrupted(observation, info):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return policy(observation, info)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_rollout(env, interrupted, 10, tmp_path / "cut.mp4", seed=0, progress=False)
+    side = json.loads((tmp_path / "cut.json").read_text())
+    assert side["finished"] is False and side["stopped_by"] == "KeyboardInterrupt"
+    assert len(side["steps"]) == 2 and len(side["frames"]) == 1 + 2 * 4 == len(read_video(tmp_path / "cut.mp4"))
+    assert not (tmp_path / "cut.jsonl").exists()

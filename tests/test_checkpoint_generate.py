@@ -111,3 +111,32 @@ def test_cli_generate_verbose_says_what_is_computed(small_checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "I2V conditioning of the control branches: the RGB first frame's" in done.stdout
     assert "history: the previous clip's last 5 frames, the oldest 5 encoded into 2 latent frames" in done.stdout
+
+
+def test_cli_generate_a_rendered_model_from_data_controls(world_checkpoint, tmp_path):
+    """A rendered-conditioning model (32x32, 5-frame clips) generates from `lv2 data controls` of its size: each
+    clip conditioned on the previous clip's last frame rendered along the given path with the given depth."""
+    ctl = tmp_path / "ctl"
+    made = subprocess.run([sys.executable, "-m", "lv2_env.cli", "data", "controls", "--out", str(ctl), "--seconds", "0.5",
+                           "--height", "32", "--width", "32", "--clip-frames", "5", "--scene-seed", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert np.load(ctl / "poses.npy").shape == (9, 4, 4) and np.load(ctl / "depth.npy").shape == (9, 32, 32)
+    out = tmp_path / "gen.mp4"
+    cmd = [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(world_checkpoint),
+           "--first-frame", str(ctl / "first.png"), "--depth", str(ctl / "dense.mp4"), "--tracks", str(ctl / "sparse.mp4"),
+           "--poses", str(ctl / "poses.npy"), "--metric-depth", str(ctl / "depth.npy"),
+           "--intrinsics", str(ctl / "intrinsics.npy"), "--prompts", str(ctl / "prompts.txt"), "--out", str(out),
+           "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "9 frames (2 clips)" in done.stdout and read_video(out).shape == (9, 32, 32, 3)
+
+
+def test_cli_generate_a_first_frame_model_ignores_a_camera_path(small_checkpoint, tmp_path):
+    np.save(tmp_path / "poses.npy", np.repeat(np.eye(4)[None], 17, axis=0))
+    cmd = _generate_command(small_checkpoint, tmp_path, tmp_path / "gen.mp4") + ["--poses", str(tmp_path / "poses.npy")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "a first-frame model takes no camera path; --poses, --metric-depth and --intrinsics are ignored" in done.stderr
+    assert probe_video(tmp_path / "gen.mp4")["frames"] == 17

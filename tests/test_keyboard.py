@@ -74,3 +74,64 @@ def test_enter_opens_a_prompt_line(world_checkpoint, tmp_path):
     assert player.prompt_line is None and player.running
     # Side by side: the window holds two panels.
     assert player.screen.get_width() == 2 * 32 * 2
+
+
+def test_wrap_and_fit_keep_lines_within_the_width():
+    from agents.keyboard import fit_line, wrap_lines
+
+    assert fit_line("short", 10, len) == "short"
+    assert fit_line("a long prompt here", 10, len) == "a long..."
+    assert fit_line("new prompt: snowy field_", 12, len, keep_end=True) == "...wy field_"
+    lines = wrap_lines("a sunny meadow with a red pillar and two blue boxes", 16, len, max_lines=2)
+    assert lines == ["a sunny meadow", "with a red..."] and all(len(line) <= 16 for line in lines)
+    assert wrap_lines("one two", 16, len, max_lines=2) == ["one two"]
+    assert wrap_lines("new prompt: a b c d e f g h_", 8, len, 2, keep_end=True) == ["...b c d", "e f g h_"]
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_the_hud_and_the_key_table_fit_the_window(tmp_path, scale):
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)  # 128x128, as lv2 play
+    player = KeyboardPlayer(env, scale=scale, record_dir=tmp_path, seed=0)
+    pg = player.pygame
+    player.reset()
+    width = player.screen.get_width()
+    assert width == 128 * scale and player.frames_height() == 128 * scale
+    assert player.show_keys  # shown at the start
+    keys_width, keys_height, _ = player.keys_panel()
+    assert keys_width + 8 <= width and keys_height + 8 <= player.frames_height()
+    player.toggle_recording()
+    player.say("recording " + "a-very-long-recording-name" * 4 + ".mp4")
+    player.stepping = True
+    for typing in (None, "a snowy field at dusk with " * 5):
+        player.prompt_line = typing
+        top, bottom = player.hud_lines()
+        assert top.startswith("REC") and len(bottom) == 3
+        for line in [top, *bottom]:
+            assert player.font.size(line)[0] <= width - 8, line
+    assert bottom[1].endswith("_")  # the end of a long line being typed stays in view
+    player.prompt_line = None
+    player.handle_event(_key(player, pg.K_h))
+    assert not player.show_keys
+    player.handle_event(_key(player, pg.K_h))
+    player.handle_event(_key(player, ord("w")))
+    assert not player.show_keys  # moving hides the table
+    player.recording.close()
+
+
+def test_a_recording_side_file_describes_each_clip(tmp_path):
+    player = _ground_truth_player(tmp_path)
+    player.reset()
+    player.toggle_recording()
+    journal = player.recording.side.journal
+    player.handle_event(_key(player, ord("w")))
+    player.step()
+    from agents.rollout import read_side_file
+
+    during = read_side_file(journal)  # a kill now would leave this
+    assert during["finished"] is False and len(during["frames"]) == 5
+    assert during["steps"] == [{"clip": 1, "action": 1, "reward": during["steps"][0]["reward"], "collision": False,
+                                "seconds": during["steps"][0]["seconds"]}]
+    recording = player.recording
+    player.toggle_recording()
+    side = json.loads(recording.side_file.read_text())
+    assert side["finished"] is True and side["frames"] == during["frames"] and not journal.exists()

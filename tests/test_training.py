@@ -164,3 +164,132 @@ def test_freezing_the_encoder_trains_the_decoder_and_keeps_the_latent_space(data
 def test_freezing_the_encoder_needs_a_trained_vae(data):
     with pytest.raises(ValueError, match="--init"):
         VaeStage(PRESET, data / "train", None, VaeStageConfig(crop=32, frames=5, freeze_encoder=True))
+
+
+# ------------------------------------------------------------------------------------------------ SIGKILL
+
+
+# Runs `lv2 train` with the checkpoint writer slowed down (so kills land inside writes) and markers on stdout:
+# START once imported, SAVE/SAVED around each checkpoint, LOADED with the step a resumed run continues from.
+_KILLABLE_TRAIN = """
+import sys, time
+import torch
+from model.training import loop
+
+save_file, torch_save, save, load = loop.save_file, torch.save, loop.Checkpointer.save, loop.Checkpointer.load
+loop.save_file = lambda *a, **k: (time.sleep(0.1), save_file(*a, **k))[1]
+torch.save = lambda *a, **k: (time.sleep(0.1), torch_save(*a, **k))[1]
+
+def marked_save(self, step, module, state):
+    print(f"SAVE {step}", flush=True)
+    path = save(self, step, module, state)
+    print(f"SAVED {step}", flush=True)
+    return path
+
+def marked_load(self, module):
+    state = load(self, module)
+    print(f"LOADED {state['step']}", flush=True)
+    return state
+
+loop.Checkpointer.save, loop.Checkpointer.load = marked_save, marked_load
+from lv2_env.cli.main import main
+print("START", flush=True)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _watch(process):
+    """A queue that receives the process's stdout lines as they come."""
+    import queue
+    import threading
+
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in process.stdout], daemon=True).start()
+    return lines
+
+
+def _wait_for(lines, prefix: str, seen: list[str], process, timeout: float = 120.0) -> bool:
+    """Read lines into ``seen`` until one starts with ``prefix`` (True), the process ends or time runs out."""
+    import queue
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            line = lines.get(timeout=0.05)
+        except queue.Empty:
+            if process.poll() is not None and lines.empty():
+                return False
+            continue
+        seen.append(line)
+        if line.startswith(prefix):
+            return True
+    return False
+
+
+def test_lv2_train_killed_at_20_moments_resumes_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL at 20 random moments (half of them inside checkpoint writes), a resume after each: every resume
+    continues from the last complete checkpoint, none fails, and the final weights equal a run never stopped."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = SequenceSpec(height=128, width=128, frames=17, clips_per_sequence=1, history_frames=4)
+    data = build_procedural(tmp_path / "data", "train", 1, spec, progress=False)
+    steps = 80
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(out):
+        return ["train", "vae", "--data", str(data), "--out", str(out), "--steps", str(steps), "--checkpoint-every", "2",
+                "--log-every", "1", "--plot-every", str(steps), "--crop", "32", "--frames", "5", "--batch-size", "1", "--warmup-steps", "2",
+                "--precision", "fp32", "--quiet"]
+
+    straight = subprocess.run([sys.executable, "-m", "lv2_env.cli", *command(tmp_path / "straight")], env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    (tmp_path / "train.py").write_text(_KILLABLE_TRAIN)
+    out, picks, inside_writes = tmp_path / "killed", random.Random(0), 0
+    for kill in range(20):
+        latest = Checkpointer(out).latest
+        resume = ["--resume"] if latest is not None else []
+        process = subprocess.Popen([sys.executable, str(tmp_path / "train.py"), *command(out), *resume], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines, seen = _watch(process), []
+        assert _wait_for(lines, "START", seen, process), process.stderr.read()
+        if kill % 2 == 0:  # inside (or just after) a checkpoint write, which takes >= 0.2 s here
+            assert _wait_for(lines, "SAVE ", seen, process), (seen, process.stderr.read())
+            time.sleep(picks.uniform(0.0, 0.3))
+        else:  # after this run's first complete checkpoint: in training steps or the next write
+            assert _wait_for(lines, "SAVED ", seen, process), (seen, process.stderr.read())
+            time.sleep(picks.uniform(0.0, 0.6))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        time.sleep(0.1)
+        while not lines.empty():
+            seen.append(lines.get())
+        assert process.returncode == -signal.SIGKILL, ("the run ended before its kill", seen)
+        saving = [s for s in seen if s.startswith("SAVE ")]
+        inside_writes += bool(saving) and f"SAVED {saving[-1].split()[1]}" not in seen
+        loaded = [s for s in seen if s.startswith("LOADED")]
+        if latest is not None and loaded:  # the resume got as far as loading: from the last complete checkpoint
+            assert loaded == [f"LOADED {int(latest.name.split('_')[1])}"]
+        now = Checkpointer(out).latest
+        assert now is None or {p.name for p in now.iterdir()} == {"weights.safetensors", "state.pt"}
+    assert inside_writes >= 5, f"only {inside_writes} of 20 kills landed inside a checkpoint write"
+
+    done = subprocess.run([sys.executable, "-m", "lv2_env.cli", *command(out), "--resume"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    name = f"step_{steps:07d}"
+    a = load_file(str(tmp_path / "straight" / "checkpoints" / name / "weights.safetensors"))
+    b = load_file(str(out / "checkpoints" / name / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    final_a = load_file(str(next((tmp_path / "straight" / "final").rglob("*.safetensors"))))
+    final_b = load_file(str(next((out / "final").rglob("*.safetensors"))))
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    logged = [r["step"] for r in loop_module.read_metrics(out / "metrics.jsonl") if "loss" in r]
+    assert logged == list(range(1, steps + 1))  # each step once, in order, after all the resumes
+    assert not list((out / "checkpoints").glob(".tmp-*")) and (out / "loss.png").stat().st_size > 0

@@ -48,3 +48,25 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "nothing to evaluate" in bad.stderr
+
+
+def test_evaluate_world_hands_over_each_rollout_as_it_finishes(world_checkpoint):
+    env = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None)
+    seen = []
+    report = evaluate_world(env, 2, 1, progress=False,
+                            on_rollout=lambda partial, video: seen.append((partial, len(video["generated"]))))
+    assert [len(partial["rollouts"]) for partial, _ in seen] == [1, 2] and [n for _, n in seen] == [5, 5]
+    assert [partial["settings"]["rollouts_finished"] for partial, _ in seen] == [1, 2]
+    assert seen[0][0]["rollouts"][0] == report["rollouts"][0] and report["settings"]["rollouts"] == 2
+    assert "depth_abs_rel" not in report["mean"]  # no depth network given
+
+
+def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
+    cmd = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "2",
+           "--rollout-seconds", "1", "--grid-clips", "1", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "world_rollouts.jsonl").read_text().splitlines()]
+    report = json.loads((tmp_path / "world_report.json").read_text())
+    assert lines == report["rollouts"] and report["settings"]["rollouts_finished"] == 2
+    assert "rollout 2/2" in done.stdout

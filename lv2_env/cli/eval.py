@@ -1,7 +1,14 @@
 """``lv2 eval``: score a checkpoint on evaluation clips and/or long world rollouts (:mod:`lv2_env.evaluation`).
 
 The flags are :class:`lv2_env.evaluation.settings.EvalSettings`' fields; building them imports nothing heavy
-(the evaluation's own imports are inside :func:`run_clips` and :func:`run_world`)."""
+(the evaluation's own imports are inside :func:`run_clips` and :func:`run_world`). The paths are checked before
+any work (:func:`check_paths`): one that cannot be read or written is a one-line error and exit code 2.
+
+Long rollouts are written as each finishes, so a killed evaluation keeps every finished one: a line of
+``world_rollouts.jsonl`` (that rollout's scores, as in the report's ``rollouts``), and ``world_report.json``,
+``world_psnr.png`` and ``world_grid.png`` rewritten (atomically) over the rollouts finished so far; the report's
+``settings.rollouts_finished`` says how many.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,14 @@ import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
-from lv2_env.cli.options import add_dataclass_arguments, add_generation_options, dataclass_from_args
+from lv2_env.cli.options import (
+    add_dataclass_arguments,
+    add_generation_options,
+    dataclass_from_args,
+    readable_dir,
+    whole_clips,
+    writable_dir,
+)
 from lv2_env.evaluation.settings import EvalSettings
 
 EVAL_DESCRIPTION = (
@@ -27,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score single clips (``--data``) and/or long rollouts (``--rollouts``) and write the reports."""
     settings = dataclass_from_args(EvalSettings, args)
+    check_paths(settings)
     if settings.data:
         run_clips(settings)
     if settings.rollouts > 0:
@@ -34,33 +49,69 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_paths(settings: EvalSettings) -> None:
+    """Refuse, before any work, a ``--checkpoint`` that is not a readable lv2 checkpoint, a ``--data`` that is
+    not a readable directory, and an ``--out`` that cannot be made a writable directory (it is created here)."""
+    from model.checkpoint import read_checkpoint_info
+
+    readable_dir(settings.checkpoint, "--checkpoint")
+    try:
+        read_checkpoint_info(settings.checkpoint)
+    except ValueError as err:
+        raise ValueError(f"--checkpoint: {err}") from None
+    readable_dir(settings.data, "--data")
+    writable_dir(settings.out, "--out")
+
+
 def run_world(settings: EvalSettings) -> None:
-    """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.evaluation.rollouts`)."""
+    """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.evaluation.rollouts`),
+    each written as it finishes (see the module docstring)."""
+    import sys
+
     import numpy as np
 
     from lv2_env.envs.world import WorldEnv
-    from lv2_env.evaluation.report import picture_grid, write_report
+    from lv2_env.evaluation.report import append_json_line, picture_grid, write_report
     from lv2_env.evaluation.rollouts import evaluate_world, plot_world, world_table
 
     env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None,
                    sampling_steps=settings.sampling_steps, precision=settings.precision)
-    steps = int(np.ceil(settings.rollout_seconds * env.clip.fps / env.clip.new_frames))
+    steps, note = whole_clips(settings.rollout_seconds, "--rollout-seconds", env.clip.duration)
+    if note:
+        print(f"lv2 eval: note: {note}", file=sys.stderr)
     depth = None
     if (settings.checkpoint / "depth").is_dir():
         from model.depth import TinyDepthEstimator
 
         depth = TinyDepthEstimator.from_pretrained(settings.checkpoint / "depth")
-    print(f"{settings.rollouts} rollouts of {steps} clips in held-out scenes with {settings.checkpoint}")
-    report, videos = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed)
     out = settings.out
-    out.mkdir(parents=True, exist_ok=True)
-    written = [write_report(report, out / "world_report.json"), plot_world(report, out / "world_psnr.png")]
-    rows: list[tuple[str, np.ndarray]] = []
-    for r, video in enumerate(videos[: max(1, settings.grid_clips)]):
-        rows += [(f"rollout {r}\ntruth", video["truth"]), (f"rollout {r}\nmodel", video["generated"])]
-    written.append(picture_grid(rows, path=out / "world_grid.png", title="held-out rollouts: truth above generated"))
+    journal = out / "world_rollouts.jsonl"
+    journal.unlink(missing_ok=True)  # this evaluation's rollouts only
+    outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "grid": out / "world_grid.png"}
+    grid_rows: list[tuple[str, np.ndarray]] = []
+    grid_titles: list[str] = []
+
+    def write_rollout(report: dict[str, Any], video: dict[str, np.ndarray]) -> None:
+        """One rollout finished: append it, rewrite the report and the plot, and the grid if it shows it."""
+        r = len(report["rollouts"]) - 1
+        append_json_line(report["rollouts"][-1], journal)
+        write_report(report, outputs["report"])
+        plot_world(report, outputs["plot"])
+        if r < max(1, settings.grid_clips):  # the grid's first, middle and last frame, not the whole videos
+            picks = [0, len(video["truth"]) // 2, len(video["truth"]) - 1]
+            grid_titles[:] = [f"frame {i}" for i in picks]
+            grid_rows.extend([(f"rollout {r}\ntruth", video["truth"][picks]),
+                              (f"rollout {r}\nmodel", video["generated"][picks])])
+            picture_grid(grid_rows, path=outputs["grid"], title="held-out rollouts: truth above generated",
+                         column_titles=grid_titles)
+        print(f"  rollout {r + 1}/{settings.rollouts}: model {report['rollouts'][-1]['model']['psnr']:.2f} dB; "
+              f"wrote {journal}, {outputs['report']}", flush=True)
+
+    print(f"{settings.rollouts} rollouts of {steps} clips in held-out scenes with {settings.checkpoint}")
+    report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
+                            on_rollout=write_rollout)
     print(world_table(report))
-    print("wrote " + ", ".join(str(p) for p in written))
+    print("wrote " + ", ".join(str(p) for p in (journal, *outputs.values())))
 
 
 def run_clips(settings: EvalSettings) -> None:

@@ -5,6 +5,10 @@
   and the dataclass back from the parsed arguments. A new setting is one field; its flag follows.
 * :func:`add_generation_options`: ``--precision``, the denoising steps and ``--decoder``, as ``lv2 rollout``,
   ``play``, ``generate`` and ``eval`` take them.
+* :func:`readable_file`, :func:`readable_dir`, :func:`writable_output`, :func:`writable_dir`: a path flag checked
+  before a verb starts its work, so a path that cannot be read or written is one line naming the flag, the
+  path and the reason (a ``ValueError``, which ``lv2``'s ``main`` prints), not a traceback minutes later.
+* :func:`whole_clips`: a duration flag as a whole number of clips, and the note to print when it was not one.
 
 Nothing here imports torch, av or gymnasium: the parsers are built, and ``--help`` printed, without them.
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import sys
 import types
 import typing
@@ -160,3 +166,134 @@ def add_generation_options(
         parser.add_argument("--decoder", choices=DECODERS, default="full",
                             help=f"{scope}the VAE decoder: full (default) or fast (distilled: 2-3x faster, a "
                             "little blurrier)")
+
+
+# ---------------------------------------------------------------------------------------------------- path flags
+
+
+def _quoted(flag: str, path: Path) -> str:
+    return f"{flag} {str(path)!r}"
+
+
+def readable_file(path: str | os.PathLike[str] | None, flag: str) -> Path | None:
+    """``path`` (given as ``flag``) as a :class:`Path` if it is a file this process can read; else a
+    ``ValueError`` saying which and why (no such file, a directory, not a regular file, not readable). ``None``
+    (an optional flag not given) stays ``None``."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{_quoted(flag, path)}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{_quoted(flag, path)} is a directory; expected a file")
+    if not path.is_file():
+        raise ValueError(f"{_quoted(flag, path)} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{_quoted(flag, path)} cannot be read (permission denied)")
+    return path
+
+
+def readable_dir(path: str | os.PathLike[str] | None, flag: str) -> Path | None:
+    """``path`` (given as ``flag``) as a :class:`Path` if it is a directory this process can list; else a
+    ``ValueError`` saying which and why. ``None`` stays ``None``."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{_quoted(flag, path)}: no such directory")
+    if not path.is_dir():
+        raise ValueError(f"{_quoted(flag, path)} is a file; expected a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ValueError(f"{_quoted(flag, path)} cannot be read (permission denied)")
+    return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (the current directory for a relative path's root)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def writable_dir(path: str | os.PathLike[str] | None, flag: str, create: bool = True) -> Path | None:
+    """``path`` (given as ``flag``) as a :class:`Path` to a directory this process can write into: created with
+    its parents (``create``, for a verb that writes there now), or, with ``create=False`` (a verb that may write
+    there later, as ``lv2 play``'s recordings), checked to be creatable. A ``ValueError`` says why not: a file
+    in the way, an ``OSError`` of ``mkdir`` (read-only file system, no such parent, permission), or a directory
+    without write permission. ``None`` stays ``None``."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{_quoted(flag, path)} is a file; expected a directory")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{_quoted(flag, path)}: cannot create the directory ({err.strerror or err})") from None
+        existing = path
+    else:
+        existing = _nearest_existing(path)
+        if not existing.is_dir():
+            raise ValueError(f"{_quoted(flag, path)}: cannot create the directory, {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{_quoted(flag, path)}: directory {str(existing)!r} is not writable (permission denied)")
+    return path
+
+
+def writable_output(path: str | os.PathLike[str] | None, flag: str) -> Path | None:
+    """``path`` (given as ``flag``) as a :class:`Path` to an output file: not a directory, its parent directory
+    created (see :func:`writable_dir`) and writable, the file itself writable if it exists. A ``ValueError``
+    says why not. ``None`` stays ``None``."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{_quoted(flag, path)} is a directory; expected a file path")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{_quoted(flag, path)}: its directory {str(parent)!r} is a file")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{_quoted(flag, path)}: cannot create its directory {str(parent)!r} "
+                         f"({err.strerror or err})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{_quoted(flag, path)}: directory {str(parent)!r} is not writable (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{_quoted(flag, path)} exists and cannot be overwritten (permission denied)")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- durations
+
+
+def _seconds_text(seconds: float) -> str:
+    """``1.0``, ``2.5``; ``0.25`` keeps its second decimal."""
+    return f"{seconds:.1f}" if math.isclose(seconds, round(seconds, 1)) else f"{seconds:g}"
+
+
+def positive_duration(value: float, flag: str) -> float:
+    """``value`` of a duration flag if it is a positive finite number; else a ``ValueError`` naming the flag."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{flag} {value:g}: expected a positive, finite duration")
+    return value
+
+
+def whole_clips(value: float, flag: str, clip_seconds: float, unit_seconds: float = 1.0,
+                doing: str = "rolling out") -> tuple[int, str | None]:
+    """A duration flag (``value`` in units of ``unit_seconds``: 1 for ``--seconds``, 60 for ``--minutes``) as a
+    whole number of clips of ``clip_seconds`` of new video each: ``(clips, note)``.
+
+    A verb makes whole clips only (a step is one clip), so a duration between two is rounded to the nearer
+    (halves up, at least 1 clip) and ``note`` says so in one line, e.g. ``"--seconds 0.3 is 0.3 clips; rolling
+    out 1 clip = 1.0 s"``, for the verb to print; a whole number of clips gives ``note=None``. A duration that
+    is not a positive finite number raises ``ValueError`` naming the flag (:func:`positive_duration`).
+    """
+    exact = positive_duration(value, flag) * unit_seconds / clip_seconds
+    clips = max(1, math.floor(exact + 0.5))
+    if math.isclose(exact, clips, rel_tol=1e-9, abs_tol=1e-9):
+        return clips, None
+    return clips, (f"{flag} {value:g} is {round(exact, 3):g} clips; {doing} {clips} clip{'s' if clips > 1 else ''} "
+                   f"= {_seconds_text(clips * clip_seconds)} s")

@@ -3,44 +3,48 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from lv2_env.envs.core import RESET_OPTIONS, CameraEnv, CameraPath, CameraWorld, ClipWindow, WorldStepInfo
 from lv2_env.envs.rewards import Transition
 from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
+from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
 from lv2_env.signals.warp import render_along_path
+
+if TYPE_CHECKING:
+    from model.presets import Preset
 
 CONTROL_SOURCES = ("scene", "cache")
 WORLD_RESET_OPTIONS = RESET_OPTIONS | {"image", "prompt"}
 
 
 def load_start_image(image: Any, height: int, width: int) -> np.ndarray:
-    """A start frame from a path or an array, as uint8 ``[height, width, 3]``; another size is resized with a
-    warning."""
-    from PIL import Image
+    """``options["image"]``, a path or a uint8 ``[H, W, 3]`` array, as uint8 ``[height, width, 3]``
+    (:func:`lv2_env.media.image.load_image`): another size is resized with a warning; a path that cannot be read
+    as an image raises ``ValueError`` naming it and the reason."""
+    # stacklevel 3: a resize warning points at the code that called reset() (1 is this line, 2 is reset).
+    return load_image(image, height, width, name="options['image']", stacklevel=3)
 
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise ValueError(f"options['image']: no such file {str(path)!r}")
-        picture = Image.open(path).convert("RGB")
-    else:
-        array = np.asarray(image)
-        if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise ValueError(f"options['image'] must be a path or a uint8 [H, W, 3] array, got {array.dtype} {array.shape}")
-        picture = Image.fromarray(array)
-    if picture.size != (width, height):
-        warnings.warn(f"start image of {picture.size[0]}x{picture.size[1]} resized to the model's {width}x{height}",
-                      stacklevel=3)
-        picture = picture.resize((width, height), Image.BICUBIC)
-    return np.asarray(picture, dtype=np.uint8).copy()
+
+def check_model_size(preset: "Preset", **asked: int | None) -> None:
+    """Refuse frame sizes, clip lengths or frame rates (``height``, ``width``, ``clip_frames``, ``fps``: the size
+    arguments of ``LV2/GroundTruth-v0``) that differ from what the model ``preset`` generates; ``None`` is the
+    model's own. A model has one size, so another is a mistake to report, not a request to honour."""
+    own = {"height": preset.height, "width": preset.width, "clip_frames": preset.frames, "fps": preset.fps}
+    wrong = [name for name, value in asked.items() if value is not None and value != own[name]]
+    if wrong:
+        given = ", ".join(f"{name}={asked[name]!r}" for name in wrong)
+        yours = ", ".join(f"{name}={value}" for name, value in own.items())
+        raise ValueError(
+            f"{given}: this model generates {preset.width}x{preset.height} frames, {preset.frames} per clip, at "
+            f"{preset.fps} fps; leave them out or pass the model's size ({yours})"
+        )
 
 
 @dataclass
@@ -130,9 +134,13 @@ class WorldEnv(CameraEnv):
     ## Arguments
 
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
-    action_mode="discrete", obs_mode="frame", fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
-    depth_range=None, sampling_steps=None, precision="auto", torch_threads=None, decoder="full", preset="tiny",
-    device="cpu", model=None, generator=None)``.
+    action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
+    style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
+    torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None)``.
+    ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
+    keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
+    (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
+    are accepted and any other value raises ``ValueError`` naming the model's size.
     ``checkpoint``: a model directory (``lv2 train``'s ``final/``); the shipped tiny model if None. A checkpoint
     of another preset than ``preset`` raises ``ValueError`` saying why. ``sampling_steps`` overrides the model's
     Euler steps (fewer is faster and blurrier). ``precision``: ``"auto"`` (bfloat16 only where this device
@@ -156,6 +164,10 @@ class WorldEnv(CameraEnv):
         render_mode: str | None = None,
         action_mode: str = "discrete",
         obs_mode: str = "frame",
+        height: int | None = None,
+        width: int | None = None,
+        clip_frames: int | None = None,
+        fps: int | None = None,
         fov_deg: float = 70.0,
         style: str | None = None,
         reward_fn: Callable[[Transition], float] | None = None,
@@ -181,6 +193,7 @@ class WorldEnv(CameraEnv):
             need_depth=control_source == "cache", decoder=decoder,
         )
         size = self.model.preset
+        check_model_size(size, height=height, width=width, clip_frames=clip_frames, fps=fps)
         self.window = ClipWindow(render_mode, title="lv2 world", fps=size.fps)
         self.world = CameraWorld(action_mode, obs_mode, size.height, size.width, size.frames, size.fps, fov_deg, style,
                                  reward_fn, goal_radius, depth_range)

@@ -19,16 +19,20 @@ average:
 
 Paths are discrete-action loops: ``walk`` (mostly forward, with turns and strafes; a fixed sequence) and
 ``loop`` (turning left at 30 deg/s: 12 one-second steps make 360 degrees).
+
+:func:`evaluate_world` hands each rollout to a callback as it finishes, with the report of the rollouts so far
+(:func:`world_report`), so that ``lv2 eval`` writes them as they come and a killed evaluation keeps them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lv2_env.data.procedural import SPLIT_SEEDS
+from lv2_env.evaluation.report import save_figure
 from lv2_env.signals.warp import warp_first_frame
 from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, ssim
 
@@ -110,18 +114,39 @@ def loop_closure(env, scene_seed: int, seed: int = 0) -> dict[str, Any]:
             "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
 
 
-def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0,
-                   progress: bool = True) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
-    """``rollouts`` walks of ``steps`` clips in held-out scenes plus one loop each; the report and the videos."""
+RolloutCallback = Callable[[dict[str, Any], dict[str, np.ndarray]], None]
+
+
+def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0, progress: bool = True,
+                   on_rollout: RolloutCallback | None = None) -> dict[str, Any]:
+    """``rollouts`` walks of ``steps`` clips in held-out scenes plus one loop each; the report.
+
+    After each rollout ``on_rollout(report, video)`` gets the report of the rollouts finished so far (the new
+    one is ``report["rollouts"][-1]``) and that rollout's video (:func:`run_path`), so that a caller can write
+    both as they come (``lv2 eval``: nothing finished is lost if it is killed); videos are not kept here.
+    """
     from tqdm import tqdm
 
-    per, videos = [], []
+    per: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
     for r in tqdm(range(rollouts), desc="world rollouts", unit="rollout", disable=not progress):
         scene = EVAL_SCENE_SEED + 7919 * r  # spread over the eval range
         video = run_path(env, WALK, steps, scene, seed)
-        entry = {"scene_seed": scene, **score_rollout(video, estimate_depth), "loop": loop_closure(env, scene, seed)}
-        per.append(entry)
-        videos.append(video)
+        scores = score_rollout(video, estimate_depth)
+        per.append({"scene_seed": scene, **scores, "loop": loop_closure(env, scene, seed)})
+        seconds = steps * (video["clip_frames"] - 1) / video["fps"]
+        report = world_report(per, {"rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
+                                    "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP)})
+        if on_rollout is not None:
+            on_rollout(report, video)
+    return report
+
+
+def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """The report of rollouts scored by :func:`score_rollout` (plus ``scene_seed`` and ``loop``): each of them,
+    their means, and ``settings``."""
+    if not per:
+        raise ValueError("world_report needs at least one scored rollout, got none")
     mean: dict[str, Any] = {}
     for m in ("model", "repeat", "warp"):
         mean[m] = {k: mean_finite([p[m][k] for p in per]) for k in ("psnr", "ssim", "drift_db_per_minute")}
@@ -130,13 +155,10 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
                                       for i in range(longest)]
     mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
-    if estimate_depth is not None:
+    if all("depth_abs_rel" in p for p in per):
         mean["depth_abs_rel"] = {w: mean_finite([p["depth_abs_rel"][w] for p in per]) for w in ("model", "truth", "repeat")}
     mean["loop"] = {k: mean_finite([p["loop"][k] for p in per]) for k in per[0]["loop"]}
-    report = {"rollouts": per, "mean": mean, "settings": {"rollouts": rollouts, "steps": steps,
-                                                           "seconds_of_video": steps * (videos[0]["clip_frames"] - 1) / videos[0]["fps"],
-                                                           "walk": list(WALK), "loop": list(LOOP)}}
-    return report, videos
+    return {"rollouts": list(per), "mean": mean, "settings": dict(settings)}
 
 
 def world_table(report: dict[str, Any]) -> str:
@@ -183,6 +205,4 @@ def plot_world(report: dict[str, Any], path: str | Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle(f"generated vs ground truth over {len(report['rollouts'])} held-out rollouts", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    return save_figure(fig, path)

@@ -16,14 +16,20 @@ from model.precision import parse_precision
 class EvalSettings:
     """One evaluation: ``--data`` scores single clips, ``--rollouts`` long world rollouts, or both.
 
+    Its paths are checked against the file system by ``lv2_env.cli.eval.check_paths`` when the command runs, not
+    here: a settings object describes an evaluation, wherever it may run.
+
     ``sampling_steps`` and ``precision`` are the options every generating verb shares; their flags
     (``--steps``, ``--precision``) are ``lv2_env.cli.options.add_generation_options``'s."""
 
-    checkpoint: Path = field(metadata={"help": "checkpoint directory (model.checkpoint format)"})
+    checkpoint: Path = field(metadata={"help": "checkpoint directory (model.checkpoint format, with lv2.json)"})
     data: Path | None = field(default=None, metadata={
         "help": "evaluation data directory (`lv2 data ...`, split eval): score single clips"})
     clips: int = field(default=8, metadata={"help": "clips to evaluate, spread over the directory (default 8)"})
-    out: Path = field(metadata={"help": "output directory for report.json, grid.png, psnr_per_frame.png"})
+    out: Path = field(metadata={
+        "help": "output directory (created): report.json, grid.png, psnr_per_frame.png for --data; "
+                "world_rollouts.jsonl (a line per rollout as it finishes), world_report.json, world_psnr.png, "
+                "world_grid.png (rewritten after each rollout) for --rollouts"})
     sampling_steps: int | None = field(default=None, metadata={
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
@@ -31,7 +37,10 @@ class EvalSettings:
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={
         "help": "also run this many long LV2/World-v0 rollouts in held-out scenes (world_report.json)"})
-    rollout_seconds: int = field(default=60, metadata={"help": "seconds of video per rollout (default 60)"})
+    rollout_seconds: int = field(default=60, metadata={
+        "help": "seconds of video per rollout (default 60), in whole clips: 1 s each for the shipped model, so any "
+                "whole number of seconds; for a model with longer clips, rounded to the nearer number of clips "
+                "with a note"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", Path(self.checkpoint))

@@ -128,6 +128,8 @@ class LoopConfig:
     checkpoint_every: int = field(default=250, metadata={"help": "steps between atomic checkpoints"})
     eval_every: int = field(default=500, metadata={"help": "steps between held-out evaluations"})
     log_every: int = field(default=10, metadata={"help": "steps between lines of metrics.jsonl"})
+    plot_every: int = field(default=0, metadata={"help": "steps between redraws of loss.png (0: at every checkpoint "
+                                                         "and at the end)"})
     seed: int = field(default=0, metadata={"help": "seed of the batches and of torch's random streams"})
     # "auto" (bf16 where this device computes it faster), "bf16" or "fp32"
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)",
@@ -138,5 +140,8 @@ class LoopConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         parse_precision(self.precision)
-        if self.steps < 1 or self.checkpoint_every < 1:
-            raise ValueError(f"steps and checkpoint_every must be >= 1, got {self.steps} and {self.checkpoint_every}")
+        for name in ("steps", "checkpoint_every", "eval_every", "log_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.plot_every, int) or self.plot_every < 0:
+            raise ValueError(f"plot_every must be an integer >= 0 (0: with every checkpoint), got {self.plot_every!r}")

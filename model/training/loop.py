@@ -11,7 +11,13 @@ the rest the same way for all of them:
   is written to a temporary directory and renamed into place, then ``OUT/checkpoints/latest`` is replaced the
   same way, so a run killed at any moment leaves the previous checkpoint whole. ``resume=True`` continues from
   ``latest`` with the same optimizer state, step and random streams; the last two checkpoints are kept.
-* **Metrics**: ``OUT/metrics.jsonl`` (one JSON object per logged step and per evaluation) and ``OUT/loss.png``.
+* **Metrics**: ``OUT/metrics.jsonl`` (one JSON object per ``log_every`` steps and per evaluation) and
+  ``OUT/loss.png`` (redrawn every ``plot_every`` steps, or with every checkpoint). A resumed run first drops the
+  lines logged after its checkpoint (and a line cut by the kill), so the log has each step once.
+* **Kill-safety**: a process killed at any moment (SIGKILL included) leaves the last complete checkpoint, a
+  readable metrics log and no half-written ``final/`` (the export is written aside and renamed into place); the
+  resumed run continues from that checkpoint and ends with the weights of a run that was never stopped
+  (tests/test_training.py kills ``lv2 train`` at 20 moments, during checkpoint writes too).
 * **Determinism**: for a seed, on CPU, a run (and a resumed run) repeats exactly.
 """
 
@@ -108,6 +114,11 @@ class Checkpointer:
 
     def save(self, step: int, module: torch.nn.Module, state: dict[str, Any]) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
+        for stale in [*self.root.glob(".tmp-*"), *self.root.glob(".latest-*")]:  # left by killed runs
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         name = f"step_{step:07d}"
         temporary = self.root / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(temporary, ignore_errors=True)
@@ -136,14 +147,38 @@ class Checkpointer:
         return torch.load(path / "state.pt", weights_only=True)
 
 
+def read_metrics(metrics_path: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``; a last line cut by a kill is left out, and a missing file has none."""
+    if not metrics_path.is_file():
+        return []
+    rows = []
+    for line in metrics_path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # only the last line can be torn (lines are appended whole); nothing after it is trusted
+    return rows
+
+
+def _truncate_metrics(metrics_path: Path, step: int) -> None:
+    """Keep the rows up to ``step`` (where a resumed run continues), rewritten atomically."""
+    if metrics_path.is_file():
+        kept = [json.dumps(r) + "\n" for r in read_metrics(metrics_path) if r.get("step", 0) <= step]
+        temporary = metrics_path.with_suffix(".jsonl.tmp")
+        temporary.write_text("".join(kept))
+        os.replace(temporary, metrics_path)
+
+
 def plot_metrics(metrics_path: Path, png_path: Path, keys: tuple[str, ...] = ("loss",)) -> None:
-    """Loss curve (and any ``eval/*`` series) from ``metrics.jsonl`` into a PNG."""
+    """Loss curve (and any ``eval/*`` series) from ``metrics.jsonl`` into a PNG (nothing while no row is logged)."""
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     train = [r for r in rows if "loss" in r]
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
     n_eval_keys = sorted({k for r in evals for k in r if k.startswith("eval/")})
@@ -164,8 +199,10 @@ def plot_metrics(metrics_path: Path, png_path: Path, keys: tuple[str, ...] = ("l
             ax.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], marker="o", label=key)
         ax.set_xlabel("step"), ax.set_title("held-out"), ax.legend()
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    temporary = png_path.with_name(f".{png_path.name}.tmp.png")  # a viewer never sees half a PNG
+    fig.savefig(temporary, dpi=100)
     plt.close(fig)
+    os.replace(temporary, png_path)
 
 
 def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
@@ -194,8 +231,12 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
         for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base_lr * _lr_lambda(config)(step)
         _set_rng_state(rng, state["rng"][min(accelerator.process_index, len(state["rng"]) - 1)])
+        if accelerator.is_main_process:
+            _truncate_metrics(config.out / "metrics.jsonl", step)
     elif checkpointer.latest is not None:
         raise ValueError(f"{config.out} already has checkpoints; pass --resume to continue, or choose another --out")
+    elif accelerator.is_main_process:
+        _truncate_metrics(config.out / "metrics.jsonl", 0)  # lines of a run killed before its first checkpoint
     wrapped, optimizer = accelerator.prepare(module, optimizer)
     (config.out / "config.json").write_text(json.dumps({**asdict(config), "out": str(config.out), "stage": stage.name}, indent=1))
 
@@ -245,7 +286,10 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
                 state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
                          "rng": rng_states}
                 checkpointer.save(step, accelerator.unwrap_model(wrapped), state)
-                plot_metrics(metrics_path, config.out / "loss.png")
+                if not config.plot_every:
+                    plot_metrics(metrics_path, config.out / "loss.png")
+        if is_main and config.plot_every and (step % config.plot_every == 0 or step == config.steps):
+            plot_metrics(metrics_path, config.out / "loss.png")
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.num_processes > 1:
@@ -256,5 +300,15 @@ def train(stage: Stage, config: LoopConfig) -> dict[str, Any]:
         if is_main:
             (config.out / "ranks.json").write_text(json.dumps(sorted(ranks, key=lambda r: r["rank"]), indent=1))
     if is_main:
-        stage.export(config.out / "final")
+        _export_atomically(stage, config.out / "final")
     return {"step": step, "out": str(config.out)}
+
+
+def _export_atomically(stage: Stage, final: Path) -> None:
+    """``stage.export`` into a temporary directory renamed to ``final``: ``train all`` skips a stage whose
+    ``final/`` exists, so a half-written one must never be there."""
+    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    stage.export(temporary)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temporary, final)

@@ -38,7 +38,11 @@ DEFAULT_BATCH = {name: spec.batch_size for name, spec in STAGES.items()}
 
 def build_stage(name: str, args: StageArgs):
     """The stage object for ``name`` (see :data:`STAGE_ORDER`; ``vae-decoder`` is ``vae`` with a frozen encoder);
-    ``args.batch_size`` None means the stage's default."""
+    ``args.batch_size`` None means the stage's default. The initial weights follow ``args.seed``: torch is
+    seeded first, so they do not depend on what the process drew before (imports, other stages)."""
+    import torch
+
+    torch.manual_seed(args.seed)
     spec = stage_spec(name)
     batch_size = args.batch_size or spec.batch_size
     if spec.kind == "vae":
