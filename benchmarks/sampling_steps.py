@@ -17,18 +17,12 @@ import time
 import numpy as np
 
 from lv2_env.evaluation.clips import CLIP_FIELDS, spread_indices
-from model.metrics import psnr, ssim
+from model.metrics import gradient_energy, psnr, ssim
 from lv2_env.signals.warp import render_clip
 from model.pipeline import SamplingOptions
 from model.precision import PRECISIONS
 from model.clips import ClipDataset, control_videos
 from model.world_model import DECODERS, WorldModel
-
-
-def gradient_energy(frames: np.ndarray) -> float:
-    """Mean squared spatial gradient of uint8 frames ``[N, H, W, 3]`` (grey levels squared)."""
-    x = frames.astype(np.float64)
-    return float(np.mean(np.diff(x, axis=1) ** 2) + np.mean(np.diff(x, axis=2) ** 2))
 
 
 def main() -> None:

@@ -125,3 +125,17 @@ def mean_finite(values: Sequence[float]) -> float:
 def psnr_finite(a: np.ndarray, b: np.ndarray) -> float:
     """:func:`psnr` capped at :data:`PSNR_LOG_CEILING`, for training logs and means (identical frames are not inf)."""
     return min(psnr(a, b), PSNR_LOG_CEILING)
+
+
+def gradient_energy(frames: np.ndarray) -> float:
+    """Mean squared spatial gradient of uint8 frames ``[..., H, W, 3]`` (grey levels squared): what blur removes."""
+    x = np.asarray(frames).astype(np.float64)
+    return float(np.mean(np.diff(x, axis=-3) ** 2) + np.mean(np.diff(x, axis=-2) ** 2))
+
+
+def sharpness_ratio(frames: np.ndarray, truth: np.ndarray) -> float:
+    """The frames' gradient energy over the truth's: 1 as sharp as the truth, toward 0 as frames turn to blobs.
+    PSNR rewards blur; this falls with it, and needs no downloaded weights."""
+    frames, truth = _check_frames(frames, truth, "sharpness_ratio")
+    reference = gradient_energy(truth)
+    return gradient_energy(frames) / reference if reference > 0 else math.nan

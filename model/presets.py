@@ -29,6 +29,9 @@ CONTROL_CONDITIONS = ("image", "own_first_frame")
 # The VAE decoder a world loads: "full", the checkpoint's own VAE; "fast", vae-fast/, the same encoder with a
 # distilled, narrower decoder (model/training/distill_decoder.py).
 DECODERS = ("full", "fast")
+# What a condition="rendered" model is shown along the path in a world (lv2_env/envs/world.py): the last frame alone,
+# warped with its depth, or the world memory's render (every surface seen before, first look kept) over that warp.
+RENDERED_CONDITIONINGS = ("last_frame", "memory")
 
 
 def history_frames_for(latent_frames: int) -> int:

@@ -75,7 +75,8 @@ def run_world(settings: EvalSettings) -> None:
     from lv2_env.evaluation.rollouts import evaluate_world, plot_world, world_table
 
     env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None,
-                   sampling_steps=settings.sampling_steps, precision=settings.precision)
+                   sampling_steps=settings.sampling_steps, precision=settings.precision,
+                   conditioning=settings.conditioning)
     steps, note = whole_clips(settings.rollout_seconds, "--rollout-seconds", env.clip.duration)
     if note:
         print(f"lv2 eval: note: {note}", file=sys.stderr)

@@ -67,7 +67,7 @@ def _add_rollout(sub: argparse._SubParsersAction) -> None:
                    help="world: control signals from the scene's geometry or from a point cache of generated frames")
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the prompt (default: the scene's caption)")
-    add_generation_options(p, decoder=True, world_only=True)
+    add_generation_options(p, decoder=True, world_only=True, conditioning=True)
     p.add_argument("--height", type=int, default=None,
                    help="groundtruth: frame height (default 128); world: its model's, and another is refused")
     p.add_argument("--width", type=int, default=None, help="as --height (default 128)")
@@ -102,6 +102,7 @@ def _rollout(args: argparse.Namespace) -> int:
                        clip_frames=args.clip_frames,
                        action_mode=args.action_mode, style=args.style, goal_radius=None,
                        sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
+                       conditioning=args.conditioning,
                        max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode,
@@ -153,7 +154,7 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--control-source", choices=["scene", "cache"], default="scene")
     p.add_argument("--image", default=None, help="world: start from this picture (implies --control-source cache)")
     p.add_argument("--prompt", default=None, help="world: the first prompt (default: the scene's caption)")
-    add_generation_options(p, decoder=True, world_only=True)
+    add_generation_options(p, decoder=True, world_only=True, conditioning=True)
     p.add_argument("--seed", type=int, default=None, help="seed of the first world (default: random)")
     p.add_argument("--scale", type=int, default=4, help="window pixels per frame pixel (default 4)")
     p.add_argument("--record-dir", default="recordings", help="where V writes recordings (default ./recordings)")
@@ -178,7 +179,7 @@ def _play(args: argparse.Namespace) -> int:
     if args.env == "world":
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
                        goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
-                       decoder=args.decoder,
+                       decoder=args.decoder, conditioning=args.conditioning,
                        control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 from model.precision import add_precision_argument
-from model.presets import DECODERS
+from model.presets import DECODERS, RENDERED_CONDITIONINGS
 
 T = TypeVar("T")
 
@@ -150,6 +150,7 @@ def add_generation_options(
     steps_flags: tuple[str, ...] = ("--sampling-steps",),
     decoder: bool = False,
     world_only: bool = False,
+    conditioning: bool = False,
 ) -> None:
     """``--precision``, the denoising steps per clip (destination ``sampling_steps``, default None: the
     model's) and, with ``decoder``, ``--decoder full|fast``: the options of every verb that generates.
@@ -162,6 +163,10 @@ def add_generation_options(
     add_precision_argument(parser)
     parser.add_argument(*steps_flags, dest="sampling_steps", type=int, default=None, metavar="STEPS",
                         help=f"{scope}denoising steps per clip (default: the model's)")
+    if conditioning:
+        parser.add_argument("--conditioning", choices=RENDERED_CONDITIONINGS, default="last_frame",
+                            help=f"{scope}what the model is shown along the path: last_frame (default: the last frame "
+                            "warped with its depth) or memory (the world memory of every frame shown, over that warp)")
     if decoder:
         parser.add_argument("--decoder", choices=DECODERS, default="full",
                             help=f"{scope}the VAE decoder: full (default) or fast (distilled: 2-3x faster, a "

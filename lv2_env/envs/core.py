@@ -104,13 +104,16 @@ class WorldStepInfo(StepInfo):
 
     * ``prompt`` (the text the clip was generated with), ``clip_index`` (clips since reset);
     * ``ground_truth_frames`` (uint8 ``[F, H, W, 3]``, the scene's exact render of the same path; ``None``
-      without a scene), ``control_source`` (``"scene"`` or ``"cache"``).
+      without a scene), ``control_source`` (``"scene"`` or ``"cache"``);
+    * ``memory_frames`` (uint8 ``[F, H, W, 3]``, the world memory's render of the clip's path, black in its holes;
+      ``None`` unless ``conditioning="memory"``).
     """
 
     prompt: str = ""
     clip_index: int = 0
     ground_truth_frames: np.ndarray | None = None
     control_source: str = "scene"
+    memory_frames: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

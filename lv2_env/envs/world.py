@@ -16,11 +16,14 @@ from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
 from lv2_env.signals.warp import render_along_path
+from lv2_env.signals.world_memory import WorldMemory
+from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
     from model.presets import Preset
 
 CONTROL_SOURCES = ("scene", "cache")
+CONDITIONINGS = RENDERED_CONDITIONINGS  # see model/presets.py
 WORLD_RESET_OPTIONS = RESET_OPTIONS | {"image", "prompt"}
 
 
@@ -58,6 +61,7 @@ class StepPlan:
     next_depth: np.ndarray | None  # [H, W] the scene's depth of the last frame
     rendered: np.ndarray | None  # [F, H, W, 3] the last frame rendered along the path (condition="rendered")
     seconds: float
+    memory_frames: np.ndarray | None = None  # [F, H, W, 3] the world memory's render of the path (black: holes)
 
     @property
     def controls(self) -> dict[str, np.ndarray]:
@@ -136,7 +140,8 @@ class WorldEnv(CameraEnv):
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
     action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
     style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
-    torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None)``.
+    torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None,
+    conditioning="last_frame", memory_capacity=262144)``.
     ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
     keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
     (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
@@ -149,7 +154,12 @@ class WorldEnv(CameraEnv):
     ``env.unwrapped.precision``. ``torch_threads``: as ``LV2/GroundTruth-v0`` (one share of the cores per
     subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``. ``decoder``: ``"full"``,
     or ``"fast"`` for the model's distilled VAE decoder (``vae-fast/``: the same latents decoded 2-3x faster on
-    CPU, at the PSNR cost given in model/shipped/README.md). ``model`` (a loaded :class:`model.world_model.WorldModel`)
+    CPU, at the PSNR cost given in model/shipped/README.md). ``conditioning``: what a ``condition="rendered"`` model
+    (the shipped one) is conditioned on along the path: ``"last_frame"`` (default: the last frame warped with its
+    depth) or ``"memory"``: a :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown
+    (each clip's last frame, the start frame protected; first observation of a surface kept; at most
+    ``memory_capacity`` surfels, so memory stays flat) rendered along the path over that warp; its render is
+    ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``, ``nbytes``). ``model`` (a loaded :class:`model.world_model.WorldModel`)
     and ``generator`` (one slot of its batch generator) are how the vector env shares one model among its worlds.
 
     ## Version History
@@ -181,11 +191,15 @@ class WorldEnv(CameraEnv):
         device: str = "cpu",
         model=None,
         generator=None,
+        conditioning: str = "last_frame",
+        memory_capacity: int = 1 << 18,
     ) -> None:
         from model.world_model import WorldModel
 
         if control_source not in CONTROL_SOURCES:
             raise ValueError(f"control_source must be one of {list(CONTROL_SOURCES)}, got {control_source!r}")
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {list(CONDITIONINGS)}, got {conditioning!r}")
         self._torch_threads_asked = check_torch_threads(torch_threads)
         self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(
@@ -209,6 +223,11 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
+        if conditioning == "memory" and size.condition != "rendered":
+            raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
+                             f"model trained with condition='rendered' reads; this one is {size.condition!r}")
+        self.conditioning = conditioning
+        self.memory = WorldMemory(self.world.intrinsics, capacity=memory_capacity) if conditioning == "memory" else None
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
         self._last_depth: np.ndarray | None = None  # [H, W]: the control source's depth of it
         self._clip_frames: np.ndarray | None = None
@@ -253,6 +272,9 @@ class WorldEnv(CameraEnv):
             if self.scene is None and self.world.fixed_depth_range is None:
                 self.world.depth_range = DepthRange.fit(self._last_depth, sky_depth=0.9 * self._point_cache.far)
             self._point_cache.add(self._last_depth, here.poses[0])
+        if self.memory is not None:  # the start frame (the truth, or the user's picture) is never forgotten
+            self.memory.clear()
+            self.memory.add(self._last_rgb, self._last_depth, here.poses[0], protected=True)
         control = compute_control_signals(self._last_depth[None], here.poses, self.world.intrinsics,
                                           self.world.depth_range)
         self.last_timings = {}
@@ -290,10 +312,16 @@ class WorldEnv(CameraEnv):
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the last frame
         #    rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
-        rendered = None
+        rendered, memory_frames = None, None
         if self.model.preset.condition == "rendered":
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
-        return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick)
+            if self.memory is not None:  # what the memory holds first, where it holds anything; frame 0 exact
+                remembered = self.memory.render(path.poses)
+                memory_frames = remembered.frames
+                rendered = np.where(remembered.covered[..., None], remembered.frames, rendered)
+                rendered[0] = self._last_rgb
+        return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
+                        memory_frames)
 
     def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
@@ -306,6 +334,10 @@ class WorldEnv(CameraEnv):
             self._last_depth = self.model.estimate_depth(frames[-1:])[0]
             self._point_cache.add(self._last_depth, plan.path.poses[-1])
             timings["depth_estimation"] = time.perf_counter() - tick
+        if self.memory is not None:
+            tick = time.perf_counter()
+            self.memory.add(frames[-1], self._last_depth, plan.path.poses[-1])
+            timings["memory"] = time.perf_counter() - tick
 
         # 5. Task, on the true path.
         reward, reached = self.world.advance(plan.path)
@@ -314,7 +346,7 @@ class WorldEnv(CameraEnv):
         self._ground_truth = plan.ground_truth
         self.clip_index += 1
         self.last_timings = timings
-        info = self._info(frames, plan.depth, plan.path, plan.control)
+        info = self._info(frames, plan.depth, plan.path, plan.control, plan.memory_frames)
         if self.render_mode == "human":
             self.render()
         return self.world.observation(frames[1:]), reward, reached, False, info
@@ -333,7 +365,8 @@ class WorldEnv(CameraEnv):
 
     # ------------------------------------------------------------------ helpers
 
-    def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals) -> dict[str, Any]:
+    def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals,
+              memory_frames: np.ndarray | None = None) -> dict[str, Any]:
         return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
                                clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
-                               control_source=self.control_source)
+                               control_source=self.control_source, memory_frames=memory_frames)

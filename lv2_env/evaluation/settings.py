@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.precision import parse_precision
+from model.presets import RENDERED_CONDITIONINGS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,9 @@ class EvalSettings:
     sampling_steps: int | None = field(default=None, metadata={
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
+    conditioning: str = field(default="last_frame", metadata={
+        "help": "rollouts: what the model is shown along the path: last_frame or memory (the world memory)",
+        "choices": RENDERED_CONDITIONINGS})
     seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={

@@ -34,7 +34,7 @@ def _as_intrinsics(K: np.ndarray | Intrinsics, width: int, height: int) -> Intri
     return Intrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height))
 
 
-def _zbuffer(target: np.ndarray, depth: np.ndarray, source: np.ndarray, size: int) -> np.ndarray:
+def zbuffer_winners(target: np.ndarray, depth: np.ndarray, source: np.ndarray, size: int) -> np.ndarray:
     """For each of ``size`` target pixels, the source that wins its z-buffer (-1: none landed).
 
     The nearest depth wins; among equally near sources (sky directions all have depth inf) the last in raster
@@ -106,7 +106,7 @@ def _splat(
                 sources.append(source[ok])
     if not targets:
         return np.full((h, w), -1, dtype=np.int64)
-    return _zbuffer(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources), n).reshape(h, w)
+    return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources), n).reshape(h, w)
 
 
 def warp_first_frame(

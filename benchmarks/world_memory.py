@@ -1,0 +1,109 @@
+"""Does conditioning on the world memory hold a world better than the last frame alone? Long walks in held-out
+scenes, each generated twice (``conditioning="last_frame"`` and ``"memory"``), scored against the exact render.
+
+    python benchmarks/world_memory.py --seconds 60 --scenes 4 [--precision auto]
+
+Per run: PSNR (frames 1..), SSIM (every 4th frame), sharpness (gradient energy over the truth's: PSNR rewards
+blur, this does not), PSNR of the last minute, seconds per step and the memory's size. Baselines that need no
+model: repeat frame 0, and the memory of frame 0 alone rendered along the path with its holes filled by OpenCV's
+inpainting (``cv2.inpaint``, Telea).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from lv2_env.data.procedural import SPLIT_SEEDS
+from lv2_env.envs.world import WorldEnv
+from lv2_env.evaluation.rollouts import WALK
+from lv2_env.signals.warp import warp_first_frame
+from lv2_env.signals.world_memory import WorldMemory
+from model.metrics import psnr, sharpness_ratio, ssim
+from model.precision import add_precision_argument
+
+STYLES = ("sunny", "night", "fog", "snow", "dusk", "desert")
+
+
+def walk(env: WorldEnv, scene_seed: int, style: str, steps: int) -> dict[str, np.ndarray]:
+    """Generated and true frames of ``steps`` clips along the fixed walk, and the path's poses and depth."""
+    _, info = env.reset(seed=0, options={"scene_seed": scene_seed, "style": style})
+    generated, truth, poses, depth = [info["frames"][-1:]], [info["ground_truth_frames"][-1:]], [info["poses"]], [info["depth"]]
+    seconds = []
+    for k in range(steps):
+        tick = time.perf_counter()
+        _, _, _, _, info = env.step(WALK[k % len(WALK)])
+        seconds.append(time.perf_counter() - tick)
+        generated.append(info["frames"][1:])
+        truth.append(info["ground_truth_frames"][1:])
+        poses.append(info["poses"][1:])
+        depth.append(info["depth"][1:])
+    return {"generated": np.concatenate(generated), "truth": np.concatenate(truth), "poses": np.concatenate(poses),
+            "depth": np.concatenate(depth), "seconds": float(np.mean(seconds))}
+
+
+def memory_inpaint_baseline(truth0: np.ndarray, depth0: np.ndarray, poses: np.ndarray, intrinsics) -> np.ndarray:
+    """Frame 0 remembered and rendered along the path over its warp (which carries the sky, which the memory does
+    not store), the remaining holes inpainted: the best guess without a model."""
+    import cv2
+
+    memory = WorldMemory(intrinsics)
+    memory.add(truth0, depth0, poses[0], protected=True)
+    render = memory.render(poses)
+    warped, warp_covered = warp_first_frame(truth0, depth0, poses, intrinsics)
+    frames = np.where(render.covered[..., None], render.frames, warped)
+    holes = ~(render.covered | warp_covered)
+    out = np.empty_like(frames)
+    for f in range(len(poses)):
+        out[f] = cv2.inpaint(frames[f], holes[f].astype(np.uint8), 3, cv2.INPAINT_TELEA) if holes[f].any() else frames[f]
+    return out
+
+
+def scores(frames: np.ndarray, truth: np.ndarray, fps: int) -> dict[str, float]:
+    minute = min(len(truth) - 1, 60 * fps)
+    return {"psnr": psnr(frames[1:], truth[1:]), "ssim": ssim(frames[1::4], truth[1::4]),
+            "sharpness": sharpness_ratio(frames[1:], truth[1:]),
+            "psnr_last_minute": psnr(frames[-minute:], truth[-minute:])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--scenes", type=int, default=4)
+    add_precision_argument(parser)
+    args = parser.parse_args()
+    envs = {mode: WorldEnv(goal_radius=None, conditioning=mode, precision=args.precision)
+            for mode in ("last_frame", "memory")}
+    steps = int(np.ceil(args.seconds / envs["memory"].clip.duration))
+    fps = envs["memory"].clip.fps
+    print(f"{args.scenes} held-out scenes, {steps} clips ({steps * envs['memory'].clip.duration:.0f} s) each, "
+          f"{envs['memory'].precision}")
+    print("| scene | style | method | PSNR dB | SSIM | sharpness | PSNR last minute dB | s per step |")
+    print("|---|---|---|---|---|---|---|---|")
+    totals: dict[str, list[dict[str, float]]] = {}
+    for r in range(args.scenes):
+        scene, style = SPLIT_SEEDS["eval"][0] + 7919 * r, STYLES[r % len(STYLES)]
+        runs = {mode: walk(env, scene, style, steps) for mode, env in envs.items()}
+        truth = runs["memory"]["truth"]
+        rows = {mode: {**scores(run["generated"], truth, fps), "seconds": run["seconds"]} for mode, run in runs.items()}
+        rows["repeat"] = scores(np.repeat(truth[:1], len(truth), axis=0), truth, fps)
+        rows["memory+inpaint"] = scores(memory_inpaint_baseline(truth[0], runs["memory"]["depth"][0], runs["memory"]["poses"],
+                                                                envs["memory"].intrinsics), truth, fps)
+        for method, s in rows.items():
+            totals.setdefault(method, []).append(s)
+            print(f"| {scene} | {style} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['sharpness']:.2f} | "
+                  f"{s['psnr_last_minute']:.2f} | {s.get('seconds', float('nan')):.2f} |", flush=True)
+    print("\nmeans over scenes:")
+    for method, rows in totals.items():
+        mean = {k: float(np.mean([r[k] for r in rows if k in r])) if any(k in r for r in rows) else float("nan")
+                for k in ("psnr", "ssim", "sharpness", "psnr_last_minute", "seconds")}
+        print(f"| {method} | {mean['psnr']:.2f} | {mean['ssim']:.3f} | {mean['sharpness']:.2f} | "
+              f"{mean['psnr_last_minute']:.2f} | {mean['seconds']:.2f} |")
+    memory = envs["memory"].unwrapped.memory
+    print(f"world memory: {len(memory)} surfels held of {memory.capacity}, {memory.nbytes / 2**20:.1f} MiB (fixed)")
+
+
+if __name__ == "__main__":
+    main()

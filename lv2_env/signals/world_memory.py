@@ -1,0 +1,197 @@
+"""A bounded memory of what a world has shown, in world coordinates, rendered along the next camera path.
+
+Each step of a generated world is conditioned on what the clip should start from. The last frame alone forgets
+everything it does not see, and it carries the last clip's blur and colour error into the next. The env knows
+every frame's camera pose (and, with scene control, its exact depth), so it can remember what each surface looked
+like where it was first seen, as GEN3C's 3D cache does.
+
+:class:`WorldMemory` keeps surfels: the frames' pixels lifted into world coordinates with their depth, one per
+voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a binary search):
+
+* **first observation wins**: a voxel already held is never overwritten by a later observation of it, since
+  later generated frames are blurrier copies of earlier ones;
+* **protected frames** (the start frame: the truth, or the user's picture) are never evicted;
+* **bounded**: at most ``capacity`` surfels; when full, the oldest unprotected ones make room, so memory stays
+  flat over a 30-minute episode (``nbytes`` is fixed at construction);
+* sky pixels (depth at or beyond ``far``) are directions, not surfaces: they are not stored.
+
+:meth:`WorldMemory.render` splats the surfels into each camera of a path with a z-buffer (each surfel a square of
+its world footprint, so near surfaces have no pinholes), leaving holes empty (``covered=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lv2_env.signals.camera import Intrinsics
+from lv2_env.signals.point_cache import unproject
+from lv2_env.signals.warp import SKY_DEPTH, zbuffer_winners
+
+MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel nearer than its footprint allows is drawn at most 7x7
+
+
+@dataclass(frozen=True)
+class MemoryRender:
+    """The memory seen along a path: uint8 ``frames`` ``[F, H, W, 3]`` (black in holes) and ``covered`` ``[F, H, W]``."""
+
+    frames: np.ndarray
+    covered: np.ndarray
+
+
+class WorldMemory:
+    """Surfels of the frames a world has shown (see the module docstring).
+
+    Args:
+        intrinsics: the camera of the frames (and of the renders).
+        capacity: the most surfels kept; at least one frame's pixels (``H * W``), else ``ValueError``.
+        voxel: edge of a memory voxel in metres; one surfel per voxel.
+        far: depths at or beyond it are sky and are not stored (the renderer's sky is 150 m).
+    """
+
+    def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.05,
+                 far: float = SKY_DEPTH) -> None:
+        pixels = intrinsics.width * intrinsics.height
+        if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
+            raise ValueError(f"memory capacity must be at least one frame's pixels ({intrinsics.width}x"
+                             f"{intrinsics.height} = {pixels} surfels), got {capacity!r}")
+        if not voxel > 0:
+            raise ValueError(f"voxel must be a positive size in metres, got {voxel!r}")
+        self.intrinsics, self.capacity, self.voxel, self.far = intrinsics, int(capacity), float(voxel), float(far)
+        self._keys = np.empty(0, np.int64)  # sorted voxel keys of the surfels held, and each one's slot
+        self._slots = np.empty(0, np.int64)
+        self.xyz = np.zeros((self.capacity, 3), np.float32)
+        self.rgb = np.zeros((self.capacity, 3), np.uint8)
+        self.footprint = np.zeros(self.capacity, np.float32)  # metres one pixel covered when it was seen
+        self.protected = np.zeros(self.capacity, bool)
+        self.stamp = np.full(self.capacity, -1, np.int64)  # insertion order; -1: a free slot
+        self._clock = 0
+
+    def __len__(self) -> int:
+        return int(len(self._keys))
+
+    @property
+    def protected_surfels(self) -> int:
+        """Surfels of protected frames (the start frame), which are never evicted."""
+        return int(self.protected[self._slots].sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the memory holds: fixed by ``capacity``, whatever has been added."""
+        return int(sum(a.nbytes for a in (self.xyz, self.rgb, self.footprint, self.protected, self.stamp))
+                   + 2 * 8 * self.capacity)
+
+    def clear(self) -> None:
+        self._keys, self._slots = np.empty(0, np.int64), np.empty(0, np.int64)
+        self.protected[:] = False
+        self.stamp[:] = -1
+        self._clock = 0
+
+    def add(self, frame: np.ndarray, depth: np.ndarray, pose: np.ndarray, protected: bool = False) -> int:
+        """Remember ``frame`` (uint8 ``[H, W, 3]``) seen from ``pose`` with metric ``depth`` ``[H, W]``; returns how
+        many new surfels it added (voxels already held keep their first observation)."""
+        h, w = self.intrinsics.height, self.intrinsics.width
+        frame, depth = np.asarray(frame), np.asarray(depth, dtype=np.float64)
+        if frame.shape != (h, w, 3) or frame.dtype != np.uint8 or depth.shape != (h, w):
+            raise ValueError(f"expected a uint8 frame [{h}, {w}, 3] and depth [{h}, {w}], got {frame.dtype} "
+                             f"{frame.shape} and {depth.shape}")
+        surface = (depth < self.far) & np.isfinite(depth) & (depth > 0)
+        points = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)[surface.ravel()]
+        colours = frame.reshape(-1, 3)[surface.ravel()]
+        footprint = (depth[surface] / self.intrinsics.fx).astype(np.float32)
+        keys = self._voxel_keys(points)
+        keys, first = np.unique(keys, return_index=True)  # one surfel per voxel of this frame
+        fresh = ~self._holds(keys)
+        keys, first = keys[fresh], first[fresh]
+        if len(keys) == 0:
+            return 0
+        slots = self._free_slots(len(keys))
+        keep = len(slots)
+        keys, first = keys[:keep], first[:keep]
+        self.xyz[slots], self.rgb[slots], self.footprint[slots] = points[first], colours[first], footprint[first]
+        self.protected[slots] = protected
+        self.stamp[slots] = self._clock + np.arange(keep)
+        self._clock += keep
+        merged = np.concatenate([self._keys, keys])
+        order = np.argsort(merged, kind="stable")
+        self._keys, self._slots = merged[order], np.concatenate([self._slots, slots])[order]
+        return keep
+
+    def render(self, poses: np.ndarray) -> MemoryRender:
+        """The surfels splatted into every camera of ``poses`` ``[F, 4, 4]`` with a z-buffer (nearest wins)."""
+        h, w = self.intrinsics.height, self.intrinsics.width
+        poses = np.asarray(poses, np.float64)
+        frames = np.zeros((len(poses), h, w, 3), np.uint8)
+        covered = np.zeros((len(poses), h, w), bool)
+        slots = self._slots
+        if len(slots) == 0:
+            return MemoryRender(frames, covered)
+        xyz, rgb, footprint = self.xyz[slots].astype(np.float64), self.rgb[slots], self.footprint[slots]
+        for f, pose in enumerate(poses):
+            winner = self._splat(xyz, footprint, pose)
+            hit = winner >= 0
+            frames[f][hit] = rgb[winner[hit]]
+            covered[f] = hit
+        return MemoryRender(frames, covered)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _voxel_keys(self, points: np.ndarray) -> np.ndarray:
+        """One int64 per voxel: 21 bits per axis (+-52 km at 5 cm), so distinct voxels get distinct keys."""
+        cells = np.floor(points / self.voxel).astype(np.int64) + (1 << 20)
+        cells = np.clip(cells, 0, (1 << 21) - 1)
+        return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+
+    def _holds(self, keys: np.ndarray) -> np.ndarray:
+        if len(self._keys) == 0:
+            return np.zeros(len(keys), bool)
+        at = np.clip(np.searchsorted(self._keys, keys), 0, len(self._keys) - 1)
+        return self._keys[at] == keys
+
+    def _free_slots(self, wanted: int) -> np.ndarray:
+        """Up to ``wanted`` slots: free ones first, then the oldest unprotected surfels (forgotten here)."""
+        free = np.flatnonzero(self.stamp < 0)[:wanted]
+        if len(free) == wanted:
+            return free
+        evictable = np.flatnonzero((self.stamp >= 0) & ~self.protected)
+        oldest = evictable[np.argsort(self.stamp[evictable], kind="stable")[: wanted - len(free)]]
+        if len(oldest):
+            gone = np.isin(self._slots, oldest)
+            self._keys, self._slots = self._keys[~gone], self._slots[~gone]
+            self.stamp[oldest] = -1
+        return np.concatenate([free, oldest])
+
+    def _splat(self, xyz: np.ndarray, footprint: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """The surfel each pixel of camera ``pose`` shows (``[H, W]``, -1 for none)."""
+        k, h, w = self.intrinsics, self.intrinsics.height, self.intrinsics.width
+        cam = (xyz - pose[:3, 3]) @ pose[:3, :3]  # world -> camera (the rotation's transpose)
+        z = cam[:, 2]
+        safe_z = np.where(z > 1e-3, z, 1.0)
+        u, v = k.fx * cam[:, 0] / safe_z + k.cx, k.fy * cam[:, 1] / safe_z + k.cy
+        # Half a surfel's footprint in pixels at this distance, plus a little slack so that a surface tiles.
+        half = np.clip(0.5 * footprint * k.fx / safe_z + 0.15, 0.5, MAX_SPLAT_HALF_SIDE + 0.15)
+        seen = (z > 1e-3) & (u > -half) & (u < w + half) & (v > -half) & (v < h + half)  # the frustum only
+        index = np.flatnonzero(seen)
+        order = np.argsort(-half[index], kind="stable")  # largest first: a ring of offsets needs a prefix
+        index = index[order]
+        u, v, z, half = u[index], v[index], z[index], half[index]
+        col0, row0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        targets, keys, sources = [], [], []
+        reach = int(np.ceil(half.max() + 0.5)) if len(half) else 0
+        for dr in range(-reach, reach + 1):
+            for dc in range(-reach, reach + 1):
+                # A pixel |offset| away is reached only by surfels whose half-side exceeds offset - 0.5.
+                n = int(np.searchsorted(-half, -(max(abs(dr), abs(dc)) - 0.5), side="left"))
+                if n == 0:
+                    continue
+                cols, rows = col0[:n] + dc, row0[:n] + dr
+                ok = (np.abs(cols + 0.5 - u[:n]) < half[:n]) & (np.abs(rows + 0.5 - v[:n]) < half[:n])
+                ok &= (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+                if ok.any():
+                    targets.append(rows[ok] * w + cols[ok])
+                    keys.append(z[:n][ok])
+                    sources.append(index[:n][ok])
+        if not targets:
+            return np.full((h, w), -1, np.int64)
+        return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources), h * w).reshape(h, w)
