@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from diffusers import WanTransformer3DModel
 
 from model.checkpoint import load_published
 from model.pipeline import SamplingOptions
