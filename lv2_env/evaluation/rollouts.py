@@ -8,6 +8,8 @@ average:
 
 * **PSNR / SSIM per frame**, and PSNR per minute of video with its linear trend, the **drift per minute**
   (dB/min; negative = the video drifts away from the truth as it goes).
+* **Sharpness**: the generated frames' gradient energy over the truth's (1 = as sharp; blobs score near 0,
+  where PSNR can still rise), on every 4th frame.
 * **Depth following**: the depth network on generated frames against the control depth (the scene's, the
   signal the model was asked to follow), as AbsRel on scene pixels (sky left out). The same network on the
   true frames gives the floor this can reach; on the repeat baseline, what ignoring the controls gets.
@@ -34,7 +36,7 @@ import numpy as np
 from lv2_env.data.procedural import SPLIT_SEEDS
 from lv2_env.evaluation.report import save_figure
 from lv2_env.signals.warp import warp_first_frame
-from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, ssim
+from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, sharpness_ratio, ssim
 
 EVAL_SCENE_SEED = SPLIT_SEEDS["eval"][0]  # held-out scenes, never seen in training
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down
@@ -83,6 +85,8 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None) -> dict[str
         out[name] = {
             "psnr": psnr(frames[1:], truth[1:]),
             "ssim": ssim(frames[1 :: DEPTH_EVERY], truth[1 :: DEPTH_EVERY]),
+            # PSNR rewards blur; this does not (gradient energy over the truth's; 1 = as sharp as the truth).
+            "sharpness": sharpness_ratio(frames[1 :: DEPTH_EVERY], truth[1 :: DEPTH_EVERY]),
             "psnr_per_frame": per_frame,
             "psnr_per_minute": minutes,
             "drift_db_per_minute": drift,
@@ -149,7 +153,8 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
         raise ValueError("world_report needs at least one scored rollout, got none")
     mean: dict[str, Any] = {}
     for m in ("model", "repeat", "warp"):
-        mean[m] = {k: mean_finite([p[m][k] for p in per]) for k in ("psnr", "ssim", "drift_db_per_minute")}
+        mean[m] = {k: mean_finite([p[m][k] for p in per if k in p[m]])
+                   for k in ("psnr", "ssim", "sharpness", "drift_db_per_minute")}
         longest = max(len(p[m]["psnr_per_minute"]) for p in per)
         mean[m]["psnr_per_minute"] = [mean_finite([p[m]["psnr_per_minute"][i] for p in per if i < len(p[m]["psnr_per_minute"])])
                                       for i in range(longest)]
@@ -164,10 +169,11 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
 def world_table(report: dict[str, Any]) -> str:
     """The rollout means as a Markdown table."""
     mean = report["mean"]
-    lines = ["| method | PSNR (dB) | SSIM | drift (dB/min) |", "|---|---|---|---|"]
+    lines = ["| method | PSNR (dB) | SSIM | sharpness | drift (dB/min) |", "|---|---|---|---|---|"]
     for m in ("model", "repeat", "warp"):
         s = mean[m]
-        lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['drift_db_per_minute']:+.2f} |")
+        lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s.get('sharpness', float('nan')):.2f} | "
+                     f"{s['drift_db_per_minute']:+.2f} |")
     b = mean["boundaries"]
     lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
                   f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]
