@@ -161,6 +161,11 @@ def _recorded_preset(meta: dict[str, Any], path: Path) -> Preset:
         raise ValueError(f"{path}: does not describe a preset: {error}") from error
 
 
+def read_checkpoint_preset(directory: str | Path) -> Preset:
+    """The preset a checkpoint directory's ``lv2.json`` records, read without loading any weights."""
+    return _recorded_preset(read_checkpoint_info(directory), Path(directory) / CHECKPOINT_FILE)
+
+
 def load_checkpoint(
     directory: str | Path, expect_preset: str | None = None, torch_dtype: torch.dtype | None = None
 ) -> Checkpoint:

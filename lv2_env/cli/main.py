@@ -263,19 +263,6 @@ def _describe_generation(checkpoint) -> list[str]:
     return lines
 
 
-def _recorded_condition(directory: str) -> str:
-    """The I2V conditioning (``first_frame`` or ``rendered``) a checkpoint's ``lv2.json`` records, read without
-    loading its weights, so that a model's missing inputs are refused before the model is loaded. (As
-    :func:`model.checkpoint.load_checkpoint` builds its preset: the recorded configuration, else the named
-    preset's; a configuration without the field has the preset default, first-frame.)"""
-    from model.checkpoint import read_checkpoint_info
-    from model.presets import get_preset
-
-    meta = read_checkpoint_info(directory)
-    recorded = meta.get("preset_config") or get_preset(meta["preset"]).__dict__
-    return recorded.get("condition", "first_frame")
-
-
 def _check_generate_inputs(args: argparse.Namespace) -> bool:
     """Refuse, before any model is loaded, inputs ``lv2 generate`` cannot use: flags the model needs but were not
     given, and paths that cannot be read or written. Returns whether the model is rendered-conditioned."""
@@ -291,7 +278,9 @@ def _check_generate_inputs(args: argparse.Namespace) -> bool:
         condition = WAN21_I2V_14B_480P.condition
     else:
         readable_dir(args.checkpoint, "--checkpoint")
-        condition = _recorded_condition(args.checkpoint)
+        from model.checkpoint import read_checkpoint_preset
+
+        condition = read_checkpoint_preset(args.checkpoint).condition
     rendered = condition == "rendered"
     if rendered and (args.poses is None or args.metric_depth is None):
         raise ValueError(
