@@ -25,11 +25,10 @@ from model.pipeline import HISTORY_NOISE_BLEND, SamplingOptions
 from model.presets import TINY, WAN21_I2V_14B_480P
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor
-from model.weights import WeightsMismatchError, export_longvie_weights
+from model.weights import WeightsMismatchError
 
 transformers = pytest.importorskip("transformers")
-from test_published_generator import BASE  # noqa: E402
-from test_text_encoders import _write_tiny_clip, _write_tiny_umt5  # noqa: E402
+from test_published_generator import BASE, write_tiny_release  # noqa: E402
 
 SIZE, FRAMES = 32, 9
 PUBLISHED = dataclasses.replace(WAN21_I2V_14B_480P, height=SIZE, width=SIZE, frames=FRAMES,
@@ -169,18 +168,8 @@ def test_presets_say_what_they_compute_and_lv2_json_keeps_it(tmp_path):
 def release(tmp_path):
     """A tiny Wan2.1-I2V in diffusers layout and LongVie 2 files in the release's naming, control keys prefixed
     ``pipe.dual_controller.`` as the release saves them."""
-    wan = tmp_path / "Wan2.1-I2V-Diffusers"
-    torch.manual_seed(0)
-    source = LongVieTransformer(**BASE, control_layers=1, control_num_attention_heads=1, control_ffn_dim=32)
-    with torch.no_grad():
-        for p in source.control.parameters():
-            p.normal_(std=0.05)
-    source.base.save_pretrained(wan / "transformer")
-    control, dit = export_longvie_weights(source, tmp_path / "LongVie2")
+    _, wan, control, dit = write_tiny_release(tmp_path, std=0.05)
     save_file({f"pipe.dual_controller.{k}": v for k, v in load_file(str(control)).items()}, str(control))
-    VideoVAE.from_config(base_dim=8, num_res_blocks=1).save_pretrained(wan / "vae")
-    _write_tiny_umt5(wan / "text_encoder")
-    _write_tiny_clip(wan / "image_encoder")
     return {"wan": wan, "control": control, "dit": dit}
 
 

@@ -20,18 +20,26 @@ BASE = dict(num_attention_heads=2, attention_head_dim=16, in_channels=36, out_ch
             ffn_dim=64, num_layers=2, image_dim=32, added_kv_proj_dim=32)
 
 
-def test_published_layout_generates_a_clip(tmp_path):
+def write_tiny_release(tmp_path, std: float = 0.02):
+    """A tiny Wan2.1-I2V in diffusers layout (``tmp_path/Wan2.1-I2V-Diffusers``) and LongVie 2 files in the
+    release's naming (``tmp_path/LongVie2``) from a seeded model whose control weights are ``N(0, std)``:
+    ``(source model, wan directory, control path, dit path)``."""
     wan = tmp_path / "Wan2.1-I2V-Diffusers"
     torch.manual_seed(0)
     source = LongVieTransformer(**BASE, control_layers=1, control_num_attention_heads=1, control_ffn_dim=32)
     with torch.no_grad():
         for p in source.control.parameters():
-            p.normal_(std=0.02)
+            p.normal_(std=std)
     source.base.save_pretrained(wan / "transformer")
     control, dit = export_longvie_weights(source, tmp_path / "LongVie2")
     VideoVAE.from_config(base_dim=8, num_res_blocks=1).save_pretrained(wan / "vae")
     _write_tiny_umt5(wan / "text_encoder")
     _write_tiny_clip(wan / "image_encoder")
+    return source, wan, control, dit
+
+
+def test_published_layout_generates_a_clip(tmp_path):
+    source, wan, control, dit = write_tiny_release(tmp_path)
 
     preset = dataclasses.replace(WAN21_I2V_14B_480P, height=32, width=32, frames=5,
                                  transformer={**WAN21_I2V_14B_480P.transformer, "control_layers": 1},
