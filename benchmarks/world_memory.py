@@ -2,6 +2,7 @@
 scenes, each generated twice (``conditioning="last_frame"`` and ``"memory"``), scored against the exact render.
 
     python benchmarks/world_memory.py --seconds 60 --scenes 4 [--precision auto]
+    python benchmarks/world_memory.py --timing [--steps 40]     # seconds per step and the memory's own cost
 
 Per run: PSNR (frames 1..), SSIM (every 4th frame), sharpness (gradient energy over the truth's: PSNR rewards
 blur, this does not), PSNR of the last minute, seconds per step and the memory's size. Baselines that need no
@@ -68,12 +69,44 @@ def scores(frames: np.ndarray, truth: np.ndarray, fps: int) -> dict[str, float]:
             "psnr_last_minute": psnr(frames[-minute:], truth[-minute:])}
 
 
+def timing(steps: int, precision: str) -> None:
+    """World-v0's seconds per step with each conditioning (first and last 10 steps of one walk: the memory
+    grows), and what adding a frame to the memory and rendering 17 poses from it cost."""
+    scene = SPLIT_SEEDS["eval"][0]
+    print("| conditioning | s per step, steps 1-10 | s per step, last 10 | surfels at the end |")
+    print("|---|---|---|---|")
+    for mode in ("last_frame", "memory"):
+        env = WorldEnv(goal_radius=None, conditioning=mode, precision=precision)
+        env.reset(seed=0, options={"scene_seed": scene, "style": "sunny"})
+        seconds = []
+        for k in range(steps):
+            tick = time.perf_counter()
+            info = env.step(WALK[k % len(WALK)])[-1]
+            seconds.append(time.perf_counter() - tick)
+        held = "" if env.memory is None else str(len(env.memory))
+        print(f"| {mode} | {np.mean(seconds[:10]):.2f} | {np.mean(seconds[-10:]):.2f} | {held} |", flush=True)
+    memory, path = env.memory, env.world.path(1).poses
+    tick = time.perf_counter()
+    render = memory.render(path)
+    print(f"render of {len(path)} poses from {len(memory)} surfels: {1000 * (time.perf_counter() - tick):.0f} ms "
+          f"({render.covered.mean():.0%} of pixels covered); memory {memory.nbytes / 2**20:.1f} MiB (fixed)")
+    fresh = WorldMemory(env.intrinsics)
+    tick = time.perf_counter()
+    fresh.add(info["frames"][-1], info["depth"][-1], info["poses"][-1])
+    print(f"adding one frame to an empty memory: {1000 * (time.perf_counter() - tick):.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--timing", action="store_true", help="time the steps instead of scoring the walks")
+    parser.add_argument("--steps", type=int, default=40, help="with --timing: steps of the walk")
     add_precision_argument(parser)
     args = parser.parse_args()
+    if args.timing:
+        timing(args.steps, args.precision)
+        return
     envs = {mode: WorldEnv(goal_radius=None, conditioning=mode, precision=args.precision)
             for mode in ("last_frame", "memory")}
     steps = int(np.ceil(args.seconds / envs["memory"].clip.duration))

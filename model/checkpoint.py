@@ -197,13 +197,15 @@ def load_published(
     wan_directory: str | Path,
     control_path: str | Path,
     dit_path: str | Path,
-    torch_dtype: torch.dtype | None = torch.bfloat16,
+    torch_dtype: torch.dtype | None | str = "auto",
     preset: Preset = WAN21_I2V_14B_480P,
 ) -> Checkpoint:
     """The full-size generator from the published files (local paths only; see docs/full-size-weights.md).
 
     ``wan_directory``: Wan2.1-I2V-14B-480P in diffusers layout (transformer/, vae/, text_encoder/, tokenizer/,
     image_encoder/); ``control_path`` / ``dit_path``: LongVie 2's ``control.safetensors`` and ``dit.safetensors``.
+    ``torch_dtype``: ``"auto"`` loads in bfloat16 where this device computes it faster (a CUDA GPU with bf16, a CPU
+    with native bf16: :func:`model.precision.resolve_precision`), else float32; or a dtype, or None (float32).
     The VAE stays in float32, as Wan's own pipelines keep it. The returned checkpoint's ``load_report``
     (:class:`model.weights.LoadReport`) says every renaming the load applied (``describe()`` prints it).
 
@@ -220,6 +222,10 @@ def load_published(
             "published branches were trained on their own control video's first frame: use control_condition="
             "'own_first_frame' (as the wan2.1-i2v-14b-480p preset does)"
         )
+    if isinstance(torch_dtype, str):
+        from model.precision import resolve_precision
+
+        torch_dtype = resolve_precision(torch_dtype, "cuda" if torch.cuda.is_available() else "cpu")
     wan_directory = Path(wan_directory)
     for sub in ("vae", "text_encoder", "image_encoder"):
         if not (wan_directory / sub).is_dir():

@@ -46,9 +46,9 @@ def test_first_observation_wins_and_the_start_frame_is_never_evicted():
     pixels = SIZE * SIZE
     memory = WorldMemory(K, capacity=pixels)
     first = memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    before = memory.render(poses).frames[0]
     assert memory.add(255 - out.rgb[0], out.depth[0], poses[0]) == 0  # the same voxels: the first look stays
-    kept = memory.render(poses).frames[0]
-    assert np.array_equal(kept, memory.render(poses).frames[0])
+    assert np.array_equal(memory.render(poses).frames[0], before)  # not the inverted colours of the later look
     # A full memory makes room by forgetting the oldest unprotected surfels, never the protected start frame.
     other, other_poses = _render([[0, 0, 1.6, np.pi, 0, 0]])
     memory.add(other.rgb[0], other.depth[0], other_poses[0])

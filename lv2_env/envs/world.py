@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from model.presets import Preset
 
 CONTROL_SOURCES = ("scene", "cache")
-CONDITIONINGS = RENDERED_CONDITIONINGS  # see model/presets.py
 WORLD_RESET_OPTIONS = RESET_OPTIONS | {"image", "prompt"}
 
 
@@ -198,8 +197,8 @@ class WorldEnv(CameraEnv):
 
         if control_source not in CONTROL_SOURCES:
             raise ValueError(f"control_source must be one of {list(CONTROL_SOURCES)}, got {control_source!r}")
-        if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {list(CONDITIONINGS)}, got {conditioning!r}")
+        if conditioning not in RENDERED_CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {list(RENDERED_CONDITIONINGS)}, got {conditioning!r}")
         self._torch_threads_asked = check_torch_threads(torch_threads)
         self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(

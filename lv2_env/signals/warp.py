@@ -89,24 +89,43 @@ def _splat(
         for s in (_grid_spacing(uv, depth0, in_front.reshape(h, w), axis).reshape(n) for axis in (1, 0))
     )
 
-    # Every pixel whose centre lies strictly inside the box. A point on a pixel centre reaches no neighbour while
-    # the half-side stays below 1, which is what keeps an unmoved camera exact.
-    reach = int(math.ceil(MAX_SPLAT_HALF_SIDE + SPLAT_SLACK))
-    first_col, first_row = np.floor(u - ax - 0.5) + 1, np.floor(v - ay - 0.5) + 1  # first centres inside
-    source = np.arange(n)
+    return splat_boxes(u, v, ax, ay, key, np.arange(n), h, w)
+
+
+def splat_boxes(u: np.ndarray, v: np.ndarray, half_u: np.ndarray, half_v: np.ndarray, key: np.ndarray,
+                source: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The ``source`` each pixel shows (``[H, W]``, -1 for none) when every point ``(u, v)`` is drawn as a box of
+    half-sides ``(half_u, half_v)`` pixels and the smallest ``key`` (depth) wins each pixel (:func:`zbuffer_winners`).
+
+    A box covers every pixel whose centre lies strictly inside it: a point on a pixel centre reaches no neighbour
+    while its half-sides stay below 1, which is what keeps an unmoved camera exact. Points are visited largest box
+    first, so a ring of offsets from the centre pixel only looks at the points whose boxes can reach it.
+    """
+    u, v, key, source = (np.asarray(a) for a in (u, v, key, source))
+    half_u, half_v = np.broadcast_to(half_u, u.shape), np.broadcast_to(half_v, u.shape)
+    size = np.maximum(half_u, half_v)
+    order = np.argsort(-size, kind="stable")
+    u, v, half_u, half_v, key, source, size = (a[order] for a in (u, v, half_u, half_v, key, source, size))
+    col0, row0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
     targets, keys, sources = [], [], []
-    for dr in range(2 * reach):
-        for dc in range(2 * reach):
-            cols, rows = first_col + dc, first_row + dr
-            ok = (np.abs(u - cols - 0.5) < ax) & (np.abs(v - rows - 0.5) < ay)
-            ok &= (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    reach = int(math.ceil(size.max() + 0.5)) if len(size) else 0
+    for dr in range(-reach, reach + 1):
+        for dc in range(-reach, reach + 1):
+            # A pixel |offset| away is reached only by boxes whose larger half-side exceeds offset - 0.5.
+            count = int(np.searchsorted(-size, -(max(abs(dr), abs(dc)) - 0.5), side="left"))
+            if count == 0:
+                continue
+            cols, rows = col0[:count] + dc, row0[:count] + dr
+            ok = (np.abs(cols + 0.5 - u[:count]) < half_u[:count]) & (np.abs(rows + 0.5 - v[:count]) < half_v[:count])
+            ok &= (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
             if ok.any():
-                targets.append(rows[ok].astype(np.int64) * w + cols[ok].astype(np.int64))
-                keys.append(key[ok])
-                sources.append(source[ok])
+                targets.append(rows[ok] * width + cols[ok])
+                keys.append(key[:count][ok])
+                sources.append(source[:count][ok])
     if not targets:
-        return np.full((h, w), -1, dtype=np.int64)
-    return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources), n).reshape(h, w)
+        return np.full((height, width), -1, dtype=np.int64)
+    return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources),
+                           height * width).reshape(height, width)
 
 
 def warp_first_frame(

@@ -27,7 +27,7 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.point_cache import unproject
-from lv2_env.signals.warp import SKY_DEPTH, zbuffer_winners
+from lv2_env.signals.warp import SKY_DEPTH, splat_boxes
 
 MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel nearer than its footprint allows is drawn at most 7x7
 
@@ -173,25 +173,4 @@ class WorldMemory:
         half = np.clip(0.5 * footprint * k.fx / safe_z + 0.15, 0.5, MAX_SPLAT_HALF_SIDE + 0.15)
         seen = (z > 1e-3) & (u > -half) & (u < w + half) & (v > -half) & (v < h + half)  # the frustum only
         index = np.flatnonzero(seen)
-        order = np.argsort(-half[index], kind="stable")  # largest first: a ring of offsets needs a prefix
-        index = index[order]
-        u, v, z, half = u[index], v[index], z[index], half[index]
-        col0, row0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-        targets, keys, sources = [], [], []
-        reach = int(np.ceil(half.max() + 0.5)) if len(half) else 0
-        for dr in range(-reach, reach + 1):
-            for dc in range(-reach, reach + 1):
-                # A pixel |offset| away is reached only by surfels whose half-side exceeds offset - 0.5.
-                n = int(np.searchsorted(-half, -(max(abs(dr), abs(dc)) - 0.5), side="left"))
-                if n == 0:
-                    continue
-                cols, rows = col0[:n] + dc, row0[:n] + dr
-                ok = (np.abs(cols + 0.5 - u[:n]) < half[:n]) & (np.abs(rows + 0.5 - v[:n]) < half[:n])
-                ok &= (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-                if ok.any():
-                    targets.append(rows[ok] * w + cols[ok])
-                    keys.append(z[:n][ok])
-                    sources.append(index[:n][ok])
-        if not targets:
-            return np.full((h, w), -1, np.int64)
-        return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources), h * w).reshape(h, w)
+        return splat_boxes(u[index], v[index], half[index], half[index], z[index], index, h, w)
