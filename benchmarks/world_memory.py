@@ -19,8 +19,8 @@ import numpy as np
 
 from lv2_env.data.procedural import SPLIT_SEEDS
 from lv2_env.envs.world import WorldEnv
+from lv2_env.evaluation.baselines import memory_inpaint
 from lv2_env.evaluation.rollouts import WALK
-from lv2_env.signals.warp import warp_first_frame
 from lv2_env.signals.world_memory import WorldMemory
 from model.metrics import psnr, sharpness_ratio, ssim
 from model.precision import add_precision_argument
@@ -43,23 +43,6 @@ def walk(env: WorldEnv, scene_seed: int, style: str, steps: int) -> dict[str, np
         depth.append(info["depth"][1:])
     return {"generated": np.concatenate(generated), "truth": np.concatenate(truth), "poses": np.concatenate(poses),
             "depth": np.concatenate(depth), "seconds": float(np.mean(seconds))}
-
-
-def memory_inpaint_baseline(truth0: np.ndarray, depth0: np.ndarray, poses: np.ndarray, intrinsics) -> np.ndarray:
-    """Frame 0 remembered and rendered along the path over its warp (which carries the sky, which the memory does
-    not store), the remaining holes inpainted: the best guess without a model."""
-    import cv2
-
-    memory = WorldMemory(intrinsics)
-    memory.add(truth0, depth0, poses[0], protected=True)
-    render = memory.render(poses)
-    warped, warp_covered = warp_first_frame(truth0, depth0, poses, intrinsics)
-    frames = np.where(render.covered[..., None], render.frames, warped)
-    holes = ~(render.covered | warp_covered)
-    out = np.empty_like(frames)
-    for f in range(len(poses)):
-        out[f] = cv2.inpaint(frames[f], holes[f].astype(np.uint8), 3, cv2.INPAINT_TELEA) if holes[f].any() else frames[f]
-    return out
 
 
 def scores(frames: np.ndarray, truth: np.ndarray, fps: int) -> dict[str, float]:
@@ -122,7 +105,7 @@ def main() -> None:
         truth = runs["memory"]["truth"]
         rows = {mode: {**scores(run["generated"], truth, fps), "seconds": run["seconds"]} for mode, run in runs.items()}
         rows["repeat"] = scores(np.repeat(truth[:1], len(truth), axis=0), truth, fps)
-        rows["memory+inpaint"] = scores(memory_inpaint_baseline(truth[0], runs["memory"]["depth"][0], runs["memory"]["poses"],
+        rows["memory+inpaint"] = scores(memory_inpaint(truth[0], runs["memory"]["depth"][0], runs["memory"]["poses"],
                                                                 envs["memory"].intrinsics), truth, fps)
         for method, s in rows.items():
             totals.setdefault(method, []).append(s)

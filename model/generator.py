@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -65,6 +66,30 @@ PROMPT_CACHE_SIZE = 64  # encoded prompts a generator keeps (prompts may change 
 
 # Called with (slot index, uint8 [k, H, W, 3]) for each chunk of new frames as the decoder produces it.
 ChunkCallback = Callable[[int, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class KnownPixels:
+    """Pixels of a clip known before it is generated (an env's memory of surfaces it has shown): uint8 ``frames``
+    ``[F, H, W, 3]`` and bool ``mask`` ``[F, H, W]``. The generator shows them where ``mask`` is set, over what it
+    decodes, and continues the video from the result (its next clip's first frame and history)."""
+
+    frames: np.ndarray
+    mask: np.ndarray
+
+    def __post_init__(self) -> None:
+        frames, mask = np.asarray(self.frames), np.asarray(self.mask)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or mask.shape != frames.shape[:3] \
+                or mask.dtype != bool:
+            raise ValueError(f"known pixels are uint8 frames [F, H, W, 3] and a bool mask [F, H, W], got "
+                             f"{frames.dtype} {frames.shape} and {mask.dtype} {mask.shape}")
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "mask", mask)
+
+    def apply(self, frames: np.ndarray, start: int = 0) -> np.ndarray:
+        """``frames`` (uint8 ``[k, H, W, 3]``, frames ``start..start+k-1`` of the clip) with the known pixels in."""
+        window = slice(start, start + len(frames))
+        return np.where(self.mask[window, ..., None], self.frames[window], frames)
 
 
 class BatchGenerator:
@@ -181,14 +206,18 @@ class BatchGenerator:
         prompts: list[str],
         rendered: list[np.ndarray] | None = None,
         on_frames: ChunkCallback | None = None,
+        known: list[KnownPixels | None] | None = None,
     ) -> list[np.ndarray]:
         """The next clip of each slot in ``indices``: uint8 ``[F, H, W, 3]`` each, in the order given.
 
         ``controls``: per slot, modality name -> uint8 control video ``[F, H, W, 3]`` (LongVie 2: ``dense``,
         ``sparse``); ``prompts``: per slot, its caption; ``rendered``: per slot, the previous frame rendered
         along the clip's camera path (a ``condition="rendered"`` model only); ``on_frames(index, chunk)``:
-        each slot's new frames as the decoder produces them (4 at a time for Wan's VAE), before this returns.
+        each slot's new frames as the decoder produces them (4 at a time for Wan's VAE), before this returns;
+        ``known``: per slot, pixels shown over the decoded ones (:class:`KnownPixels`) or None.
         """
+        if known is not None and len(known) != len(indices):
+            raise ValueError(f"expected one known-pixels entry (or None) per slot, got {len(known)} for {len(indices)} slots")
         if not (len(indices) == len(controls) == len(prompts)) or (rendered is not None and len(rendered) != len(indices)):
             raise ValueError(f"expected one control dict, one prompt (and one rendered video) per slot, got "
                              f"{len(indices)} slots, {len(controls)} control dicts, {len(prompts)} prompts"
@@ -202,6 +231,7 @@ class BatchGenerator:
             group = [k for k, s in enumerate(slots) if s.history.full == with_history]
             if not group:
                 continue
+            group_known = [None if known is None else known[k] for k in group]
             chunk_callback = None
             if on_frames is not None:
                 chunk_callback = lambda chunk, group=group: [on_frames(indices[k], chunk[row]) for row, k in enumerate(group)]  # noqa: E731
@@ -213,6 +243,7 @@ class BatchGenerator:
                 torch.cat([slots[k].noise for k in group]),
                 None if rendered is None else np.stack([np.asarray(rendered[k]) for k in group]),
                 chunk_callback,
+                group_known,
             )
             for name, seconds in part.items():
                 timings[name] = timings.get(name, 0.0) + seconds
@@ -236,11 +267,12 @@ class BatchGenerator:
         noise: torch.Tensor,
         rendered: np.ndarray | None = None,
         on_frames: Callable[[np.ndarray], None] | None = None,
+        known: list[KnownPixels | None] | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """One clip for each of ``B`` videos: last frames ``[B, H, W, 3]``, controls ``{name: [B, F, H, W, 3]}``,
         ``B`` prompts, history frames ``[B, N, H, W, 3]`` or None, unified noise ``[B, 16, T, h, w]``, rendered
         conditioning ``[B, F, H, W, 3]`` (a ``"rendered"`` model) or None; ``on_frames`` receives each decoded
-        chunk of new frames ``[B, k, H, W, 3]``."""
+        chunk of new frames ``[B, k, H, W, 3]``, with each video's ``known`` pixels (or None) already in."""
         h, w = last_frames.shape[1:3]
         if (self.condition == "rendered") != (rendered is not None):
             raise ValueError(
@@ -295,9 +327,14 @@ class BatchGenerator:
 
             # 4. Decode, chunk by chunk (the first is the shared frame, replaced below).
             tick = time.perf_counter()
-            chunks = []
+            chunks, decoded = [], 0
             for chunk in self.vae.decode_chunks(latents):
-                chunks.append(tensor_to_frames(chunk))
+                frames = tensor_to_frames(chunk)  # [B, k, H, W, 3]
+                for row, pixels in enumerate(known or ()):
+                    if pixels is not None:
+                        frames[row] = pixels.apply(frames[row], decoded)
+                chunks.append(frames)
+                decoded += frames.shape[1]
                 if on_frames is not None and len(chunks) > 1:
                     on_frames(chunks[-1])
             frames = np.concatenate(chunks, axis=1)
@@ -369,6 +406,7 @@ class GeneratorSlot:
         first_frame: np.ndarray | None = None,
         rendered: np.ndarray | None = None,
         on_frames: Callable[[np.ndarray], None] | None = None,
+        known: KnownPixels | None = None,
     ) -> np.ndarray:
         """Generate this video's next clip.
 
@@ -381,6 +419,8 @@ class GeneratorSlot:
             on_frames: called with each chunk of new frames (uint8 ``[k, H, W, 3]``, 4 frames at a time for Wan's
                 VAE) as soon as the decoder has produced it, before this method returns: for players that show
                 frames while the rest of the clip decodes.
+            known: pixels shown over the decoded ones (:class:`KnownPixels`), in the returned frames, the chunks
+                ``on_frames`` gets, and what the next clip continues from.
 
         Returns:
             uint8 ``[F, H, W, 3]``; frame 0 is the first frame given (or the previous clip's last frame).
@@ -389,7 +429,7 @@ class GeneratorSlot:
             self.reset(first_frame)
         callback = None if on_frames is None else (lambda index, chunk: on_frames(chunk))
         return self.batch.generate([self.index], [controls], [prompt], None if rendered is None else [rendered],
-                                   on_frames=callback)[0]
+                                   on_frames=callback, known=None if known is None else [known])[0]
 
 
 class LongVideoGenerator(GeneratorSlot):

@@ -149,3 +149,37 @@ def test_assembling_refuses_a_vae_with_another_encoder(setup, chain, tmp_path):
     assert not (tmp_path / "model").exists()
     model = assemble_model(chain["history"][3], setup / "vae", None, tmp_path / "model")
     assert (model / "lv2.json").is_file() and not (model / "depth").exists()
+
+
+def test_history_windows_end_with_the_clips_shared_first_frame(setup):
+    """LongVie 2's history is the previous clip's last frames, the last of which is the clip's first frame (clips
+    share it), which L_cons = |z_H[-1] - z_hat[0]|^2 assumes: the cached history ends with that frame."""
+    from model.clips import ClipDataset
+    from model.training.latents import history_windows
+
+    clip = ClipDataset(setup / "train", ("rgb", "history"))[0]
+    windows = history_windows(clip)
+    assert sorted(windows) == [1, 5, 9, 13]
+    for n, frames in windows.items():
+        assert len(frames) == n and np.array_equal(frames[-1], clip["rgb"][0])
+        assert np.array_equal(frames[:-1], clip["history"][len(clip["history"]) - (n - 1):])
+
+
+def test_a_cache_whose_history_ends_before_the_clip_is_refused(setup, tmp_path):
+    import json
+    import shutil
+
+    from model.training.latents import cache_directory
+
+    cache = cache_directory(setup / "train", setup / "vae", "rendered")
+    data = tmp_path / "train"
+    shutil.copytree(setup / "train", data)
+    old = cache_directory(data, setup / "vae", "rendered")
+    index = json.loads((old / "index.json").read_text())
+    assert index["history_ends_with_first_frame"] is True and cache.name == old.name
+    index.pop("history_ends_with_first_frame")  # as the caches written before the fix
+    (old / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="history ends one frame before each clip"):
+        LatentDataset(data, setup / "vae", "rendered")
+    with pytest.raises(ValueError, match="history ends one frame before each clip"):
+        cache_latents(data, setup / "vae", progress=False, render=render_clip)

@@ -176,7 +176,7 @@ def test_killed_eval_keeps_every_finished_rollout(world_checkpoint, tmp_path):
     finished = report["settings"]["rollouts_finished"]
     assert finished == len(report["rollouts"]) and len(rollouts) - 1 <= finished <= len(rollouts)
     assert report["rollouts"] == rollouts[:finished] and report["settings"]["rollouts"] == 20
-    assert (out / "world_psnr.png").stat().st_size > 0 and (out / "world_grid.png").stat().st_size > 0
+    assert (out / "world_psnr.png").stat().st_size > 0 and (out / "world_strip.png").stat().st_size > 0
 
 
 # --- lv2 eval: paths it cannot use -------------------------------------------------------------------------------

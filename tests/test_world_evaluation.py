@@ -43,7 +43,7 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_abs_rel" in report["mean"]
-    assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_grid.png").stat().st_size > 0
+    assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_strip.png").stat().st_size > 0
     assert "drift" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=600)
@@ -69,4 +69,4 @@ def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "world_rollouts.jsonl").read_text().splitlines()]
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert lines == report["rollouts"] and report["settings"]["rollouts_finished"] == 2
-    assert "rollout 2/2" in done.stdout
+    assert "scene 2/2" in done.stdout

@@ -105,3 +105,69 @@ def test_world_env_refuses_a_bad_memory(world_checkpoint):
     with pytest.raises(ValueError, match="at least one frame's pixels"):
         gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", conditioning="memory",
                  memory_capacity=10)
+
+
+def test_a_second_look_stores_only_what_the_memory_does_not_show():
+    out, poses = _render([[0, 0, 1.6, 0.0, 0, 0], [0.0, 0.0, 1.6, 0.35, 0, 0]])  # then turned 20 degrees
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0])
+    shown = memory.render(poses[1:]).covered[0]
+    new_surface = (out.depth[1] < 150.0) & ~shown
+    added = memory.add(out.rgb[1], out.depth[1], poses[1])
+    alone = WorldMemory(K).add(out.rgb[1], out.depth[1], poses[1])
+    # What the turn reveals is stored; what the memory already showed at that depth is kept, not stored again
+    # (a little more than the revealed pixels is stored where a surfel's box spilled over a depth edge).
+    assert 0.9 * new_surface.sum() <= added <= 1.2 * new_surface.sum() < 0.5 * alone, (added, new_surface.sum(), alone)
+
+
+def test_the_ground_seen_nearer_has_no_rows_of_holes():
+    # Walking 1.5 m forward, the ground below was all seen in the first frame, at a slant: its surfels cover it
+    # (drawn only as large as they were facing the camera, 14% of it would be rows of holes).
+    from lv2_env.signals.camera import apply_motion
+
+    start = np.array([0, 0, 1.6, 0.0, 0, 0])
+    out, poses = _render([start, apply_motion(start, np.array([1.5, 0, 0, 0, 0, 0]))], seed=4)
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0])
+    render = memory.render(poses[1:])
+    ground = (out.object_id[1] == 0) & (out.object_id[0] == 0)  # ground in both views (none hidden by objects)
+    ground[: SIZE // 2 + 4] = False  # the ground just below the horizon is partly new
+    assert ground.sum() > 0.3 * SIZE * SIZE
+    assert render.covered[0][ground].mean() > 0.98, render.covered[0][ground].mean()
+    error = np.abs(render.frames[0][ground].astype(int) - out.rgb[1][ground].astype(int)).mean()
+    assert error < 12, error
+
+
+def test_composite_shows_the_memory_where_it_holds_the_surface(world_checkpoint):
+    import gymnasium as gym
+
+    import lv2_env  # noqa: F401
+
+    env = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", conditioning="memory",
+                   composite=True, precision="fp32")
+    world = env.unwrapped
+    streamed = []
+    world.on_frames = streamed.append
+    _, info = env.reset(seed=2)
+    last = info["frames"][-1]
+    _, _, _, _, info = env.step(6)  # turn right: part of the view is remembered, part is new
+    memory, frames = info["memory_frames"], info["frames"]
+    covered = memory.any(axis=-1)  # the memory's render is black only in its holes here (no black surfaces)
+    covered[0] = False
+    assert 0.05 < covered[1:].mean() < 0.95
+    assert np.array_equal(frames[covered], memory[covered]) and np.array_equal(frames[0], last)
+    assert np.array_equal(np.concatenate(streamed), frames[1:])  # what a viewer was shown is what step returns
+    _, _, _, _, info = env.step(1)
+    assert np.array_equal(info["frames"][0], frames[-1])  # the next clip continues from the composite
+    with pytest.raises(ValueError, match="composite=True .* needs conditioning='memory'"):
+        gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", composite=True)
+
+
+def test_known_pixels_are_checked():
+    from model.generator import KnownPixels
+
+    with pytest.raises(ValueError, match=r"uint8 frames \[F, H, W, 3\] and a bool mask \[F, H, W\]"):
+        KnownPixels(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 7), bool))
+    known = KnownPixels(np.full((3, 2, 2, 3), 7, np.uint8), np.array([[[1, 0], [0, 0]]] * 3, bool))
+    out = known.apply(np.zeros((2, 2, 2, 3), np.uint8), start=1)
+    assert out[:, 0, 0].tolist() == [[7] * 3] * 2 and not out[:, 1].any()

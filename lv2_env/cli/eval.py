@@ -72,14 +72,18 @@ def run_world(settings: EvalSettings) -> None:
 
     from lv2_env.envs.world import WorldEnv
     from lv2_env.evaluation.report import append_json_line, picture_grid, write_report
-    from lv2_env.evaluation.rollouts import evaluate_world, plot_world, world_table
+    from lv2_env.evaluation.baselines import inpainting_available
+    from lv2_env.evaluation.rollouts import evaluate_world, plot_world, scene_table, strip_frames, world_table
 
     env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None,
                    sampling_steps=settings.sampling_steps, precision=settings.precision,
-                   conditioning=settings.conditioning)
+                   conditioning=settings.conditioning, composite=settings.composite)
     steps, note = whole_clips(settings.rollout_seconds, "--rollout-seconds", env.clip.duration)
     if note:
         print(f"lv2 eval: note: {note}", file=sys.stderr)
+    if not inpainting_available():
+        print("lv2 eval: note: OpenCV is not installed, so the memory+inpaint baseline is left out "
+              "(pip install opencv-python-headless)", file=sys.stderr)
     depth = None
     if (settings.checkpoint / "depth").is_dir():
         from model.depth import TinyDepthEstimator
@@ -88,30 +92,34 @@ def run_world(settings: EvalSettings) -> None:
     out = settings.out
     journal = out / "world_rollouts.jsonl"
     journal.unlink(missing_ok=True)  # this evaluation's rollouts only
-    outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "grid": out / "world_grid.png"}
-    grid_rows: list[tuple[str, np.ndarray]] = []
-    grid_titles: list[str] = []
+    outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "strip": out / "world_strip.png"}
+    strip_rows: list[tuple[str, np.ndarray]] = []
 
     def write_rollout(report: dict[str, Any], video: dict[str, np.ndarray]) -> None:
-        """One rollout finished: append it, rewrite the report and the plot, and the grid if it shows it."""
+        """One scene finished: append it, rewrite the report, the plot and the picture strip."""
         r = len(report["rollouts"]) - 1
         append_json_line(report["rollouts"][-1], journal)
         write_report(report, outputs["report"])
         plot_world(report, outputs["plot"])
-        if r < max(1, settings.grid_clips):  # the grid's first, middle and last frame, not the whole videos
-            picks = [0, len(video["truth"]) // 2, len(video["truth"]) - 1]
-            grid_titles[:] = [f"frame {i}" for i in picks]
-            grid_rows.extend([(f"rollout {r}\ntruth", video["truth"][picks]),
-                              (f"rollout {r}\nmodel", video["generated"][picks])])
-            picture_grid(grid_rows, path=outputs["grid"], title="held-out rollouts: truth above generated",
-                         column_titles=grid_titles)
-        print(f"  rollout {r + 1}/{settings.rollouts}: model {report['rollouts'][-1]['model']['psnr']:.2f} dB; "
+        picks = strip_frames(len(video["truth"]), video["fps"])
+        name = f"{report['rollouts'][-1]['style']} {report['rollouts'][-1]['scene_seed']}"
+        strip_rows.extend([(f"{name}\ntruth", video["truth"][[i for _, i in picks]]),
+                           (f"{name}\nmodel", video["generated"][[i for _, i in picks]])])
+        picture_grid(strip_rows, range(len(picks)), path=outputs["strip"],
+                     title="held-out walks: truth above generated", column_titles=[label for label, _ in picks])
+        print(f"  scene {r + 1}/{settings.rollouts}: model {report['rollouts'][-1]['model']['psnr']:.2f} dB; "
               f"wrote {journal}, {outputs['report']}", flush=True)
 
-    print(f"{settings.rollouts} rollouts of {steps} clips in held-out scenes with {settings.checkpoint}")
+    print(f"{settings.rollouts} held-out scenes, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
+          f"path, with {settings.checkpoint} (conditioning {settings.conditioning}"
+          f"{', composite' if settings.composite else ''})")
+    back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
+        if settings.there_and_back_seconds else 0
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
-                            on_rollout=write_rollout)
+                            on_rollout=write_rollout, there_and_back_seconds=back)
     print(world_table(report))
+    print()
+    print(scene_table(report))
     print("wrote " + ", ".join(str(p) for p in (journal, *outputs.values())))
 
 

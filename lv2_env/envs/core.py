@@ -104,7 +104,9 @@ class WorldStepInfo(StepInfo):
 
     * ``prompt`` (the text the clip was generated with), ``clip_index`` (clips since reset);
     * ``ground_truth_frames`` (uint8 ``[F, H, W, 3]``, the scene's exact render of the same path; ``None``
-      without a scene), ``control_source`` (``"scene"`` or ``"cache"``);
+      without a scene), ``ground_truth_object_ids`` (int16 ``[F, H, W]``, what each of its pixels shows: -1 sky,
+      0 ground, ``k + 1`` the scene's object ``k``; ``None`` without a scene), ``control_source`` (``"scene"`` or
+      ``"cache"``);
     * ``memory_frames`` (uint8 ``[F, H, W, 3]``, the world memory's render of the clip's path, black in its holes;
       ``None`` unless ``conditioning="memory"``).
     """
@@ -112,6 +114,7 @@ class WorldStepInfo(StepInfo):
     prompt: str = ""
     clip_index: int = 0
     ground_truth_frames: np.ndarray | None = None
+    ground_truth_object_ids: np.ndarray | None = None
     control_source: str = "scene"
     memory_frames: np.ndarray | None = None
 

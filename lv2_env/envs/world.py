@@ -20,6 +20,7 @@ from lv2_env.signals.world_memory import WorldMemory
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
+    from model.generator import KnownPixels
     from model.presets import Preset
 
 CONTROL_SOURCES = ("scene", "cache")
@@ -61,6 +62,8 @@ class StepPlan:
     rendered: np.ndarray | None  # [F, H, W, 3] the last frame rendered along the path (condition="rendered")
     seconds: float
     memory_frames: np.ndarray | None = None  # [F, H, W, 3] the world memory's render of the path (black: holes)
+    known: "KnownPixels | None" = None  # composite=True: the memory's pixels, shown over the generated ones
+    ground_truth_ids: np.ndarray | None = None  # [F, H, W] int16 the renderer's object id of each true pixel
 
     @property
     def controls(self) -> dict[str, np.ndarray]:
@@ -192,6 +195,7 @@ class WorldEnv(CameraEnv):
         generator=None,
         conditioning: str = "last_frame",
         memory_capacity: int = 1 << 18,
+        composite: bool = False,
     ) -> None:
         from model.world_model import WorldModel
 
@@ -225,12 +229,17 @@ class WorldEnv(CameraEnv):
         if conditioning == "memory" and size.condition != "rendered":
             raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
                              f"model trained with condition='rendered' reads; this one is {size.condition!r}")
+        if composite and conditioning != "memory":
+            raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
+                             f"conditioning='memory'; got conditioning={conditioning!r}")
         self.conditioning = conditioning
+        self.composite = bool(composite)
         self.memory = WorldMemory(self.world.intrinsics, capacity=memory_capacity) if conditioning == "memory" else None
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
         self._last_depth: np.ndarray | None = None  # [H, W]: the control source's depth of it
         self._clip_frames: np.ndarray | None = None
         self._ground_truth: np.ndarray | None = None
+        self._ground_truth_ids: np.ndarray | None = None  # [F, H, W] the renderer's object ids of it
 
     # ------------------------------------------------------------------ Gymnasium API
 
@@ -256,10 +265,11 @@ class WorldEnv(CameraEnv):
                 raise ValueError(f"options {sorted(options)} describe a procedural scene; a world from an image has none")
             self.world.start_without_scene()
             self._last_rgb = load_start_image(image, self.world.intrinsics.height, self.world.intrinsics.width)
-            self._last_depth, self._ground_truth = None, None
+            self._last_depth, self._ground_truth, self._ground_truth_ids = None, None, None
         else:
             out = self.world.start(self.np_random, options)
             self._last_rgb, self._last_depth, self._ground_truth = out.rgb[0], out.depth[0], out.rgb
+            self._ground_truth_ids = out.object_id
         self._clip_frames = self._last_rgb[None]
         self.generator.reset(self._last_rgb, seed=int(self.np_random.integers(0, 2**31 - 1)))
         self.clip_index = 0
@@ -285,7 +295,7 @@ class WorldEnv(CameraEnv):
     def step(self, action):
         plan = self.plan_step(action)
         frames = self.generator.generate_clip(plan.controls, self.prompt, rendered=plan.rendered,
-                                              on_frames=self.on_frames)
+                                              on_frames=self.on_frames, known=plan.known)
         return self.finish_step(plan, frames, self.generator.last_timings)
 
     def plan_step(self, action) -> StepPlan:
@@ -298,10 +308,11 @@ class WorldEnv(CameraEnv):
         path = self.world.path(action)
 
         # 2. Depth along the path: the scene's exact depth, or the point cache's.
-        ground_truth, next_depth = None, None
+        ground_truth, ground_truth_ids, next_depth = None, None, None
         if self.scene is not None:
             out = self.world.renderer.render(path.poses[1:])
             ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
+            ground_truth_ids = np.concatenate([self._ground_truth_ids[-1:], out.object_id])
             next_depth = out.depth[-1]
         if self.control_source == "scene":
             depth = np.concatenate([self._last_depth[None], out.depth])
@@ -311,7 +322,7 @@ class WorldEnv(CameraEnv):
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the last frame
         #    rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
-        rendered, memory_frames = None, None
+        rendered, memory_frames, known = None, None, None
         if self.model.preset.condition == "rendered":
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
             if self.memory is not None:  # what the memory holds first, where it holds anything; frame 0 exact
@@ -319,8 +330,14 @@ class WorldEnv(CameraEnv):
                 memory_frames = remembered.frames
                 rendered = np.where(remembered.covered[..., None], remembered.frames, rendered)
                 rendered[0] = self._last_rgb
+                if self.composite:
+                    from model.generator import KnownPixels
+
+                    mask = remembered.covered.copy()
+                    mask[0] = False  # frame 0 is the previous clip's last frame, exactly
+                    known = KnownPixels(remembered.frames, mask)
         return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
-                        memory_frames)
+                        memory_frames, known, ground_truth_ids)
 
     def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
@@ -343,6 +360,7 @@ class WorldEnv(CameraEnv):
         self._last_rgb = frames[-1].copy()
         self._clip_frames = frames[1:]
         self._ground_truth = plan.ground_truth
+        self._ground_truth_ids = plan.ground_truth_ids
         self.clip_index += 1
         self.last_timings = timings
         info = self._info(frames, plan.depth, plan.path, plan.control, plan.memory_frames)
@@ -368,4 +386,5 @@ class WorldEnv(CameraEnv):
               memory_frames: np.ndarray | None = None) -> dict[str, Any]:
         return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
                                clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
+                               ground_truth_object_ids=self._ground_truth_ids,
                                control_source=self.control_source, memory_frames=memory_frames)

@@ -100,7 +100,8 @@ class WorldVectorEnv(gym.vector.VectorEnv):
             rendered = [plans[i].rendered for i in indices]
             clips = self.batch.generate(indices, [plans[i].controls for i in indices],
                                         [self.envs[i].prompt for i in indices],
-                                        rendered if rendered[0] is not None else None)
+                                        rendered if rendered[0] is not None else None,
+                                        known=[plans[i].known for i in indices])
             for i, frames in zip(indices, clips):
                 results[i] = self.envs[i].finish_step(plans[i], frames, self.batch.slots[i].last_timings)
                 self._elapsed[i] += 1

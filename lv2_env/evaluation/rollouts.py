@@ -1,28 +1,37 @@
 """Long generated rollouts against the exact render of the same camera path.
 
 ``lv2 eval --rollouts N --rollout-seconds S`` steps LV2/World-v0 (controls from the scene) along fixed camera
-paths in held-out scenes (seeds from the eval range, never used in training) and scores every frame against
-the ground truth that the env renders beside it, next to the two baselines of :mod:`lv2_env.evaluation.clips`
-(repeat the episode's first frame; warp it with the known depth and path). Reported per rollout and on
-average:
+paths in ``N`` held-out scenes (seeds from the eval range, never used in training; the styles cycle through
+:data:`STYLE_CYCLE`, so 6 scenes include night and fog) and scores every frame against the ground truth that the
+env renders beside it, next to the baselines that need no model (:mod:`lv2_env.evaluation.baselines`: repeat the
+episode's first frame; warp it with the known depth and path; remember it and render the memory along the path
+with its holes inpainted, where OpenCV is installed). Each scene runs three paths:
 
-* **PSNR / SSIM per frame**, and PSNR per minute of video with its linear trend, the **drift per minute**
+* ``walk`` (``S`` seconds; mostly forward, with turns, strafes and a look up and down: :data:`WALK` cycled);
+* ``loop`` (turning left at 30 deg/s: 12 one-second steps make 360 degrees, ending at the start pose);
+* ``there_and_back`` (forward :data:`THERE_AND_BACK_SECONDS` seconds, then back as far: the start pose again).
+
+Reported per scene and on average, for the walk:
+
+* **PSNR / SSIM per frame**, and per minute of video, with the PSNR's linear trend, the **drift per minute**
   (dB/min; negative = the video drifts away from the truth as it goes).
-* **Sharpness**: the generated frames' gradient energy over the truth's (1 = as sharp; blobs score near 0,
-  where PSNR can still rise), on every 4th frame.
+* **Sharpness**: the frames' gradient energy over the truth's (1 = as sharp; blobs score near 0, where PSNR can
+  still rise), on every 4th frame.
+* **Objects** (:mod:`lv2_env.evaluation.objects`, with the renderer's object ids): each object's mean colour
+  error, and the share of object-frames in which it is still visible, on every 4th frame.
 * **Depth following**: the depth network on generated frames against the control depth (the scene's, the
   signal the model was asked to follow), as AbsRel on scene pixels (sky left out). The same network on the
   true frames gives the floor this can reach; on the repeat baseline, what ignoring the controls gets.
 * **Clip boundaries**: the mean absolute change between the last frame of a clip and the first new frame of
   the next, against the mean change between consecutive frames within clips (ratio 1 = seamless).
-* **Loop closure**: a path that turns a full circle in place and ends at its start pose: PSNR of the last
-  generated frame against the first frame. (The baselines close any loop trivially, since they never move;
-  the truth's own last frame equals its first exactly.)
 
-Paths are discrete-action loops: ``walk`` (mostly forward, with turns and strafes; a fixed sequence) and
-``loop`` (turning left at 30 deg/s: 12 one-second steps make 360 degrees).
+And for the paths that come back: **loop closure** (after the 360-degree turn) and **revisit PSNR** (after there
+and back): PSNR of the last frame against the first, which is the truth the episode started from. The repeat and
+warp baselines never move, so they close any loop trivially, and so does memory+inpaint (frame 0, re-rendered
+from its own pose); the truth's own last frame equals its first exactly. Each scene also gives a **picture strip**:
+truth and model at 0, 1, 3 and 5 minutes (:func:`strip_frames`; at the same fractions of a shorter walk).
 
-:func:`evaluate_world` hands each rollout to a callback as it finishes, with the report of the rollouts so far
+:func:`evaluate_world` hands each scene to a callback as it finishes, with the report of the scenes so far
 (:func:`world_report`), so that ``lv2 eval`` writes them as they come and a killed evaluation keeps them.
 """
 
@@ -34,6 +43,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lv2_env.data.procedural import SPLIT_SEEDS
+from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
+from lv2_env.evaluation.objects import object_scores
 from lv2_env.evaluation.report import save_figure
 from lv2_env.signals.warp import warp_first_frame
 from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, sharpness_ratio, ssim
@@ -41,27 +52,48 @@ from model.metrics import PSNR_LOG_CEILING, mean_finite, psnr, sharpness_ratio, 
 EVAL_SCENE_SEED = SPLIT_SEEDS["eval"][0]  # held-out scenes, never seen in training
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down
 LOOP = (5,) * 12
-DEPTH_EVERY = 4  # depth following is measured on every 4th frame (the network is the cost)
+THERE_AND_BACK_SECONDS = 10
+STYLE_CYCLE = ("sunny", "night", "fog", "dusk", "snow", "desert")  # scene r has style r % 6
+DEPTH_EVERY = 4  # depth following, SSIM, sharpness and objects are measured on every 4th frame
+STRIP_SECONDS = (0, 60, 180, 300)  # the picture strip's moments, for a 5-minute walk
+METHODS = ("model", "repeat", "warp", "memory+inpaint")
+
+
+def there_and_back(steps_each_way: int) -> tuple[int, ...]:
+    """Forward ``steps_each_way`` one-second steps, then back as many: the path ends at its start pose."""
+    return (1,) * steps_each_way + (2,) * steps_each_way
+
+
+def strip_frames(frames: int, fps: int) -> list[tuple[str, int]]:
+    """The picture strip's (label, frame index) at 0, 1, 3 and 5 minutes of a walk of ``frames`` frames; a shorter
+    walk is shown at the same fractions of its length."""
+    seconds = (frames - 1) / fps
+    scale = min(1.0, seconds / STRIP_SECONDS[-1])
+    picks = [min(frames - 1, round(t * scale * fps)) for t in STRIP_SECONDS]
+    return [(f"{i / fps / 60:.1f} min" if seconds >= 60 else f"{i / fps:.0f} s", i) for i in picks]
 
 
 def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a.astype(np.float32) - b.astype(np.float32))))
 
 
-def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Step ``env`` (a LV2/World-v0, scene controls) ``steps`` times cycling ``actions``; the whole video."""
-    _, info = env.reset(seed=seed, options={"scene_seed": int(scene_seed)})
-    generated, truth = [info["frames"][-1:]], [info["ground_truth_frames"][-1:]]
-    depth, poses = [info["depth"][-1:]], [info["poses"][-1:]]
+def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int = 0,
+             style: str | None = None) -> dict[str, np.ndarray]:
+    """Step ``env`` (a LV2/World-v0, scene controls) ``steps`` times cycling ``actions`` in the scene of
+    ``scene_seed`` (in ``style``, or the scene's own); the whole video, its truth, depth, poses and object ids."""
+    options: dict[str, Any] = {"scene_seed": int(scene_seed)}
+    if style is not None:
+        options["style"] = style
+    _, info = env.reset(seed=seed, options=options)
+    keys = {"generated": "frames", "truth": "ground_truth_frames", "object_ids": "ground_truth_object_ids",
+            "depth": "depth", "poses": "poses"}
+    parts = {name: [info[key][-1:]] for name, key in keys.items()}
     for k in range(steps):
         _, _, _, _, info = env.step(actions[k % len(actions)])
-        generated.append(info["frames"][1:])
-        truth.append(info["ground_truth_frames"][1:])
-        depth.append(info["depth"][1:])
-        poses.append(info["poses"][1:])
-    return {"generated": np.concatenate(generated), "truth": np.concatenate(truth), "depth": np.concatenate(depth),
-            "poses": np.concatenate(poses), "intrinsics": info["intrinsics"], "clip_frames": env.unwrapped.clip.frames,
-            "fps": env.unwrapped.clip.fps, "caption": info["caption"]}
+        for name, key in keys.items():
+            parts[name].append(info[key][1:])
+    return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, "intrinsics": info["intrinsics"],
+            "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"]}
 
 
 def depth_abs_rel(estimate: np.ndarray, reference: np.ndarray, sky_depth: float = 150.0) -> float:
@@ -70,25 +102,48 @@ def depth_abs_rel(estimate: np.ndarray, reference: np.ndarray, sky_depth: float 
     return float(np.mean(np.abs(estimate[keep] - reference[keep]) / reference[keep])) if keep.any() else float("nan")
 
 
-def score_rollout(video: dict[str, np.ndarray], estimate_depth=None) -> dict[str, Any]:
-    """Every number of one rollout (see the module docstring)."""
-    generated, truth, fps = video["generated"], video["truth"], video["fps"]
+def baseline_videos(video: dict[str, np.ndarray], inpaint: bool = True) -> dict[str, np.ndarray]:
+    """The baselines' frames along the video's path: repeat, warp and (``inpaint`` and OpenCV) memory+inpaint."""
+    truth = video["truth"]
     warped, _ = warp_first_frame(truth[0], video["depth"][0], video["poses"], video["intrinsics"])
-    methods = {"model": generated, "repeat": np.repeat(truth[:1], len(truth), axis=0), "warp": warped}
+    out = {"repeat": np.repeat(truth[:1], len(truth), axis=0), "warp": warped}
+    if inpaint and inpainting_available():
+        out["memory+inpaint"] = memory_inpaint(truth[0], video["depth"][0], video["poses"], video["intrinsics"])
+    return out
+
+
+def _per_minute(values: Sequence[float], frames_per_minute: int) -> list[float]:
+    return [mean_finite(values[s : s + frames_per_minute]) for s in range(0, len(values), frames_per_minute)]
+
+
+def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bool = True) -> dict[str, Any]:
+    """Every number of one walk (see the module docstring)."""
+    generated, truth, fps = video["generated"], video["truth"], video["fps"]
+    methods = {"model": generated, **baseline_videos(video, inpaint)}
     frames_per_minute = 60 * fps
-    out: dict[str, Any] = {"frames": int(len(truth)), "caption": video["caption"]}
+    sampled = np.arange(1, len(truth), DEPTH_EVERY)
+    out: dict[str, Any] = {"frames": int(len(truth)), "caption": video["caption"], "methods": list(methods)}
     for name, frames in methods.items():
         per_frame = [psnr(frames[i], truth[i]) for i in range(1, len(truth))]
         minutes = [float(np.mean(np.clip(per_frame[s : s + frames_per_minute], None, PSNR_LOG_CEILING)))
                    for s in range(0, len(per_frame), frames_per_minute)]
         drift = float(np.polyfit(np.arange(len(minutes)), minutes, 1)[0]) if len(minutes) > 1 else float("nan")
+        ssims = [ssim(frames[i : i + 1], truth[i : i + 1]) for i in sampled]
+        sharp = [sharpness_ratio(frames[i : i + 1], truth[i : i + 1]) for i in sampled]
+        objects = [object_scores(frames[i : i + 1], truth[i : i + 1], video["object_ids"][i : i + 1]) for i in sampled]
+        per_sample_minute = frames_per_minute // DEPTH_EVERY
         out[name] = {
             "psnr": psnr(frames[1:], truth[1:]),
-            "ssim": ssim(frames[1 :: DEPTH_EVERY], truth[1 :: DEPTH_EVERY]),
+            "ssim": mean_finite(ssims),
             # PSNR rewards blur; this does not (gradient energy over the truth's; 1 = as sharp as the truth).
-            "sharpness": sharpness_ratio(frames[1 :: DEPTH_EVERY], truth[1 :: DEPTH_EVERY]),
+            "sharpness": sharpness_ratio(frames[sampled], truth[sampled]),
+            "colour_error": mean_finite([o["colour_error"] for o in objects]),
+            "visible": _share(objects),
             "psnr_per_frame": per_frame,
             "psnr_per_minute": minutes,
+            "ssim_per_minute": _per_minute(ssims, per_sample_minute),
+            "sharpness_per_minute": _per_minute(sharp, per_sample_minute),
+            "colour_error_per_minute": _per_minute([o["colour_error"] for o in objects], per_sample_minute),
             "drift_db_per_minute": drift,
         }
     # Clip boundaries: frame 16k is the last frame of clip k, 16k + 1 the first new frame of clip k + 1.
@@ -100,80 +155,127 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None) -> dict[str
         inside = float(np.mean([_mean_abs_change(frames[k + 1], frames[k]) for k in within]))
         out.setdefault("boundaries", {})[name] = {"jump": jump, "within": inside, "ratio": jump / max(inside, 1e-9)}
     if estimate_depth is not None:
-        picks = np.arange(1, len(truth), DEPTH_EVERY)
-        reference = video["depth"][picks]
+        reference = video["depth"][sampled]
         out["depth_abs_rel"] = {
-            "model": depth_abs_rel(estimate_depth(generated[picks]), reference),
-            "truth": depth_abs_rel(estimate_depth(truth[picks]), reference),
-            "repeat": depth_abs_rel(estimate_depth(methods["repeat"][picks]), reference),
+            "model": depth_abs_rel(estimate_depth(generated[sampled]), reference),
+            "truth": depth_abs_rel(estimate_depth(truth[sampled]), reference),
+            "repeat": depth_abs_rel(estimate_depth(methods["repeat"][sampled]), reference),
         }
     return out
 
 
-def loop_closure(env, scene_seed: int, seed: int = 0) -> dict[str, Any]:
-    """Turn a full circle in place: the last generated frame against the first (and against the truth's last)."""
-    video = run_path(env, LOOP, len(LOOP), scene_seed, seed)
-    return {"psnr_last_vs_first": psnr(video["generated"][-1], video["generated"][0]),
-            "psnr_last_vs_truth": psnr(video["generated"][-1], video["truth"][-1]),
-            "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
+def _share(objects: Sequence[dict[str, Any]]) -> float:
+    """The share of judged object-frames that are visible, over several :func:`object_scores` results."""
+    judged = sum(o["judged"] for o in objects)
+    return float(sum(o["visible"] * o["judged"] for o in objects if o["judged"]) / judged) if judged else float("nan")
+
+
+def comes_back(env, actions: Sequence[int], scene_seed: int, seed: int = 0, style: str | None = None,
+               inpaint: bool = True) -> dict[str, Any]:
+    """A path that ends at its start pose: its last frame against the first, for the model and memory+inpaint."""
+    video = run_path(env, actions, len(actions), scene_seed, seed, style)
+    out = {"psnr_last_vs_first": psnr(video["generated"][-1], video["truth"][0]),
+           "psnr_last_vs_truth": psnr(video["generated"][-1], video["truth"][-1]),
+           "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
+    if inpaint and inpainting_available():
+        baseline = baseline_videos(video)["memory+inpaint"]
+        out["memory+inpaint_last_vs_first"] = psnr(baseline[-1], video["truth"][0])
+    return out
+
+
+def loop_closure(env, scene_seed: int, seed: int = 0, style: str | None = None, inpaint: bool = True) -> dict[str, Any]:
+    """Turn a full circle in place (:data:`LOOP`): the last frame against the first (and against the truth's last)."""
+    return comes_back(env, LOOP, scene_seed, seed, style, inpaint)
 
 
 RolloutCallback = Callable[[dict[str, Any], dict[str, np.ndarray]], None]
 
 
 def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0, progress: bool = True,
-                   on_rollout: RolloutCallback | None = None) -> dict[str, Any]:
-    """``rollouts`` walks of ``steps`` clips in held-out scenes plus one loop each; the report.
+                   on_rollout: RolloutCallback | None = None, inpaint: bool = True,
+                   there_and_back_seconds: int = THERE_AND_BACK_SECONDS) -> dict[str, Any]:
+    """``rollouts`` held-out scenes, each a walk of ``steps`` clips, a loop and a there-and-back path; the report.
 
-    After each rollout ``on_rollout(report, video)`` gets the report of the rollouts finished so far (the new
-    one is ``report["rollouts"][-1]``) and that rollout's video (:func:`run_path`), so that a caller can write
-    both as they come (``lv2 eval``: nothing finished is lost if it is killed); videos are not kept here.
+    After each scene ``on_rollout(report, video)`` gets the report of the scenes finished so far (the new one is
+    ``report["rollouts"][-1]``) and that scene's walk (:func:`run_path`), so that a caller can write both as they
+    come (``lv2 eval``: nothing finished is lost if it is killed); videos are not kept here. ``inpaint``: score
+    the memory+inpaint baseline (where OpenCV is installed). ``there_and_back_seconds``: one-second steps each way
+    (whole clips; 0 leaves the path out).
     """
     from tqdm import tqdm
 
     per: list[dict[str, Any]] = []
     report: dict[str, Any] = {}
-    for r in tqdm(range(rollouts), desc="world rollouts", unit="rollout", disable=not progress):
-        scene = EVAL_SCENE_SEED + 7919 * r  # spread over the eval range
-        video = run_path(env, WALK, steps, scene, seed)
-        scores = score_rollout(video, estimate_depth)
-        per.append({"scene_seed": scene, **scores, "loop": loop_closure(env, scene, seed)})
+    back = there_and_back(there_and_back_seconds)
+    for r in tqdm(range(rollouts), desc="world rollouts", unit="scene", disable=not progress):
+        scene, style = EVAL_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]  # spread over the eval range
+        video = run_path(env, WALK, steps, scene, seed, style)
+        scores = score_rollout(video, estimate_depth, inpaint)
+        per.append({"scene_seed": scene, "style": style, **scores,
+                    "strip": [label for label, _ in strip_frames(len(video["truth"]), video["fps"])],
+                    "loop": loop_closure(env, scene, seed, style, inpaint)})
+        if back:
+            per[-1]["there_and_back"] = comes_back(env, back, scene, seed, style, inpaint)
         seconds = steps * (video["clip_frames"] - 1) / video["fps"]
         report = world_report(per, {"rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
-                                    "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP)})
+                                    "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
+                                    "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
+                                    "conditioning": getattr(env.unwrapped, "conditioning", None),
+                                    "composite": getattr(env.unwrapped, "composite", None)})
         if on_rollout is not None:
             on_rollout(report, video)
     return report
 
 
+SCALARS = ("psnr", "ssim", "sharpness", "colour_error", "visible", "drift_db_per_minute")
+PER_MINUTE = ("psnr_per_minute", "ssim_per_minute", "sharpness_per_minute", "colour_error_per_minute")
+
+
 def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    """The report of rollouts scored by :func:`score_rollout` (plus ``scene_seed`` and ``loop``): each of them,
-    their means, and ``settings``."""
+    """The report of scenes scored by :func:`score_rollout` (plus ``scene_seed``, ``style``, ``loop`` and
+    ``there_and_back``): each of them, their means, and ``settings``."""
     if not per:
         raise ValueError("world_report needs at least one scored rollout, got none")
     mean: dict[str, Any] = {}
-    for m in ("model", "repeat", "warp"):
-        mean[m] = {k: mean_finite([p[m][k] for p in per if k in p[m]])
-                   for k in ("psnr", "ssim", "sharpness", "drift_db_per_minute")}
-        longest = max(len(p[m]["psnr_per_minute"]) for p in per)
-        mean[m]["psnr_per_minute"] = [mean_finite([p[m]["psnr_per_minute"][i] for p in per if i < len(p[m]["psnr_per_minute"])])
-                                      for i in range(longest)]
+    for m in METHODS:
+        scored = [p[m] for p in per if m in p]
+        if not scored:
+            continue
+        mean[m] = {k: mean_finite([s[k] for s in scored if k in s]) for k in SCALARS}
+        for key in PER_MINUTE:
+            longest = max(len(s.get(key, ())) for s in scored)
+            mean[m][key] = [mean_finite([s[key][i] for s in scored if i < len(s.get(key, ()))]) for i in range(longest)]
     mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
     if all("depth_abs_rel" in p for p in per):
         mean["depth_abs_rel"] = {w: mean_finite([p["depth_abs_rel"][w] for p in per]) for w in ("model", "truth", "repeat")}
-    mean["loop"] = {k: mean_finite([p["loop"][k] for p in per]) for k in per[0]["loop"]}
+    for path in ("loop", "there_and_back"):
+        if all(path in p for p in per):
+            mean[path] = {k: mean_finite([p[path].get(k, float("nan")) for p in per]) for k in per[0][path]}
     return {"rollouts": list(per), "mean": mean, "settings": dict(settings)}
 
 
+def _cell(value: float, digits: int = 2, sign: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
 def world_table(report: dict[str, Any]) -> str:
-    """The rollout means as a Markdown table."""
+    """The means over scenes as Markdown: a table of the walk per method, then the paths that come back."""
     mean = report["mean"]
-    lines = ["| method | PSNR (dB) | SSIM | sharpness | drift (dB/min) |", "|---|---|---|---|---|"]
-    for m in ("model", "repeat", "warp"):
+    lines = ["| method | PSNR (dB) | PSNR per minute (dB) | drift (dB/min) | SSIM | sharpness | object colour error | "
+             "objects visible |", "|---|---|---|---|---|---|---|---|"]
+    for m in METHODS:
+        if m not in mean:
+            continue
         s = mean[m]
-        lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s.get('sharpness', float('nan')):.2f} | "
-                     f"{s['drift_db_per_minute']:+.2f} |")
+        minutes = ", ".join(_cell(v) for v in s["psnr_per_minute"])
+        lines.append(f"| {m} | {_cell(s['psnr'])} | {minutes} | {_cell(s['drift_db_per_minute'], sign=True)} | "
+                     f"{_cell(s['ssim'], 3)} | {_cell(s['sharpness'])} | {_cell(s['colour_error'], 1)} | "
+                     f"{_cell(100 * s['visible'], 0)}% |")
+    if "memory+inpaint" not in mean:
+        lines += ["", "memory+inpaint: not scored (OpenCV is not installed: pip install opencv-python-headless)"]
     b = mean["boundaries"]
     lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
                   f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]
@@ -181,9 +283,24 @@ def world_table(report: dict[str, Any]) -> str:
         d = mean["depth_abs_rel"]
         lines.append(f"depth following (AbsRel of the depth network vs control depth): model {d['model']:.3f}, "
                      f"truth frames {d['truth']:.3f}, repeat {d['repeat']:.3f}")
-    loop = mean["loop"]
-    lines.append(f"loop closure (360 deg turn): last vs first frame {loop['psnr_last_vs_first']:.2f} dB "
-                 f"(last vs truth {loop['psnr_last_vs_truth']:.2f} dB)")
+    for path, what in (("loop", "loop closure (360 deg turn)"), ("there_and_back", "revisit (there and back)")):
+        if path in mean:
+            c = mean[path]
+            baseline = c.get("memory+inpaint_last_vs_first")
+            lines.append(f"{what}: model's last frame vs the first {_cell(c['psnr_last_vs_first'])} dB (vs the truth's "
+                         f"last {_cell(c['psnr_last_vs_truth'])} dB)"
+                         + ("" if baseline is None else f"; memory+inpaint {_cell(baseline)} dB"))
+    return "\n".join(lines)
+
+
+def scene_table(report: dict[str, Any]) -> str:
+    """PSNR, sharpness and object colour error of the walk per scene and method, as Markdown."""
+    methods = [m for m in METHODS if m in report["mean"]]
+    lines = ["| scene | style | " + " | ".join(f"{m} PSNR / sharpness / colour error" for m in methods) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for p in report["rollouts"]:
+        cells = [f"{_cell(p[m]['psnr'])} / {_cell(p[m]['sharpness'])} / {_cell(p[m]['colour_error'], 1)}" for m in methods]
+        lines.append(f"| {p['scene_seed']} | {p['style']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -193,8 +310,10 @@ def plot_world(report: dict[str, Any], path: str | Path) -> Path:
 
     fig = Figure(figsize=(9.0, 3.2), dpi=110)
     left, right = fig.subplots(1, 2)
-    for m, colour in (("model", "C0"), ("repeat", "C1"), ("warp", "C2")):
-        curves = [np.clip(np.array(p[m]["psnr_per_frame"], dtype=float), None, 60.0) for p in report["rollouts"]]
+    for m, colour in (("model", "C0"), ("repeat", "C1"), ("warp", "C2"), ("memory+inpaint", "C3")):
+        if m not in report["mean"]:
+            continue
+        curves = [np.clip(np.array(p[m]["psnr_per_frame"], dtype=float), None, 60.0) for p in report["rollouts"] if m in p]
         n = min(len(c) for c in curves)
         curve = np.mean([c[:n] for c in curves], axis=0)
         kernel = np.ones(16) / 16

@@ -29,22 +29,28 @@ class EvalSettings:
     clips: int = field(default=8, metadata={"help": "clips to evaluate, spread over the directory (default 8)"})
     out: Path = field(metadata={
         "help": "output directory (created): report.json, grid.png, psnr_per_frame.png for --data; "
-                "world_rollouts.jsonl (a line per rollout as it finishes), world_report.json, world_psnr.png, "
-                "world_grid.png (rewritten after each rollout) for --rollouts"})
+                "world_rollouts.jsonl (a line per scene as it finishes), world_report.json, world_psnr.png, "
+                "world_strip.png (rewritten after each scene) for --rollouts"})
     sampling_steps: int | None = field(default=None, metadata={
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
     conditioning: str = field(default="last_frame", metadata={
         "help": "rollouts: what the model is shown along the path: last_frame or memory (the world memory)",
         "choices": RENDERED_CONDITIONINGS})
+    composite: bool = field(default=False, metadata={
+        "help": "rollouts: show the world memory's pixels over the generated ones (needs --conditioning memory)"})
     seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={
-        "help": "also run this many long LV2/World-v0 rollouts in held-out scenes (world_report.json)"})
+        "help": "also run long LV2/World-v0 rollouts in this many held-out scenes (styles cycling sunny, night, fog, "
+                "dusk, snow, desert), each a walk, a 360-degree turn and a there-and-back path (world_report.json)"})
     rollout_seconds: int = field(default=60, metadata={
         "help": "seconds of video per rollout (default 60), in whole clips: 1 s each for the shipped model, so any "
                 "whole number of seconds; for a model with longer clips, rounded to the nearer number of clips "
                 "with a note"})
+
+    there_and_back_seconds: int = field(default=10, metadata={
+        "help": "rollouts: seconds forward, then as many back, of the there-and-back path (default 10; 0: none)"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", Path(self.checkpoint))
@@ -55,7 +61,12 @@ class EvalSettings:
         if not self.data and self.rollouts < 1:
             raise ValueError("nothing to evaluate: give --data EVAL_DIR (single clips) and/or --rollouts N "
                              "(long rollouts)")
+        if self.composite and self.conditioning != "memory":
+            raise ValueError(f"--composite shows the world memory's pixels, so it needs --conditioning memory; got "
+                             f"--conditioning {self.conditioning}")
         if self.rollouts > 0 and self.rollout_seconds < 1:
             raise ValueError(f"--rollout-seconds must be at least 1, got {self.rollout_seconds}")
+        if self.there_and_back_seconds < 0:
+            raise ValueError(f"--there-and-back-seconds must be 0 or more, got {self.there_and_back_seconds}")
         if self.sampling_steps is not None and self.sampling_steps < 1:
             raise ValueError(f"--steps must be at least 1, got {self.sampling_steps}")

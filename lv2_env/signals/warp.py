@@ -23,7 +23,9 @@ SAME_SURFACE = 0.1
 SPLAT_SLACK = 0.15
 MAX_SPLAT_HALF_SIDE = 3.0
 
-def _as_intrinsics(K: np.ndarray | Intrinsics, width: int, height: int) -> Intrinsics:
+def as_intrinsics(K: np.ndarray | Intrinsics, width: int, height: int) -> Intrinsics:
+    """``K`` (a ``[3, 3]`` matrix, as ``info["intrinsics"]``, or an :class:`Intrinsics`) for ``width x height``
+    frames; an :class:`Intrinsics` of another size raises ``ValueError``."""
     if isinstance(K, Intrinsics):
         if (K.width, K.height) != (width, height):
             raise ValueError(f"intrinsics are for {K.width}x{K.height} images, but the frame is {width}x{height}")
@@ -170,7 +172,7 @@ def warp_first_frame(
     depth = depth0.astype(np.float64)
     if not np.all(np.isfinite(depth) & (depth > 0)):
         raise ValueError("depth0 must be finite and positive everywhere (camera-frame z in metres)")
-    intrinsics = _as_intrinsics(K, w, h)
+    intrinsics = as_intrinsics(K, w, h)
     n = h * w
 
     rays = intrinsics.pixel_rays().reshape(n, 3)  # camera frame, z = 1

@@ -8,15 +8,19 @@ like where it was first seen, as GEN3C's 3D cache does.
 :class:`WorldMemory` keeps surfels: the frames' pixels lifted into world coordinates with their depth, one per
 voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a binary search):
 
-* **first observation wins**: a voxel already held is never overwritten by a later observation of it, since
-  later generated frames are blurrier copies of earlier ones;
+* **first observation wins**: a pixel of a new frame is stored only where the memory does not already show a
+  surface at that depth from that camera (within ``depth_tolerance``), and a voxel already held is never
+  overwritten, since later generated frames are blurrier copies of earlier ones; seen nearer, a surface first
+  seen far away keeps its far look (each surfel drawn as large as it then covers, up to
+  ``MAX_SPLAT_HALF_SIDE``) rather than taking on the generated detail of the nearer view;
 * **protected frames** (the start frame: the truth, or the user's picture) are never evicted;
 * **bounded**: at most ``capacity`` surfels; when full, the oldest unprotected ones make room, so memory stays
   flat over a 30-minute episode (``nbytes`` is fixed at construction);
 * sky pixels (depth at or beyond ``far``) are directions, not surfaces: they are not stored.
 
 :meth:`WorldMemory.render` splats the surfels into each camera of a path with a z-buffer (each surfel a square of
-its world footprint, so near surfaces have no pinholes), leaving holes empty (``covered=False``).
+its world footprint, and of its slanted surface when seen nearer than it was, so near surfaces have no pinholes or
+rows of holes), leaving holes empty (``covered=False``).
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.point_cache import unproject
-from lv2_env.signals.warp import SKY_DEPTH, splat_boxes
+from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes
 
-MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel nearer than its footprint allows is drawn at most 7x7
+MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel seen far away and now near is drawn at most 7x7
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,27 @@ class MemoryRender:
     covered: np.ndarray
 
 
+SLANT_LIMIT = 2.0  # a pixel covers at most 2x its facing size of a slanted surface (as at 60 deg to the ray)
+
+
+def surface_slant(points: np.ndarray, depth: np.ndarray, fx: float) -> np.ndarray:
+    """How many times its facing size (``depth / fx``) of surface each pixel covers (``[H, W]`` float32 in
+    ``[1, SLANT_LIMIT]``, from its world ``points`` ``[H, W, 3]``): the larger step to its right or lower neighbour
+    on the same surface, over the facing size. The ground ahead covers far more along its slope than facing, and a
+    surfel drawn only facing-size leaves rows of holes when seen nearer. Neighbours across a depth edge
+    (``SAME_SURFACE``, 10% apart) are not the same surface."""
+    facing = depth / fx
+    size = facing.copy()
+    for axis in (0, 1):
+        step = np.linalg.norm(np.diff(points, axis=axis), axis=-1)
+        near = np.diff(depth, axis=axis)
+        same = np.abs(near) <= SAME_SURFACE * np.minimum(np.delete(depth, -1, axis), np.delete(depth, 0, axis))
+        step = np.where(same, step, 0.0)
+        pad = [(0, 1) if a == axis else (0, 0) for a in range(2)]
+        size = np.maximum(size, np.pad(step, pad, mode="edge"))
+    return np.clip(size / facing, 1.0, SLANT_LIMIT).astype(np.float32)
+
+
 class WorldMemory:
     """Surfels of the frames a world has shown (see the module docstring).
 
@@ -48,10 +73,12 @@ class WorldMemory:
         capacity: the most surfels kept; at least one frame's pixels (``H * W``), else ``ValueError``.
         voxel: edge of a memory voxel in metres; one surfel per voxel.
         far: depths at or beyond it are sky and are not stored (the renderer's sky is 150 m).
+        depth_tolerance: a new pixel whose depth is within this fraction of the surface the memory already shows
+            there is the same surface, seen again: not stored.
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.05,
-                 far: float = SKY_DEPTH) -> None:
+                 far: float = SKY_DEPTH, depth_tolerance: float = SAME_SURFACE) -> None:
         pixels = intrinsics.width * intrinsics.height
         if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
             raise ValueError(f"memory capacity must be at least one frame's pixels ({intrinsics.width}x"
@@ -59,11 +86,13 @@ class WorldMemory:
         if not voxel > 0:
             raise ValueError(f"voxel must be a positive size in metres, got {voxel!r}")
         self.intrinsics, self.capacity, self.voxel, self.far = intrinsics, int(capacity), float(voxel), float(far)
+        self.depth_tolerance = float(depth_tolerance)
         self._keys = np.empty(0, np.int64)  # sorted voxel keys of the surfels held, and each one's slot
         self._slots = np.empty(0, np.int64)
         self.xyz = np.zeros((self.capacity, 3), np.float32)
         self.rgb = np.zeros((self.capacity, 3), np.uint8)
-        self.footprint = np.zeros(self.capacity, np.float32)  # metres one pixel covered when it was seen
+        self.footprint = np.zeros(self.capacity, np.float32)  # metres one pixel covered facing, when it was seen
+        self.slant = np.ones(self.capacity, np.float32)  # how many times that it covered of its slanted surface
         self.protected = np.zeros(self.capacity, bool)
         self.stamp = np.full(self.capacity, -1, np.int64)  # insertion order; -1: a free slot
         self._clock = 0
@@ -79,7 +108,7 @@ class WorldMemory:
     @property
     def nbytes(self) -> int:
         """Bytes the memory holds: fixed by ``capacity``, whatever has been added."""
-        return int(sum(a.nbytes for a in (self.xyz, self.rgb, self.footprint, self.protected, self.stamp))
+        return int(sum(a.nbytes for a in (self.xyz, self.rgb, self.footprint, self.slant, self.protected, self.stamp))
                    + 2 * 8 * self.capacity)
 
     def clear(self) -> None:
@@ -97,9 +126,12 @@ class WorldMemory:
             raise ValueError(f"expected a uint8 frame [{h}, {w}, 3] and depth [{h}, {w}], got {frame.dtype} "
                              f"{frame.shape} and {depth.shape}")
         surface = (depth < self.far) & np.isfinite(depth) & (depth > 0)
-        points = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)[surface.ravel()]
+        surface &= ~self._shown_at(depth, np.asarray(pose, np.float64))
+        grid = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)
+        points = grid[surface.ravel()]
         colours = frame.reshape(-1, 3)[surface.ravel()]
         footprint = (depth[surface] / self.intrinsics.fx).astype(np.float32)
+        slant = surface_slant(grid.reshape(h, w, 3), depth, self.intrinsics.fx)[surface]
         keys = self._voxel_keys(points)
         keys, first = np.unique(keys, return_index=True)  # one surfel per voxel of this frame
         fresh = ~self._holds(keys)
@@ -110,6 +142,7 @@ class WorldMemory:
         keep = len(slots)
         keys, first = keys[:keep], first[:keep]
         self.xyz[slots], self.rgb[slots], self.footprint[slots] = points[first], colours[first], footprint[first]
+        self.slant[slots] = slant[first]
         self.protected[slots] = protected
         self.stamp[slots] = self._clock + np.arange(keep)
         self._clock += keep
@@ -127,15 +160,30 @@ class WorldMemory:
         slots = self._slots
         if len(slots) == 0:
             return MemoryRender(frames, covered)
-        xyz, rgb, footprint = self.xyz[slots].astype(np.float64), self.rgb[slots], self.footprint[slots]
+        xyz, rgb = self.xyz[slots].astype(np.float64), self.rgb[slots]
+        footprint, slant = self.footprint[slots], self.slant[slots]
         for f, pose in enumerate(poses):
-            winner = self._splat(xyz, footprint, pose)
+            winner = self._splat(xyz, footprint, slant, pose)
             hit = winner >= 0
             frames[f][hit] = rgb[winner[hit]]
             covered[f] = hit
         return MemoryRender(frames, covered)
 
     # ------------------------------------------------------------------ helpers
+
+    def _shown_at(self, depth: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """``[H, W]``: where the memory, seen from ``pose``, already shows a surface at ``depth`` (within the
+        tolerance): those pixels are a second look at it."""
+        if len(self._slots) == 0:
+            return np.zeros(depth.shape, bool)
+        slots = self._slots
+        xyz = self.xyz[slots].astype(np.float64)
+        winner = self._splat(xyz, self.footprint[slots], self.slant[slots], pose)
+        hit = winner >= 0
+        shown = np.zeros(depth.shape, bool)
+        z = (xyz[winner[hit]] - pose[:3, 3]) @ pose[:3, 2]  # camera z of the surfel each pixel shows
+        shown[hit] = np.abs(z - depth[hit]) <= self.depth_tolerance * depth[hit]
+        return shown
 
     def _voxel_keys(self, points: np.ndarray) -> np.ndarray:
         """One int64 per voxel: 21 bits per axis (+-52 km at 5 cm), so distinct voxels get distinct keys."""
@@ -162,15 +210,18 @@ class WorldMemory:
             self.stamp[oldest] = -1
         return np.concatenate([free, oldest])
 
-    def _splat(self, xyz: np.ndarray, footprint: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    def _splat(self, xyz: np.ndarray, footprint: np.ndarray, slant: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """The surfel each pixel of camera ``pose`` shows (``[H, W]``, -1 for none)."""
         k, h, w = self.intrinsics, self.intrinsics.height, self.intrinsics.width
         cam = (xyz - pose[:3, 3]) @ pose[:3, :3]  # world -> camera (the rotation's transpose)
         z = cam[:, 2]
         safe_z = np.where(z > 1e-3, z, 1.0)
         u, v = k.fx * cam[:, 0] / safe_z + k.cx, k.fy * cam[:, 1] / safe_z + k.cy
-        # Half a surfel's footprint in pixels at this distance, plus a little slack so that a surface tiles.
-        half = np.clip(0.5 * footprint * k.fx / safe_z + 0.15, 0.5, MAX_SPLAT_HALF_SIDE + 0.15)
+        # Half a surfel's footprint in pixels at this distance, plus a little slack so that a surface tiles; seen
+        # nearer than it was, as large as its slanted surface then was (seen from as far, exactly its pixel).
+        magnification = footprint * k.fx / safe_z
+        size = np.where(magnification > 1.0 + 1e-6, magnification * slant, magnification)
+        half = np.clip(0.5 * size + 0.15, 0.5, MAX_SPLAT_HALF_SIDE + 0.15)
         seen = (z > 1e-3) & (u > -half) & (u < w + half) & (v > -half) & (v < h + half)  # the frustum only
         index = np.flatnonzero(seen)
         return splat_boxes(u[index], v[index], half[index], half[index], z[index], index, h, w)

@@ -10,7 +10,10 @@ The DiT stages see every clip many times through a frozen VAE, so its latents ar
         condition  [16, T, h, w]     the I2V conditioning video: [first frame, zeros, ...], or for a
                                      "rendered" cache (DATA/latents/VAE_ID-rendered/) the first frame
                                      rendered along the clip's camera path
-        history_N  [16, 1+(N-1)/4, h, w] for N in history_frames: the last N frames before the clip
+        history_N  [16, 1+(N-1)/4, h, w] for N in history_frames: the last N frames of the run-up to the
+                                     clip, ending with the clip's first frame (the frame it shares with the
+                                     previous clip, as at inference, where LongVie 2's history is the previous
+                                     clip's last frames); index.json says so with "history_ends_with_first_frame"
 
 ``VAE_ID`` is a hash of the VAE's config and encoder weights, so latents of another encoder are never mixed in.
 """
@@ -32,6 +35,9 @@ from model.precision import autocast_context, resolve_precision
 from model.vae import VideoVAE, frames_to_tensor
 
 HISTORY_FRAME_CHOICES = (1, 5, 9, 13)  # 4k+1 pixel frames: 1..4 latent frames of history
+# A cache written before the history was made to end with the clip's shared first frame lacks this key (its
+# history ended one frame before it, which L_cons = |z_H[-1] - z_hat[0]|^2 does not assume).
+HISTORY_MARKER = "history_ends_with_first_frame"
 
 
 ENCODER_PREFIXES = ("encoder.", "quant_conv.")  # what a latent depends on (with the config's statistics)
@@ -83,11 +89,16 @@ def encode_clip(vae: VideoVAE, clip: dict, history_choices: tuple[int, ...] = HI
     condition = condition_tensor(rgb, rendered)
     latents = vae.encode(torch.cat([rgb, dense, sparse, condition]))
     out = {name: latents[i].half().numpy() for i, name in enumerate(("rgb", "dense", "sparse", "condition"))}
-    history = clip["history"]
-    for n in history_choices:
-        if n <= len(history):
-            out[f"history_{n}"] = vae.encode(frames_to_tensor(history[-n:]))[0].half().numpy()
+    for n, frames in history_windows(clip, history_choices).items():
+        out[f"history_{n}"] = vae.encode(frames_to_tensor(frames))[0].half().numpy()
     return out
+
+
+def history_windows(clip: dict, choices: tuple[int, ...] = HISTORY_FRAME_CHOICES) -> dict[int, np.ndarray]:
+    """The history of each length in ``choices`` a clip can give: its run-up (``history``, the frames before
+    it) followed by its first frame, last ``n`` frames; lengths longer than that run are left out."""
+    run = np.concatenate([np.asarray(clip["history"]).reshape(-1, *clip["rgb"].shape[1:]), clip["rgb"][:1]])
+    return {n: run[-n:] for n in choices if n <= len(run)}
 
 
 def cache_latents(
@@ -111,6 +122,8 @@ def cache_latents(
     out = cache_directory(data, vae_directory, condition)
     plain = cache_directory(data, vae_directory)
     out.mkdir(parents=True, exist_ok=True)
+    for directory in (out, plain):  # never mix clips of the old history windows with the new ones
+        check_history_marker(directory)
     fields = ("rgb", "dense", "sparse", "history") + (("depth", "poses", "intrinsics") if render else ())
     dataset = ClipDataset(data, fields)
     vae = VideoVAE.from_pretrained(vae_directory).eval()
@@ -134,8 +147,20 @@ def cache_latents(
         temporary.replace(path)
     (out / "index.json").write_text(json.dumps({"vae_id": identity, "condition": condition,
                                                 "history_frames": list(HISTORY_FRAME_CHOICES),
+                                                HISTORY_MARKER: True,
                                                 "clips": [Path(c["file"]).name for c in dataset.clips]}))
     return out
+
+
+def check_history_marker(directory: Path) -> None:
+    """Refuse a latent cache whose history windows end one frame before each clip (written before they were made
+    to end with its first frame): its ``history_N`` would train the history stage on another input than
+    inference gives. A directory without an index yet (a cache being written) passes."""
+    index = directory / "index.json"
+    if index.is_file() and not json.loads(index.read_text()).get(HISTORY_MARKER, False):
+        raise ValueError(f"{directory} holds latents whose history ends one frame before each clip (an older cache); "
+                         f"delete it and run `lv2 train cache-latents` again, so that the history ends with the "
+                         f"clip's first frame")
 
 
 class LatentDataset:
@@ -150,6 +175,7 @@ class LatentDataset:
                 f"no latents of VAE {vae_id(vae_directory)} ({condition} conditioning) in {self.data}: expected "
                 f"{self.directory}/index.json (run `lv2 train cache-latents --data {self.data} --vae {vae_directory}`)"
             )
+        check_history_marker(self.directory)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -1,0 +1,52 @@
+"""Baselines of long rollouts that need no model: what the frame-0 truth alone gives along a camera path.
+
+The repeat and warp baselines are :func:`lv2_env.evaluation.clips.repeat_first_frame` and
+:func:`lv2_env.signals.warp.warp_first_frame`; this module adds the one a world memory makes possible:
+:func:`memory_inpaint`, frame 0 remembered (:class:`~lv2_env.signals.world_memory.WorldMemory`) and rendered along
+the path, its holes filled by OpenCV's inpainting. A model has to beat it to earn its cost.
+
+OpenCV is not a core dependency (it comes with the ``test`` and ``videos`` extras, through PySceneDetect):
+:func:`inpainting_available` says whether it can run here, and evaluations leave this baseline out, saying so,
+where it cannot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from lv2_env.signals.camera import Intrinsics
+from lv2_env.signals.warp import as_intrinsics, warp_first_frame
+from lv2_env.signals.world_memory import WorldMemory
+
+INPAINT_RADIUS = 3  # pixels of neighbourhood cv2.inpaint draws on
+
+
+def inpainting_available() -> bool:
+    """Whether OpenCV (``cv2``) is installed, which :func:`memory_inpaint` needs."""
+    return importlib.util.find_spec("cv2") is not None
+
+
+def memory_inpaint(first_frame: np.ndarray, first_depth: np.ndarray, poses: np.ndarray,
+                   intrinsics: Intrinsics | np.ndarray) -> np.ndarray:
+    """uint8 ``[F, H, W, 3]``: ``first_frame`` (``[H, W, 3]``, metric ``first_depth`` ``[H, W]``, seen from
+    ``poses[0]``) remembered and rendered into every camera of ``poses`` ``[F, 4, 4]``, over its plain warp (which
+    carries the sky, which the memory does not store), and the holes left inpainted (Telea's method)."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError("the memory+inpaint baseline needs OpenCV: pip install opencv-python-headless "
+                          "(or lv2's test or videos extra)") from None
+    intrinsics = as_intrinsics(intrinsics, first_frame.shape[1], first_frame.shape[0])
+    memory = WorldMemory(intrinsics)
+    memory.add(first_frame, first_depth, poses[0], protected=True)
+    render = memory.render(poses)
+    warped, warp_covered = warp_first_frame(first_frame, first_depth, poses, intrinsics)
+    frames = np.where(render.covered[..., None], render.frames, warped)
+    holes = (~(render.covered | warp_covered)).astype(np.uint8)
+    for f in range(len(poses)):
+        if holes[f].any():
+            frames[f] = cv2.inpaint(frames[f], holes[f], INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    frames[0] = first_frame
+    return frames
