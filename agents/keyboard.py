@@ -13,7 +13,8 @@ the clip index, the recording state, the prompt and the last message, each fitte
 (:func:`fit_line`, :func:`wrap_lines`); the key table (:data:`agents.keys_help.KEYS`) is drawn over the frames
 at the start, until the first movement key, and H shows or hides it. ``--compare`` shows the generated world
 beside the ground-truth render of the same camera path (that clip plays once it is complete, since its truth
-comes with it).
+comes with it), and, for a world conditioned on its memory (``--conditioning memory``), the world memory's render
+of the path as a third panel (black where it holds nothing).
 
 The first world is one a person can see: without a seed (and without a style, scene or picture asked for, by
 the reset options or the env) it gets a bright style, drawn from :data:`FIRST_WORLD_STYLES`, since a night, fog
@@ -152,7 +153,7 @@ class KeyboardPlayer:
         self.message = ""
         self.message_time = -np.inf
         self.screen = None
-        self._on_screen: tuple[np.ndarray, np.ndarray | None] | None = None  # the frame (and truth) shown
+        self._on_screen: tuple[np.ndarray, ...] | None = None  # the frame shown (and its truth and memory render)
         self.font = None
         self.keys_font = None
         self.clock = None
@@ -244,7 +245,7 @@ class KeyboardPlayer:
         self.seed = None  # a new world each time N is pressed
         self.first_world = False
         self.clip_index = 0
-        self._show_clip(self.info["frames"][-1:], self._truth(self.info, last=1))
+        self._show_clip(self.info["frames"][-1:], *self._panels(self.info, last=1))
 
     def first_world_options(self) -> dict | None:
         """The reset options of the first world: the player's, plus a bright style when nothing else decides what
@@ -306,7 +307,7 @@ class KeyboardPlayer:
                     "collision": bool(self.info["collision"]), "seconds": result["seconds"]}
             self.recording.add(new, self.info["states"][1:], self.info["poses"][1:], self._prompt(), step)
         if shown < len(new):  # not streamed (the ground truth, --compare): play the clip now
-            self._show_clip(new[shown:], self._truth(self.info, last=len(new) - shown))
+            self._show_clip(new[shown:], *self._panels(self.info, last=len(new) - shown))
         if self.pending_reset or terminated or truncated:
             self.say("a new world" if self.pending_reset else "episode over: a new world")
             self.pending_reset = False
@@ -355,15 +356,27 @@ class KeyboardPlayer:
     def _is_noop(self, action: Any) -> bool:
         return np.array_equal(np.asarray(action), np.asarray(self.noop))
 
-    def _truth(self, info: dict, last: int) -> np.ndarray | None:
-        frames = info.get("ground_truth_frames")
-        return None if not self.compare or frames is None else frames[-last:]
+    def _panels(self, info: dict, last: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """With ``--compare``, the last ``last`` frames of the truth and of the memory render (None: no panel)."""
+        if not self.compare:
+            return None, None
+        truth, memory = info.get("ground_truth_frames"), info.get("memory_frames")
+        if memory is None and self._remembers():  # reset: the memory holds the start frame, shown as it is
+            memory = info["frames"]
+        return (None if truth is None else truth[-last:]), (None if memory is None else memory[-last:])
+
+    def _remembers(self) -> bool:
+        """Whether the env keeps a world memory (``conditioning="memory"``)."""
+        try:
+            return self.env.get_wrapper_attr("memory") is not None
+        except AttributeError:
+            return False
 
     def _open(self, height: int, width: int) -> None:
         pg = self.pygame
         pg.display.init()
         pg.font.init()
-        panels = 2 if self.compare else 1
+        panels = 1 + (2 if self._remembers() else 1) * self.compare
         bars = (1 + BOTTOM_LINES) * HUD_HEIGHT
         self.screen = pg.display.set_mode((width * self.scale * panels, height * self.scale + bars))
         pg.display.set_caption("lv2 play")
@@ -371,7 +384,7 @@ class KeyboardPlayer:
         self.keys_font = pg.font.Font(None, KEYS_FONT_SIZE)
         self.clock = pg.time.Clock()
 
-    def _show_clip(self, frames: np.ndarray, truth: np.ndarray | None) -> None:
+    def _show_clip(self, frames: np.ndarray, truth: np.ndarray | None, memory: np.ndarray | None = None) -> None:
         pg = self.pygame
         if self.screen is None:
             self._open(*frames.shape[1:3])
@@ -380,7 +393,7 @@ class KeyboardPlayer:
                 self.handle_event(event)
             if not self.running:
                 return
-            self._on_screen = (frame, None if truth is None else truth[i])
+            self._on_screen = (frame, *(None if extra is None else extra[i] for extra in (truth, memory)))
             self._draw()
             self.clock.tick(self.fps)
 
@@ -393,11 +406,12 @@ class KeyboardPlayer:
 
     def _draw(self) -> None:
         """The frame on screen (and its truth), the HUD, and the key table if shown."""
-        frame, truth = self._on_screen
+        frame, *extras = self._on_screen
         self.screen.fill((0, 0, 0))
         self._blit(frame, 0)
-        if truth is not None:
-            self._blit(truth, frame.shape[1] * self.scale)
+        for k, extra in enumerate(extras, start=1):
+            if extra is not None:
+                self._blit(extra, k * frame.shape[1] * self.scale)
         self._draw_hud()
         if self.show_keys:
             self._draw_keys()
@@ -422,7 +436,8 @@ class KeyboardPlayer:
         if self.stepping:
             parts.append(f"generating {self.clip_index + 1}")
         if self.compare:
-            parts.append("left: generated, right: ground truth")
+            parts.append("generated | ground truth | world memory" if self._remembers() else
+                         "left: generated, right: ground truth")
         top = fit_line(" | ".join(parts), room, measure)
         if self.prompt_line is not None:  # the end of the line being typed stays in view
             prompt = wrap_lines(f"new prompt: {self.prompt_line}_", room, measure, BOTTOM_LINES - 1, keep_end=True)

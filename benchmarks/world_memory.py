@@ -1,5 +1,6 @@
-"""Does conditioning on the world memory hold a world better than the last frame alone? Long walks in held-out
-scenes, each generated twice (``conditioning="last_frame"`` and ``"memory"``), scored against the exact render.
+"""Does the world memory hold a world better than the last frame alone? Long walks in held-out scenes, each
+generated three times (``conditioning="last_frame"``; ``"memory"`` without and with ``composite``), scored against
+the exact render.
 
     python benchmarks/world_memory.py --seconds 60 --scenes 4 [--precision auto]
     python benchmarks/world_memory.py --timing [--steps 40]     # seconds per step and the memory's own cost
@@ -26,6 +27,8 @@ from model.metrics import psnr, sharpness_ratio, ssim
 from model.precision import add_precision_argument
 
 STYLES = ("sunny", "night", "fog", "snow", "dusk", "desert")
+# World-v0's ways of conditioning a clip: (name, conditioning, composite).
+MODES = (("last_frame", "last_frame", False), ("memory", "memory", False), ("memory+composite", "memory", True))
 
 
 def walk(env: WorldEnv, scene_seed: int, style: str, steps: int) -> dict[str, np.ndarray]:
@@ -58,8 +61,8 @@ def timing(steps: int, precision: str) -> None:
     scene = SPLIT_SEEDS["eval"][0]
     print("| conditioning | s per step, steps 1-10 | s per step, last 10 | surfels at the end |")
     print("|---|---|---|---|")
-    for mode in ("last_frame", "memory"):
-        env = WorldEnv(goal_radius=None, conditioning=mode, precision=precision)
+    for mode, conditioning, composite in MODES:
+        env = WorldEnv(goal_radius=None, conditioning=conditioning, composite=composite, precision=precision)
         env.reset(seed=0, options={"scene_seed": scene, "style": "sunny"})
         seconds = []
         for k in range(steps):
@@ -90,8 +93,8 @@ def main() -> None:
     if args.timing:
         timing(args.steps, args.precision)
         return
-    envs = {mode: WorldEnv(goal_radius=None, conditioning=mode, precision=args.precision)
-            for mode in ("last_frame", "memory")}
+    envs = {mode: WorldEnv(goal_radius=None, conditioning=conditioning, composite=composite, precision=args.precision)
+            for mode, conditioning, composite in MODES}
     steps = int(np.ceil(args.seconds / envs["memory"].clip.duration))
     fps = envs["memory"].clip.fps
     print(f"{args.scenes} held-out scenes, {steps} clips ({steps * envs['memory'].clip.duration:.0f} s) each, "

@@ -89,7 +89,8 @@ def test_train_and_eval_keep_their_flags():
     evaluate = _subparser("eval")
     assert _option_strings(evaluate) == {"--checkpoint", "--data", "--clips", "--out", "--steps", "--sampling-steps",
                                          "--precision", "--seed", "--grid-clips", "--rollouts", "--rollout-seconds",
-                                         "--conditioning"}  # --conditioning: added with the world memory
+                                         "--conditioning", "--composite", "--no-composite",  # the world memory
+                                         "--there-and-back-seconds"}
     args = parse_args(["eval", "--checkpoint", "ckpt", "--data", "eval", "--out", "o", "--steps", "3"])
     settings = dataclass_from_args(EvalSettings, args)
     assert settings == EvalSettings(checkpoint=Path("ckpt"), data=Path("eval"), out=Path("o"), sampling_steps=3)

@@ -72,8 +72,21 @@ def test_enter_opens_a_prompt_line(world_checkpoint, tmp_path):
     assert player.last_pressed is None and player.prompt_line == "w"
     player.handle_event(_key(player, pg.K_ESCAPE))  # cancel the line, keep playing
     assert player.prompt_line is None and player.running
-    # Side by side: the window holds two panels.
-    assert player.screen.get_width() == 2 * 32 * 2
+    # Side by side: generated, truth and (the world keeps a memory by default) the memory's render.
+    assert player.screen.get_width() == 3 * 32 * 2
+    generated, truth, memory = player._on_screen
+    assert np.array_equal(generated, player.info["frames"][-1])
+    assert np.array_equal(truth, player.info["ground_truth_frames"][-1])
+    assert np.array_equal(memory, player.info["memory_frames"][-1])
+
+
+def test_compare_without_a_memory_shows_two_panels(world_checkpoint, tmp_path):
+    env = gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", goal_radius=None,
+                   conditioning="last_frame")
+    player = KeyboardPlayer(env, scale=2, record_dir=tmp_path, seed=0, compare=True)
+    player.reset()
+    player.step()
+    assert player.screen.get_width() == 2 * 32 * 2 and player._on_screen[2] is None
 
 
 def test_wrap_and_fit_keep_lines_within_the_width():

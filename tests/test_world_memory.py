@@ -116,8 +116,9 @@ def test_a_second_look_stores_only_what_the_memory_does_not_show():
     added = memory.add(out.rgb[1], out.depth[1], poses[1])
     alone = WorldMemory(K).add(out.rgb[1], out.depth[1], poses[1])
     # What the turn reveals is stored; what the memory already showed at that depth is kept, not stored again
-    # (a little more than the revealed pixels is stored where a surfel's box spilled over a depth edge).
-    assert 0.9 * new_surface.sum() <= added <= 1.2 * new_surface.sum() < 0.5 * alone, (added, new_surface.sum(), alone)
+    # (more than the revealed pixels is stored where a surfel's box spilled over a depth edge or a slope).
+    assert 0.9 * new_surface.sum() <= added <= 1.5 * new_surface.sum(), (added, new_surface.sum())
+    assert added < 0.5 * alone, (added, alone)
 
 
 def test_the_ground_seen_nearer_has_no_rows_of_holes():
@@ -160,7 +161,8 @@ def test_composite_shows_the_memory_where_it_holds_the_surface(world_checkpoint)
     _, _, _, _, info = env.step(1)
     assert np.array_equal(info["frames"][0], frames[-1])  # the next clip continues from the composite
     with pytest.raises(ValueError, match="composite=True .* needs conditioning='memory'"):
-        gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", composite=True)
+        gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", conditioning="last_frame",
+                 composite=True)
 
 
 def test_known_pixels_are_checked():

@@ -102,7 +102,7 @@ def _rollout(args: argparse.Namespace) -> int:
                        clip_frames=args.clip_frames,
                        action_mode=args.action_mode, style=args.style, goal_radius=None,
                        sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
-                       conditioning=args.conditioning,
+                       conditioning=args.conditioning, composite=args.composite,
                        max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode,
@@ -179,7 +179,7 @@ def _play(args: argparse.Namespace) -> int:
     if args.env == "world":
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
                        goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
-                       decoder=args.decoder, conditioning=args.conditioning,
+                       decoder=args.decoder, conditioning=args.conditioning, composite=args.composite,
                        control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)

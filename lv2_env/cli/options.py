@@ -115,7 +115,8 @@ def add_dataclass_arguments(
         # argparse %-formats help texts; metadata holds plain text.
         options: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help", "").replace("%", "%%") or None}
         if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction if default is True else "store_true"
+            # --flag / --no-flag where the default is on or undecided (None: the code picks), --flag where it is off.
+            options["action"] = argparse.BooleanOptionalAction if default is True or default is None else "store_true"
             options["default"] = False if default is dataclasses.MISSING else default
         else:
             options["type"] = kind
@@ -164,9 +165,12 @@ def add_generation_options(
     parser.add_argument(*steps_flags, dest="sampling_steps", type=int, default=None, metavar="STEPS",
                         help=f"{scope}denoising steps per clip (default: the model's)")
     if conditioning:
-        parser.add_argument("--conditioning", choices=RENDERED_CONDITIONINGS, default="last_frame",
-                            help=f"{scope}what the model is shown along the path: last_frame (default: the last frame "
-                            "warped with its depth) or memory (the world memory of every frame shown, over that warp)")
+        parser.add_argument("--conditioning", choices=RENDERED_CONDITIONINGS, default=None,
+                            help=f"{scope}what the model is shown along the path: memory (default for the shipped model: "
+                            "the world memory of every frame shown) or last_frame (the last frame alone, warped)")
+        parser.add_argument("--composite", action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{scope}show the world memory's pixels over the generated ones where it holds a "
+                            "surface (default: on with --conditioning memory)")
     if decoder:
         parser.add_argument("--decoder", choices=DECODERS, default="full",
                             help=f"{scope}the VAE decoder: full (default) or fast (distilled: 2-3x faster, a "

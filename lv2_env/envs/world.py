@@ -15,7 +15,7 @@ from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
-from lv2_env.signals.warp import render_along_path
+from lv2_env.signals.warp import render_along_path, warp_sky
 from lv2_env.signals.world_memory import WorldMemory
 from model.presets import RENDERED_CONDITIONINGS
 
@@ -143,7 +143,7 @@ class WorldEnv(CameraEnv):
     action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
     style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
     torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None,
-    conditioning="last_frame", memory_capacity=262144)``.
+    conditioning=None, memory_capacity=262144, composite=None)``.
     ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
     keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
     (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
@@ -157,11 +157,18 @@ class WorldEnv(CameraEnv):
     subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``. ``decoder``: ``"full"``,
     or ``"fast"`` for the model's distilled VAE decoder (``vae-fast/``: the same latents decoded 2-3x faster on
     CPU, at the PSNR cost given in model/shipped/README.md). ``conditioning``: what a ``condition="rendered"`` model
-    (the shipped one) is conditioned on along the path: ``"last_frame"`` (default: the last frame warped with its
-    depth) or ``"memory"``: a :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown
-    (each clip's last frame, the start frame protected; first observation of a surface kept; at most
-    ``memory_capacity`` surfels, so memory stays flat) rendered along the path over that warp; its render is
-    ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``, ``nbytes``). ``model`` (a loaded :class:`model.world_model.WorldModel`)
+    (the shipped one) is conditioned on along the path: ``"memory"`` (the default for such a model) is a
+    :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
+    the start frame protected; a surface keeps its first observation; at most ``memory_capacity`` surfels, so
+    memory stays flat) rendered along the path, with the last frame's sky (which it does not store) turned with
+    the camera; ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
+    A first-frame model (the full-size preset) takes the last frame itself; ``None`` picks the model's. The
+    memory's render is ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``,
+    ``nbytes``). ``composite`` (default: on with the memory): the memory's pixels are shown over the generated
+    ones where it holds a surface, so what the world showed once keeps its look and colour instead of passing
+    through the model clip after clip (the model draws what the memory lacks: revealed surfaces and sky); the
+    frames a viewer streams, ``info["frames"]`` and the next clip's first frame are the composite. ``model`` (a
+    loaded :class:`model.world_model.WorldModel`)
     and ``generator`` (one slot of its batch generator) are how the vector env shares one model among its worlds.
 
     ## Version History
@@ -193,15 +200,15 @@ class WorldEnv(CameraEnv):
         device: str = "cpu",
         model=None,
         generator=None,
-        conditioning: str = "last_frame",
+        conditioning: str | None = None,
         memory_capacity: int = 1 << 18,
-        composite: bool = False,
+        composite: bool | None = None,
     ) -> None:
         from model.world_model import WorldModel
 
         if control_source not in CONTROL_SOURCES:
             raise ValueError(f"control_source must be one of {list(CONTROL_SOURCES)}, got {control_source!r}")
-        if conditioning not in RENDERED_CONDITIONINGS:
+        if conditioning is not None and conditioning not in RENDERED_CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {list(RENDERED_CONDITIONINGS)}, got {conditioning!r}")
         self._torch_threads_asked = check_torch_threads(torch_threads)
         self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # before the probe and the model load
@@ -226,6 +233,10 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
+        if conditioning is None:  # the memory for a model that reads a render of the path; else the last frame
+            conditioning = "memory" if size.condition == "rendered" else "last_frame"
+        if composite is None:
+            composite = conditioning == "memory"
         if conditioning == "memory" and size.condition != "rendered":
             raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
                              f"model trained with condition='rendered' reads; this one is {size.condition!r}")
@@ -319,23 +330,28 @@ class WorldEnv(CameraEnv):
         else:
             depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(path.poses[1:])])
 
-        # 3. Control signals with the episode's depth range; for a model conditioned on it, the last frame
-        #    rendered along the path with its depth (GEN3C's rendered cache).
+        # 3. Control signals with the episode's depth range; for a model conditioned on it, the world memory (or
+        #    the last frame alone) rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
         rendered, memory_frames, known = None, None, None
-        if self.model.preset.condition == "rendered":
+        if self.model.preset.condition == "rendered" and self.memory is None:
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
-            if self.memory is not None:  # what the memory holds first, where it holds anything; frame 0 exact
-                remembered = self.memory.render(path.poses)
-                memory_frames = remembered.frames
-                rendered = np.where(remembered.covered[..., None], remembered.frames, rendered)
-                rendered[0] = self._last_rgb
-                if self.composite:
-                    from model.generator import KnownPixels
+        elif self.model.preset.condition == "rendered":
+            # The memory holds every surface the world has shown (the last frame's too, added when it was made),
+            # so the last frame adds only its sky, which the memory does not store: a cheap backward lookup in
+            # place of the forward warp of every pixel. Frame 0 is the last frame exactly.
+            remembered = self.memory.render(path.poses)
+            memory_frames = remembered.frames
+            sky, sky_covered = warp_sky(self._last_rgb, depth[0], path.poses, self.world.intrinsics, self.memory.far)
+            rendered = np.where(remembered.covered[..., None], remembered.frames,
+                                np.where(sky_covered[..., None], sky, 0)).astype(np.uint8)
+            rendered[0] = self._last_rgb
+            if self.composite:
+                from model.generator import KnownPixels
 
-                    mask = remembered.covered.copy()
-                    mask[0] = False  # frame 0 is the previous clip's last frame, exactly
-                    known = KnownPixels(remembered.frames, mask)
+                mask = remembered.covered.copy()
+                mask[0] = False  # frame 0 is the previous clip's last frame, exactly
+                known = KnownPixels(remembered.frames, mask)
         return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
                         memory_frames, known, ground_truth_ids)
 

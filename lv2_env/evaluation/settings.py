@@ -34,11 +34,13 @@ class EvalSettings:
     sampling_steps: int | None = field(default=None, metadata={
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
-    conditioning: str = field(default="last_frame", metadata={
-        "help": "rollouts: what the model is shown along the path: last_frame or memory (the world memory)",
+    conditioning: str | None = field(default=None, metadata={
+        "help": "rollouts: what the model is shown along the path: memory (default for a model conditioned on a "
+                "render of the path, as the shipped one) or last_frame (the last frame alone, warped)",
         "choices": RENDERED_CONDITIONINGS})
-    composite: bool = field(default=False, metadata={
-        "help": "rollouts: show the world memory's pixels over the generated ones (needs --conditioning memory)"})
+    composite: bool | None = field(default=None, metadata={
+        "help": "rollouts: show the world memory's pixels over the generated ones (default: on with the memory; "
+                "--no-composite: off)"})
     seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={
@@ -61,9 +63,9 @@ class EvalSettings:
         if not self.data and self.rollouts < 1:
             raise ValueError("nothing to evaluate: give --data EVAL_DIR (single clips) and/or --rollouts N "
                              "(long rollouts)")
-        if self.composite and self.conditioning != "memory":
-            raise ValueError(f"--composite shows the world memory's pixels, so it needs --conditioning memory; got "
-                             f"--conditioning {self.conditioning}")
+        if self.composite and self.conditioning == "last_frame":
+            raise ValueError("--composite shows the world memory's pixels, so it needs --conditioning memory; got "
+                             "--conditioning last_frame")
         if self.rollouts > 0 and self.rollout_seconds < 1:
             raise ValueError(f"--rollout-seconds must be at least 1, got {self.rollout_seconds}")
         if self.there_and_back_seconds < 0:

@@ -43,7 +43,7 @@ def zbuffer_winners(target: np.ndarray, depth: np.ndarray, source: np.ndarray, s
     order, so the result does not depend on scatter order.
     """
     target_t, key = torch.from_numpy(target), torch.from_numpy(depth)
-    nearest = torch.full((size,), math.inf, dtype=torch.float64).scatter_reduce(0, target_t, key, "amin")
+    nearest = torch.full((size,), math.inf, dtype=key.dtype).scatter_reduce(0, target_t, key, "amin")
     wins = key == nearest[target_t]
     winner = torch.full((size,), -1, dtype=torch.int64)
     return winner.scatter_reduce(0, target_t[wins], torch.from_numpy(source)[wins], "amax").numpy()
@@ -100,33 +100,29 @@ def splat_boxes(u: np.ndarray, v: np.ndarray, half_u: np.ndarray, half_v: np.nda
     half-sides ``(half_u, half_v)`` pixels and the smallest ``key`` (depth) wins each pixel (:func:`zbuffer_winners`).
 
     A box covers every pixel whose centre lies strictly inside it: a point on a pixel centre reaches no neighbour
-    while its half-sides stay below 1, which is what keeps an unmoved camera exact. Points are visited largest box
-    first, so a ring of offsets from the centre pixel only looks at the points whose boxes can reach it.
+    while its half-sides stay below 1, which is what keeps an unmoved camera exact. Each box is expanded into the
+    pixels it covers at once (a range of columns by a range of rows per point), so the cost follows the pixels
+    drawn, not the largest box times the points.
     """
     u, v, key, source = (np.asarray(a) for a in (u, v, key, source))
     half_u, half_v = np.broadcast_to(half_u, u.shape), np.broadcast_to(half_v, u.shape)
-    size = np.maximum(half_u, half_v)
-    order = np.argsort(-size, kind="stable")
-    u, v, half_u, half_v, key, source, size = (a[order] for a in (u, v, half_u, half_v, key, source, size))
-    col0, row0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    targets, keys, sources = [], [], []
-    reach = int(math.ceil(size.max() + 0.5)) if len(size) else 0
-    for dr in range(-reach, reach + 1):
-        for dc in range(-reach, reach + 1):
-            # A pixel |offset| away is reached only by boxes whose larger half-side exceeds offset - 0.5.
-            count = int(np.searchsorted(-size, -(max(abs(dr), abs(dc)) - 0.5), side="left"))
-            if count == 0:
-                continue
-            cols, rows = col0[:count] + dc, row0[:count] + dr
-            ok = (np.abs(cols + 0.5 - u[:count]) < half_u[:count]) & (np.abs(rows + 0.5 - v[:count]) < half_v[:count])
-            ok &= (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-            if ok.any():
-                targets.append(rows[ok] * width + cols[ok])
-                keys.append(key[:count][ok])
-                sources.append(source[:count][ok])
-    if not targets:
+    # Pixel c is covered when |c + 0.5 - u| < half: the integers strictly between u - half - 0.5 and u + half - 0.5.
+    col_lo = np.maximum(np.floor(u - half_u - 0.5) + 1, 0)
+    col_hi = np.minimum(np.ceil(u + half_u - 0.5) - 1, width - 1)
+    row_lo = np.maximum(np.floor(v - half_v - 0.5) + 1, 0)
+    row_hi = np.minimum(np.ceil(v + half_v - 0.5) - 1, height - 1)
+    cols_n = np.maximum(col_hi - col_lo + 1, 0).astype(np.int64)
+    rows_n = np.maximum(row_hi - row_lo + 1, 0).astype(np.int64)
+    counts = cols_n * rows_n
+    drawn = np.flatnonzero(counts)
+    if len(drawn) == 0:
         return np.full((height, width), -1, dtype=np.int64)
-    return zbuffer_winners(np.concatenate(targets), np.concatenate(keys), np.concatenate(sources),
+    counts, cols_n = counts[drawn], cols_n[drawn]
+    point = np.repeat(np.arange(len(drawn)), counts)  # the box each drawn pixel belongs to
+    within = np.arange(len(point)) - np.repeat(np.cumsum(counts) - counts, counts)  # its place inside the box
+    cols = col_lo[drawn].astype(np.int64)[point] + within % cols_n[point]
+    rows = row_lo[drawn].astype(np.int64)[point] + within // cols_n[point]
+    return zbuffer_winners(rows * width + cols, key[drawn][point], source[drawn][point],
                            height * width).reshape(height, width)
 
 
@@ -183,6 +179,36 @@ def warp_first_frame(
     covered = winner >= 0
     colour = rgb0.reshape(n, 3)[np.maximum(winner, 0)]
     return np.where(covered[..., None], colour, 0).astype(np.uint8), covered
+
+
+def warp_sky(rgb0: np.ndarray, depth0: np.ndarray, poses: np.ndarray, K: np.ndarray | Intrinsics,
+             sky_depth: float = SKY_DEPTH) -> tuple[np.ndarray, np.ndarray]:
+    """Frame 0's sky (depths at or beyond ``sky_depth``: directions, which move with rotation alone) in every camera
+    of ``poses`` ``[F, 4, 4]``: ``(frames, covered)`` as :func:`warp_first_frame`'s, covered where a pixel's view
+    direction falls on frame 0's sky. A backward lookup (nearest pixel), so it costs a few milliseconds where the
+    forward warp of every pixel costs tens: what a world memory, which holds surfaces only, needs beside it."""
+    rgb0, depth0, poses = np.asarray(rgb0), np.asarray(depth0), np.asarray(poses, dtype=np.float64)
+    h, w = rgb0.shape[:2]
+    intrinsics = as_intrinsics(K, w, h)
+    sky = depth0 >= sky_depth
+    rays = intrinsics.pixel_rays().reshape(-1, 3)  # camera frame, z = 1
+    frames = np.zeros((len(poses), h, w, 3), np.uint8)
+    covered = np.zeros((len(poses), h, w), bool)
+    if not sky.any():
+        return frames, covered
+    for f, pose in enumerate(poses):
+        source = rays @ (poses[0][:3, :3].T @ pose[:3, :3]).T  # directions in frame 0's camera
+        z = source[:, 2]
+        ahead = z > 1e-9
+        safe_z = np.where(ahead, z, 1.0)
+        col = np.floor(intrinsics.fx * source[:, 0] / safe_z + intrinsics.cx).astype(np.int64)
+        row = np.floor(intrinsics.fy * source[:, 1] / safe_z + intrinsics.cy).astype(np.int64)
+        inside = ahead & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        hit = np.zeros(h * w, bool)
+        hit[inside] = sky[row[inside], col[inside]]
+        frames[f].reshape(-1, 3)[hit] = rgb0[row[hit], col[hit]]
+        covered[f] = hit.reshape(h, w)
+    return frames, covered
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation

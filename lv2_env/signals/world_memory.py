@@ -78,7 +78,7 @@ class WorldMemory:
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.05,
-                 far: float = SKY_DEPTH, depth_tolerance: float = SAME_SURFACE) -> None:
+                 far: float = SKY_DEPTH, depth_tolerance: float = 0.05) -> None:
         pixels = intrinsics.width * intrinsics.height
         if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
             raise ValueError(f"memory capacity must be at least one frame's pixels ({intrinsics.width}x"
@@ -160,7 +160,7 @@ class WorldMemory:
         slots = self._slots
         if len(slots) == 0:
             return MemoryRender(frames, covered)
-        xyz, rgb = self.xyz[slots].astype(np.float64), self.rgb[slots]
+        xyz, rgb = self.xyz[slots], self.rgb[slots]
         footprint, slant = self.footprint[slots], self.slant[slots]
         for f, pose in enumerate(poses):
             winner = self._splat(xyz, footprint, slant, pose)
@@ -177,7 +177,7 @@ class WorldMemory:
         if len(self._slots) == 0:
             return np.zeros(depth.shape, bool)
         slots = self._slots
-        xyz = self.xyz[slots].astype(np.float64)
+        xyz = self.xyz[slots]
         winner = self._splat(xyz, self.footprint[slots], self.slant[slots], pose)
         hit = winner >= 0
         shown = np.zeros(depth.shape, bool)
@@ -211,17 +211,20 @@ class WorldMemory:
         return np.concatenate([free, oldest])
 
     def _splat(self, xyz: np.ndarray, footprint: np.ndarray, slant: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """The surfel each pixel of camera ``pose`` shows (``[H, W]``, -1 for none)."""
+        """The surfel each pixel of camera ``pose`` shows (``[H, W]``, -1 for none), from surfels ``xyz``
+        (float32: millimetres at kilometres from the origin, and half the memory traffic of float64)."""
         k, h, w = self.intrinsics, self.intrinsics.height, self.intrinsics.width
-        cam = (xyz - pose[:3, 3]) @ pose[:3, :3]  # world -> camera (the rotation's transpose)
+        cam = (xyz - pose[:3, 3].astype(np.float32)) @ pose[:3, :3].astype(np.float32)  # world -> camera (R^T)
+        front = np.flatnonzero(cam[:, 2] > 1e-3)
+        cam = cam[front]
         z = cam[:, 2]
-        safe_z = np.where(z > 1e-3, z, 1.0)
-        u, v = k.fx * cam[:, 0] / safe_z + k.cx, k.fy * cam[:, 1] / safe_z + k.cy
+        u, v = k.fx * cam[:, 0] / z + k.cx, k.fy * cam[:, 1] / z + k.cy
+        reach = MAX_SPLAT_HALF_SIDE + 0.15  # no box is larger: what lies further outside the frame is not drawn
+        near = np.flatnonzero((u > -reach) & (u < w + reach) & (v > -reach) & (v < h + reach))
+        index, u, v, z = front[near], u[near], v[near], z[near]
         # Half a surfel's footprint in pixels at this distance, plus a little slack so that a surface tiles; seen
         # nearer than it was, as large as its slanted surface then was (seen from as far, exactly its pixel).
-        magnification = footprint * k.fx / safe_z
-        size = np.where(magnification > 1.0 + 1e-6, magnification * slant, magnification)
-        half = np.clip(0.5 * size + 0.15, 0.5, MAX_SPLAT_HALF_SIDE + 0.15)
-        seen = (z > 1e-3) & (u > -half) & (u < w + half) & (v > -half) & (v < h + half)  # the frustum only
-        index = np.flatnonzero(seen)
-        return splat_boxes(u[index], v[index], half[index], half[index], z[index], index, h, w)
+        magnification = footprint[index] * k.fx / z
+        size = np.where(magnification > 1.0 + 1e-6, magnification * slant[index], magnification)
+        half = np.clip(0.5 * size + 0.15, 0.5, reach)
+        return splat_boxes(u, v, half, half, z, index, h, w)
