@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lv2_env.envs.world import WorldEnv
+from model.metrics import psnr
 from lv2_env.evaluation.rollouts import LOOP, depth_abs_rel, evaluate_world, run_path, score_rollout
 
 
@@ -70,3 +71,56 @@ def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert lines == report["rollouts"] and report["settings"]["rollouts_finished"] == 2
     assert "scene 2/2" in done.stdout
+
+
+def test_object_colour_error_and_visibility():
+    from lv2_env.evaluation.objects import object_scores
+
+    truth = np.full((1, 32, 32, 3), 40, np.uint8)  # dark ground
+    ids = np.zeros((1, 32, 32), np.int16)
+    truth[0, 8:16, 8:16] = (220, 30, 30)  # a red box
+    ids[0, 8:16, 8:16] = 1
+    same = object_scores(truth, truth, ids)
+    assert same["colour_error"] == 0 and same["visible"] == 1 and same["judged"] == 1
+    washed = truth.copy()
+    washed[0, 8:16, 8:16] = 40  # the box blurred into the ground: gone
+    gone = object_scores(washed, truth, ids)
+    assert gone["visible"] == 0 and gone["colour_error"] == pytest.approx(np.linalg.norm([180, 10, 10]), rel=1e-4)
+    faded = truth.copy()
+    faded[0, 8:16, 8:16] = (160, 35, 35)  # paler, but still nearer red than the ground
+    assert object_scores(faded, truth, ids)["visible"] == 1
+    with pytest.raises(ValueError, match="of the same N, H, W"):
+        object_scores(truth, truth, ids[:, :16])
+
+
+def test_memory_inpaint_fills_every_hole_and_keeps_frame_0():
+    from lv2_env.evaluation.baselines import memory_inpaint
+    from lv2_env.signals.camera import Intrinsics, poses_from_states
+    from lv2_env.worlds import Renderer, generate_scene
+
+    pytest.importorskip("cv2")
+    k = Intrinsics.from_fov(70, 48, 48)
+    poses = poses_from_states(np.array([[0, 0, 1.6, a, 0, 0] for a in (0.0, 0.3, 0.6)]))
+    out = Renderer(generate_scene(5, style="sunny"), k).render(poses)
+    frames = memory_inpaint(out.rgb[0], out.depth[0], poses, k.matrix)
+    assert frames.shape == out.rgb.shape and np.array_equal(frames[0], out.rgb[0])
+    assert (frames[2].sum(axis=-1) > 0).all()  # the turn reveals a third of the view: inpainted, not black
+    assert psnr(frames[1], out.rgb[1]) > psnr(out.rgb[0], out.rgb[1])  # better than standing still
+
+
+def test_there_and_back_returns_to_the_start_pose(world_checkpoint):
+    from lv2_env.evaluation.rollouts import comes_back, there_and_back
+
+    env = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None)
+    assert there_and_back(2) == (1, 1, 2, 2)
+    result = comes_back(env, there_and_back(2), scene_seed=1_000_000)
+    assert result["truth_last_vs_first"] == float("inf")  # the truth's last frame is its first, exactly
+    assert np.isfinite(result["psnr_last_vs_first"])
+
+
+def test_the_picture_strip_is_at_0_1_3_and_5_minutes():
+    from lv2_env.evaluation.rollouts import strip_frames
+
+    assert strip_frames(4801, 16) == [("0.0 min", 0), ("1.0 min", 960), ("3.0 min", 2880), ("5.0 min", 4800)]
+    assert [i for _, i in strip_frames(161, 16)] == [0, 32, 96, 160]  # 10 s: the same fractions of the walk
+    assert strip_frames(161, 16)[1][0] == "2 s"

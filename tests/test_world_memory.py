@@ -30,6 +30,19 @@ def test_an_unmoved_camera_gets_its_frame_back_where_there_is_surface():
     assert render.covered[0][near].mean() > 0.99 and agree.mean() > 0.95
 
 
+def test_at_the_models_size_an_unmoved_camera_gets_every_surface_pixel_back():
+    # 128x128: near the camera a pixel is ~2.5 cm of ground; voxels coarser than that merge pixels and leave
+    # pinholes (5 cm voxels lost 14% of the surface, which the model then filled with moire).
+    k = Intrinsics.from_fov(70, 128, 128)
+    poses = poses_from_states(np.array([[0, 0, 1.6, 0.3, 0, 0]]))
+    out = Renderer(generate_scene(1), k).render(poses)
+    memory = WorldMemory(k)
+    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    render = memory.render(poses)
+    surface = out.depth[0] < 150.0
+    assert render.covered[0][surface].all() and np.array_equal(render.frames[0][surface], out.rgb[0][surface])
+
+
 def test_the_render_follows_the_camera_like_the_truth():
     states = np.array([[0, 0, 1.6, 0.0, 0, 0], [0.0, 0.8, 1.6, 0.15, 0, 0]])
     out, poses = _render(states)
@@ -173,3 +186,15 @@ def test_known_pixels_are_checked():
     known = KnownPixels(np.full((3, 2, 2, 3), 7, np.uint8), np.array([[[1, 0], [0, 0]]] * 3, bool))
     out = known.apply(np.zeros((2, 2, 2, 3), np.uint8), start=1)
     assert out[:, 0, 0].tolist() == [[7] * 3] * 2 and not out[:, 1].any()
+
+
+def test_the_sky_turns_with_the_camera_as_the_forward_warp_turns_it():
+    from lv2_env.signals.warp import warp_first_frame, warp_sky
+
+    out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0], [0, 0, 1.6, 0.25, 0.15, 0]])
+    sky, covered = warp_sky(out.rgb[0], out.depth[0], poses, K)
+    forward, forward_covered = warp_first_frame(out.rgb[0], out.depth[0], poses, K)
+    on_sky = forward_covered & (forward.astype(int).sum(-1) > 0) & covered
+    assert covered[0].sum() == (out.depth[0] >= 150).sum() and covered[1].any()
+    assert np.abs(sky[on_sky].astype(int) - forward[on_sky].astype(int)).mean() < 2
+    assert not covered[1][out.depth[1] < 20].any()  # near surfaces are not sky

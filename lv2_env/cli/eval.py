@@ -111,8 +111,7 @@ def run_world(settings: EvalSettings) -> None:
               f"wrote {journal}, {outputs['report']}", flush=True)
 
     print(f"{settings.rollouts} held-out scenes, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
-          f"path, with {settings.checkpoint} (conditioning {settings.conditioning}"
-          f"{', composite' if settings.composite else ''})")
+          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''})")
     back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
         if settings.there_and_back_seconds else 0
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
@@ -131,7 +130,8 @@ def run_clips(settings: EvalSettings) -> None:
         CLIP_FIELDS, evaluate_clips, markdown_table, plot_per_frame_psnr, spread_indices,
     )
     from lv2_env.evaluation.report import picture_grid, write_report
-    from lv2_env.signals.warp import render_clip, warp_first_frame
+    from lv2_env.signals.warp import as_intrinsics, render_clip, warp_first_frame
+    from lv2_env.signals.world_memory import WorldMemory, condition_on_memory
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
     from model.pipeline import SamplingOptions
@@ -151,22 +151,39 @@ def run_clips(settings: EvalSettings) -> None:
     names = [Path(dataset.clips[i]["file"]).stem for i in indices]
     generated: list[np.ndarray] = []
 
+    # As World-v0 conditions a clip: a rendered-conditioning model sees the world memory (here, of frame 0) by
+    # default, and shows it over what it generates where it holds a surface (composite).
+    rendered_model = generator.condition == "rendered"
+    conditioning = settings.conditioning or ("memory" if rendered_model else "last_frame")
+    composite = conditioning == "memory" and rendered_model if settings.composite is None else settings.composite
+    if composite and not (rendered_model and conditioning == "memory"):
+        raise ValueError("--composite shows the world memory, which only a rendered-conditioning model uses")
+
     def generate(clip: Mapping[str, Any]) -> np.ndarray:
         generator.reset(clip["rgb"][0])
         controls = control_videos(clip)
-        rendered = render_clip(clip) if generator.condition == "rendered" else None
-        frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered)
+        rendered, known = None, None
+        if rendered_model and conditioning == "last_frame":
+            rendered = render_clip(clip)
+        elif rendered_model:
+            memory = WorldMemory(as_intrinsics(clip["intrinsics"], preset.width, preset.height))
+            memory.add(clip["rgb"][0], clip["depth"][0], clip["poses"][0], protected=True)
+            remembered = condition_on_memory(memory, clip["rgb"][0], clip["depth"][0], clip["poses"])
+            rendered, known = remembered.rendered, remembered.known_pixels() if composite else None
+        frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered, known=known)
         generated.append(frames)
         print(f"  {names[len(generated) - 1]}: generated in {sum(generator.last_timings.values()):.1f} s", flush=True)
         return frames
 
     precision = precision_name(autocast)
     print(f"evaluating {len(clips)} clips of {settings.data} with {settings.checkpoint} "
-          f"({options.steps} steps, {precision})")
+          f"({options.steps} steps, {precision}" + (f", conditioning {conditioning}{', composite' if composite else ''}"
+                                                      if rendered_model else "") + ")")
     report = evaluate_clips(generate, clips, names=names)
     report["settings"] = {"checkpoint": str(settings.checkpoint), "data": str(settings.data), "clip_indices": indices,
                           "steps": options.steps, "precision": precision, "seed": settings.seed,
-                          "history_latent_frames": 0}
+                          "history_latent_frames": 0, "conditioning": conditioning if rendered_model else None,
+                          "composite": composite}
 
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
-from lv2_env.signals.warp import render_along_path, warp_sky
-from lv2_env.signals.world_memory import WorldMemory
+from lv2_env.signals.warp import render_along_path
+from lv2_env.signals.world_memory import WorldMemory, condition_on_memory
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class StepPlan:
     rendered: np.ndarray | None  # [F, H, W, 3] the last frame rendered along the path (condition="rendered")
     seconds: float
     memory_frames: np.ndarray | None = None  # [F, H, W, 3] the world memory's render of the path (black: holes)
-    known: "KnownPixels | None" = None  # composite=True: the memory's pixels, shown over the generated ones
+    known: KnownPixels | None = None  # composite=True: the memory's pixels, shown over the generated ones
     ground_truth_ids: np.ndarray | None = None  # [F, H, W] int16 the renderer's object id of each true pixel
 
     @property
@@ -79,9 +79,10 @@ class WorldEnv(CameraEnv):
     from the LongVie 2 world model (:class:`model.generator.LongVideoGenerator`). Each step turns the action
     into a camera path (1 second, ``F - 1 = 16`` new frames), the path into LongVie 2's two control videos
     (dense depth and sparse point tracks), and generates the next clip conditioned on the previous clip's last
-    frame, the history latents of the frames before it (if the checkpoint's ``history_latent_frames`` > 0;
-    the shipped model's is 0), and the current prompt. The shipped tiny model
-    (``model/shipped``, 128x128) runs by default.
+    frame, the world memory of every frame shown so far rendered along the path (``conditioning``, below), the
+    history latents of the frames before it (if the checkpoint's ``history_latent_frames`` > 0; the shipped
+    model's is 0), and the current prompt; where the memory holds a surface, its pixels are shown over the
+    generated ones (``composite``). The shipped tiny model (``model/shipped``, 128x128) runs by default.
 
     Control signals come from ``control_source``:
 
@@ -337,21 +338,10 @@ class WorldEnv(CameraEnv):
         if self.model.preset.condition == "rendered" and self.memory is None:
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
         elif self.model.preset.condition == "rendered":
-            # The memory holds every surface the world has shown (the last frame's too, added when it was made),
-            # so the last frame adds only its sky, which the memory does not store: a cheap backward lookup in
-            # place of the forward warp of every pixel. Frame 0 is the last frame exactly.
-            remembered = self.memory.render(path.poses)
-            memory_frames = remembered.frames
-            sky, sky_covered = warp_sky(self._last_rgb, depth[0], path.poses, self.world.intrinsics, self.memory.far)
-            rendered = np.where(remembered.covered[..., None], remembered.frames,
-                                np.where(sky_covered[..., None], sky, 0)).astype(np.uint8)
-            rendered[0] = self._last_rgb
+            conditioning = condition_on_memory(self.memory, self._last_rgb, depth[0], path.poses)
+            rendered, memory_frames = conditioning.rendered, conditioning.render.frames
             if self.composite:
-                from model.generator import KnownPixels
-
-                mask = remembered.covered.copy()
-                mask[0] = False  # frame 0 is the previous clip's last frame, exactly
-                known = KnownPixels(remembered.frames, mask)
+                known = conditioning.known_pixels()
         return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
                         memory_frames, known, ground_truth_ids)
 

@@ -35,12 +35,13 @@ class EvalSettings:
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
     conditioning: str | None = field(default=None, metadata={
-        "help": "rollouts: what the model is shown along the path: memory (default for a model conditioned on a "
-                "render of the path, as the shipped one) or last_frame (the last frame alone, warped)",
+        "help": "what the model is shown along the path (clips: the memory of their first frame): memory (default "
+                "for a model conditioned on a render of the path, as the shipped one) or last_frame (the last frame "
+                "alone, warped)",
         "choices": RENDERED_CONDITIONINGS})
     composite: bool | None = field(default=None, metadata={
-        "help": "rollouts: show the world memory's pixels over the generated ones (default: on with the memory; "
-                "--no-composite: off)"})
+        "help": "show the world memory's pixels over the generated ones where it holds a surface (default: on "
+                "with the memory; --no-composite: off)"})
     seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={

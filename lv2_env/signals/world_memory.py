@@ -31,7 +31,7 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.point_cache import unproject
-from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes
+from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes, warp_sky
 
 MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel seen far away and now near is drawn at most 7x7
 
@@ -42,6 +42,39 @@ class MemoryRender:
 
     frames: np.ndarray
     covered: np.ndarray
+
+
+@dataclass(frozen=True)
+class MemoryConditioning:
+    """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
+    rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, the last frame's sky where it has none,
+    black where neither; frame 0 the last frame itself), and the memory's own ``render``."""
+
+    rendered: np.ndarray
+    render: MemoryRender
+
+    def known_pixels(self):
+        """The memory's pixels to show over the generated ones (a ``model.generator.KnownPixels``; frame 0, the
+        last frame itself, left to the generator)."""
+        from model.generator import KnownPixels
+
+        mask = self.render.covered.copy()
+        mask[0] = False
+        return KnownPixels(self.render.frames, mask)
+
+
+def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, last_depth: np.ndarray,
+                        poses: np.ndarray) -> MemoryConditioning:
+    """The conditioning of the clip along ``poses`` ``[F, 4, 4]`` from ``memory``, which already holds every surface
+    the world has shown (``last_frame`` ``[H, W, 3]``'s too, seen from ``poses[0]`` with ``last_depth``): the
+    last frame adds only its sky, which the memory does not store, turned with the camera (a backward lookup,
+    cheaper than forward-warping every pixel)."""
+    render = memory.render(poses)
+    sky, sky_covered = warp_sky(last_frame, last_depth, poses, memory.intrinsics, memory.far)
+    rendered = np.where(render.covered[..., None], render.frames, np.where(sky_covered[..., None], sky, 0))
+    rendered = rendered.astype(np.uint8)
+    rendered[0] = last_frame
+    return MemoryConditioning(rendered, render)
 
 
 SLANT_LIMIT = 2.0  # a pixel covers at most 2x its facing size of a slanted surface (as at 60 deg to the ray)
@@ -77,7 +110,7 @@ class WorldMemory:
             there is the same surface, seen again: not stored.
     """
 
-    def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.05,
+    def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.02,
                  far: float = SKY_DEPTH, depth_tolerance: float = 0.05) -> None:
         pixels = intrinsics.width * intrinsics.height
         if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
@@ -186,7 +219,7 @@ class WorldMemory:
         return shown
 
     def _voxel_keys(self, points: np.ndarray) -> np.ndarray:
-        """One int64 per voxel: 21 bits per axis (+-52 km at 5 cm), so distinct voxels get distinct keys."""
+        """One int64 per voxel: 21 bits per axis (+-21 km at 2 cm), so distinct voxels get distinct keys."""
         cells = np.floor(points / self.voxel).astype(np.int64) + (1 << 20)
         cells = np.clip(cells, 0, (1 << 21) - 1)
         return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
