@@ -1,8 +1,8 @@
-"""Generated clips against ground truth, beside two baselines that need no model.
+"""Generated clips against ground truth, beside baselines that need no model.
 
 The procedural worlds give every evaluation clip its exact frames, depth and camera path, so a generator can be
 scored against the truth. Raw PSNR alone says little (a video that never moves scores well on a slow clip), so
-every number comes beside two baselines that see exactly what the model sees at frame 0 and nothing learned:
+every number comes beside baselines that see exactly what the model sees at frame 0 and nothing learned:
 
 * **repeat** -- frame 0 repeated: what a model that ignores the controls would get.
 * **warp** -- frame 0 forward-warped into every later frame with its exact depth and the known camera path. It
@@ -10,6 +10,12 @@ every number comes beside two baselines that see exactly what the model sees at 
   nothing (black) where the motion *reveals* new surfaces, so it splits each frame into *covered* pixels
   (geometry alone explains them) and *revealed* pixels (the model must invent them). The model's PSNR on
   revealed pixels is the number that shows it generates rather than copies.
+* **memory+inpaint** -- frame 0's world memory rendered along the path, its holes filled by OpenCV's inpainting
+  (:func:`lv2_env.evaluation.baselines.memory_inpaint`; only where OpenCV is installed): the best guess without
+  a model, which a model must beat to earn its cost.
+
+Beside PSNR and SSIM, **sharpness** (the frames' gradient energy over the truth's) says whether a good PSNR came
+from blur.
 
 Conventions: the metrics are :mod:`model.metrics` (a clip's PSNR pools the squared error over all its scored
 frames; the per-frame curves are reported separately). Frame 0 of a clip is given to every method, so clip
@@ -21,9 +27,6 @@ evaluation clips and writes ``report.json``, ``grid.png`` and ``psnr_per_frame.p
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 import math
 import time
 from pathlib import Path
@@ -31,16 +34,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
 from lv2_env.signals.warp import SKY_DEPTH, warp_first_frame
-from model.metrics import mean_defined, psnr, ssim
+from model.metrics import mean_defined, psnr, sharpness_ratio, ssim
 
-METHODS = ("model", "repeat", "warp")
+METHODS = ("model", "repeat", "warp", "memory+inpaint")  # memory+inpaint where OpenCV is installed
 CLIP_FIELDS = ("rgb", "depth", "dense", "sparse", "poses", "intrinsics")
 JSON_NOTE = (
     "PSNR in dB over frames 1..F-1 (frame 0 is given); clip PSNR pools the MSE of all scored frames. "
     "'revealed' = pixels the forward-warped frame 0 does not cover (the motion newly reveals them; the warp "
     "baseline is black there), 'covered' = the rest. SSIM: 11x11 Gaussian window, sigma 1.5, mean over RGB "
-    "channels. Means are over clips where a value is defined. In report.json, null stands for a value that is "
+    "channels. Sharpness: gradient energy over the truth's (1 = as sharp; blur scores near 0). memory+inpaint: "
+    "frame 0 remembered, rendered along the path and its holes inpainted (OpenCV; left out where it is not "
+    "installed). Means are over clips where a value is defined. In report.json, null stands for a value that is "
     "infinite (identical frames) or undefined (no pixels in the mask)."
 )
 
@@ -76,6 +82,7 @@ def _method_scores(frames: np.ndarray, truth: np.ndarray, covered: np.ndarray) -
         "ssim": ssim(scored, gt),
         "psnr_revealed": psnr(scored, gt, ~cov),
         "psnr_covered": psnr(scored, gt, cov),
+        "sharpness": sharpness_ratio(scored, gt),
         "psnr_per_frame": [psnr(scored[k], gt[k]) for k in range(len(scored))],
     }
 
@@ -85,8 +92,10 @@ def evaluate_clips(
     clips: Sequence[Mapping[str, Any]],
     names: Sequence[str] | None = None,
     sky_depth: float | None = SKY_DEPTH,
+    inpaint: bool = True,
 ) -> dict[str, Any]:
-    """Score ``generate`` (any callable: clip dict -> uint8 ``[F, H, W, 3]``) on ``clips`` beside both baselines.
+    """Score ``generate`` (any callable: clip dict -> uint8 ``[F, H, W, 3]``) on ``clips`` beside the baselines
+    (repeat, warp and, with ``inpaint`` where OpenCV is installed, memory+inpaint).
 
     Each clip dict has the fields of a clip file (``rgb``, ``depth``, ``poses``, ``intrinsics``; the model may
     use ``dense``, ``sparse``, ``caption``). Frame 0 is given to everyone, so scores cover frames 1..F-1. The
@@ -94,9 +103,9 @@ def evaluate_clips(
     inf or NaN -- :func:`write_report` writes them as null)::
 
         {"clips": [{"name", "frames", "revealed_fraction", "generate_seconds",
-                    "model" | "repeat" | "warp": {"psnr", "ssim", "psnr_revealed", "psnr_covered",
-                                                  "psnr_per_frame": [frames 1..F-1]}}, ...],
-         "mean": {"model" | "repeat" | "warp": {... the same, averaged over clips ...}, "revealed_fraction"},
+                    "model" | "repeat" | "warp" | "memory+inpaint": {"psnr", "ssim", "psnr_revealed",
+                        "psnr_covered", "sharpness", "psnr_per_frame": [frames 1..F-1]}}, ...],
+         "mean": {each method: {... the same, averaged over clips ...}, "revealed_fraction"},
          "summary": {"clips", "beats_repeat_on_every_clip", "beats_warp_on_revealed"},
          "notes": "..."}
     """
@@ -116,19 +125,22 @@ def evaluate_clips(
             raise ValueError(f"{name}: generate must return uint8 {truth.shape}, got {generated.dtype} {generated.shape}")
         warped, covered = warp_first_frame(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"], sky_depth)
         outputs = {"model": generated, "repeat": repeat_first_frame(truth), "warp": warped}
+        if inpaint and inpainting_available():
+            outputs["memory+inpaint"] = memory_inpaint(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"])
         entry: dict[str, Any] = {
             "name": name,
             "frames": int(len(truth)),
             "revealed_fraction": float((~covered[1:]).mean()),
             "generate_seconds": float(seconds),
         }
-        entry.update({m: _method_scores(outputs[m], truth, covered) for m in METHODS})
+        entry.update({m: _method_scores(frames, truth, covered) for m, frames in outputs.items()})
         per_clip.append(entry)
 
     mean: dict[str, Any] = {"revealed_fraction": mean_defined([c["revealed_fraction"] for c in per_clip])}
     longest = max(c["frames"] for c in per_clip) - 1
-    for m in METHODS:
-        scores = {k: mean_defined([c[m][k] for c in per_clip]) for k in ("psnr", "ssim", "psnr_revealed", "psnr_covered")}
+    for m in (m for m in METHODS if m in per_clip[0]):
+        scores = {k: mean_defined([c[m][k] for c in per_clip])
+                  for k in ("psnr", "ssim", "psnr_revealed", "psnr_covered", "sharpness")}
         scores["psnr_per_frame"] = [
             mean_defined([c[m]["psnr_per_frame"][k] for c in per_clip if k < c["frames"] - 1]) for k in range(longest)
         ]
@@ -148,13 +160,14 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         return "n/a" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.{digits}f}")
 
     lines = [
-        "| method | PSNR (dB) | SSIM | PSNR revealed (dB) | PSNR covered (dB) |",
-        "|---|---|---|---|---|",
+        "| method | PSNR (dB) | SSIM | PSNR revealed (dB) | PSNR covered (dB) | sharpness |",
+        "|---|---|---|---|---|---|",
     ]
-    for m in METHODS:
+    for m in (m for m in METHODS if m in report["mean"]):
         s = report["mean"][m]
         lines.append(
-            f"| {m} | {cell(s['psnr'], 2)} | {cell(s['ssim'], 4)} | {cell(s['psnr_revealed'], 2)} | {cell(s['psnr_covered'], 2)} |"
+            f"| {m} | {cell(s['psnr'], 2)} | {cell(s['ssim'], 4)} | {cell(s['psnr_revealed'], 2)} | "
+            f"{cell(s['psnr_covered'], 2)} | {cell(s.get('sharpness', math.nan), 2)} |"
         )
     summary = report["summary"]
     lines.append("")
@@ -172,8 +185,8 @@ def plot_per_frame_psnr(report: Mapping[str, Any], path: str | Path) -> Path:
 
     fig = Figure(figsize=(5.0, 3.2), dpi=110)
     ax = fig.subplots()
-    styles = {"model": ("C0", "o"), "repeat": ("C1", "s"), "warp": ("C2", "^")}
-    for m in METHODS:
+    styles = {"model": ("C0", "o"), "repeat": ("C1", "s"), "warp": ("C2", "^"), "memory+inpaint": ("C3", "v")}
+    for m in (m for m in METHODS if m in report["mean"]):
         curve = np.array(report["mean"][m]["psnr_per_frame"], dtype=np.float64)
         frames = np.arange(1, len(curve) + 1)
         shown = np.where(np.isfinite(curve), curve, np.nan)  # an identical frame (inf) leaves a gap

@@ -48,19 +48,19 @@ class MemoryRender:
 class MemoryConditioning:
     """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
     rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, the last frame's sky where it has none,
-    black where neither; frame 0 the last frame itself), and the memory's own ``render``."""
+    black where neither; frame 0 the last frame itself), ``known`` (``[F, H, W]``: where it is not black, frame 0
+    aside), and the memory's own ``render``."""
 
     rendered: np.ndarray
+    known: np.ndarray
     render: MemoryRender
 
     def known_pixels(self):
-        """The memory's pixels to show over the generated ones (a ``model.generator.KnownPixels``; frame 0, the
-        last frame itself, left to the generator)."""
+        """What to show over the generated frames (a ``model.generator.KnownPixels``): the surfaces the memory
+        holds and the sky the last frame showed, each as it was first seen."""
         from model.generator import KnownPixels
 
-        mask = self.render.covered.copy()
-        mask[0] = False
-        return KnownPixels(self.render.frames, mask)
+        return KnownPixels(self.rendered, self.known)
 
 
 def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, last_depth: np.ndarray,
@@ -74,7 +74,9 @@ def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, last_dept
     rendered = np.where(render.covered[..., None], render.frames, np.where(sky_covered[..., None], sky, 0))
     rendered = rendered.astype(np.uint8)
     rendered[0] = last_frame
-    return MemoryConditioning(rendered, render)
+    known = render.covered | sky_covered
+    known[0] = False  # frame 0 is the last frame itself, which the generator keeps
+    return MemoryConditioning(rendered, known, render)
 
 
 SLANT_LIMIT = 2.0  # a pixel covers at most 2x its facing size of a slanted surface (as at 60 deg to the ray)
