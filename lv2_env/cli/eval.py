@@ -131,7 +131,7 @@ def run_clips(settings: EvalSettings) -> None:
     )
     from lv2_env.evaluation.report import picture_grid, write_report
     from lv2_env.signals.warp import as_intrinsics, render_clip, warp_first_frame
-    from lv2_env.signals.world_memory import WorldMemory, condition_on_memory
+    from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
     from model.pipeline import SamplingOptions
@@ -154,10 +154,7 @@ def run_clips(settings: EvalSettings) -> None:
     # As World-v0 conditions a clip: a rendered-conditioning model sees the world memory (here, of frame 0) by
     # default, and shows it over what it generates where it holds a surface (composite).
     rendered_model = generator.condition == "rendered"
-    conditioning = settings.conditioning or ("memory" if rendered_model else "last_frame")
-    composite = conditioning == "memory" and rendered_model if settings.composite is None else settings.composite
-    if composite and not (rendered_model and conditioning == "memory"):
-        raise ValueError("--composite shows the world memory, which only a rendered-conditioning model uses")
+    conditioning, composite = memory_options(generator.condition, settings.conditioning, settings.composite)
 
     def generate(clip: Mapping[str, Any]) -> np.ndarray:
         generator.reset(clip["rgb"][0])

@@ -16,7 +16,7 @@ from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
 from lv2_env.signals.warp import render_along_path
-from lv2_env.signals.world_memory import WorldMemory, condition_on_memory
+from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
@@ -234,19 +234,9 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
-        if conditioning is None:  # the memory for a model that reads a render of the path; else the last frame
-            conditioning = "memory" if size.condition == "rendered" else "last_frame"
-        if composite is None:
-            composite = conditioning == "memory"
-        if conditioning == "memory" and size.condition != "rendered":
-            raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
-                             f"model trained with condition='rendered' reads; this one is {size.condition!r}")
-        if composite and conditioning != "memory":
-            raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
-                             f"conditioning='memory'; got conditioning={conditioning!r}")
-        self.conditioning = conditioning
-        self.composite = bool(composite)
-        self.memory = WorldMemory(self.world.intrinsics, capacity=memory_capacity) if conditioning == "memory" else None
+        self.conditioning, self.composite = memory_options(size.condition, conditioning, composite)
+        self.memory = (WorldMemory(self.world.intrinsics, capacity=memory_capacity)
+                       if self.conditioning == "memory" else None)
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
         self._last_depth: np.ndarray | None = None  # [H, W]: the control source's depth of it
         self._clip_frames: np.ndarray | None = None

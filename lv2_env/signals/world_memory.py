@@ -44,6 +44,24 @@ class MemoryRender:
     covered: np.ndarray
 
 
+def memory_options(condition: str, conditioning: str | None = None,
+                   composite: bool | None = None) -> tuple[str, bool]:
+    """``(conditioning, composite)`` for a model of I2V ``condition`` (``"rendered"`` or ``"first_frame"``): by
+    default the memory, composited, for a model that reads a render of the path, else the last frame alone.
+    Combinations that cannot work raise ``ValueError`` saying why."""
+    if conditioning is None:
+        conditioning = "memory" if condition == "rendered" else "last_frame"
+    if composite is None:
+        composite = conditioning == "memory"
+    if conditioning == "memory" and condition != "rendered":
+        raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
+                         f"model trained with condition='rendered' reads; this one is {condition!r}")
+    if composite and conditioning != "memory":
+        raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
+                         f"conditioning='memory'; got conditioning={conditioning!r}")
+    return conditioning, bool(composite)
+
+
 @dataclass(frozen=True)
 class MemoryConditioning:
     """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
