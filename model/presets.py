@@ -64,6 +64,10 @@ class Preset:
     # ends with the clip's shared first frame (lv2's tiny model). LongVie 2's published code keeps the last 8
     # frames and gets 2 latent frames from them: frames -8 (alone) and -7..-4; the last 3 are not encoded.
     history_frames: int | None = None
+    # For a condition="rendered" model, the one of RENDERED_CONDITIONINGS it was trained on, if only one: None (the
+    # first frame warped along the path, which reads either) or "memory" (the world memory's renders of earlier
+    # frames, lv2_env/data/memory_renders.py), which a world then refuses to feed the last frame alone.
+    trained_conditioning: str | None = None
 
     def __post_init__(self) -> None:
         if self.condition not in CONDITIONS:
@@ -71,6 +75,11 @@ class Preset:
         if self.control_condition not in CONTROL_CONDITIONS:
             raise ValueError(f"preset {self.name!r}: control_condition must be one of {list(CONTROL_CONDITIONS)} "
                              f"(what the control branches were trained with), got {self.control_condition!r}")
+        if self.trained_conditioning is not None and (self.condition != "rendered"
+                                                      or self.trained_conditioning not in RENDERED_CONDITIONINGS):
+            raise ValueError(f"preset {self.name!r}: trained_conditioning must be None or, for condition='rendered', "
+                             f"one of {list(RENDERED_CONDITIONINGS)}; got {self.trained_conditioning!r} with "
+                             f"condition={self.condition!r}")
         if not isinstance(self.history_latent_frames, int) or self.history_latent_frames < 0:
             raise ValueError(f"preset {self.name!r}: history_latent_frames must be an integer >= 0, got "
                              f"{self.history_latent_frames!r}")

@@ -24,7 +24,9 @@ def test_an_unmoved_camera_gets_its_frame_back_where_there_is_surface():
     surface = out.depth[0] < 150.0
     assert added == len(memory) > 0.5 * surface.sum()  # 5 cm voxels merge a few far pixels
     render = memory.render(poses)
-    assert not render.covered[0][~surface].any()  # sky is not a surface: left empty
+    sky = ~surface  # the sky comes back from the panorama, a cell finer than a pixel
+    assert render.covered[0][sky].all()
+    assert np.abs(render.frames[0][sky].astype(int) - out.rgb[0][sky].astype(int)).mean() < 2
     near = surface & (out.depth[0] < 20.0)  # where a pixel is finer than a voxel, it comes back exactly
     agree = (render.frames[0][near] == out.rgb[0][near]).all(axis=-1)
     assert render.covered[0][near].mean() > 0.99 and agree.mean() > 0.95
@@ -95,8 +97,8 @@ def test_world_env_conditions_on_the_memory_render(world_checkpoint):
     start = len(world.memory)
     assert start > 0 and world.memory.protected_surfels == start and info["memory_frames"] is None
     size = world.memory.nbytes
-    plan = world.plan_step(5)  # turn left: the memory renders the start frame along the path
-    remembered = world.memory.render(plan.path.poses)
+    plan = world.plan_step(5)  # turn left: the memory renders the start frame along the path, with its depth
+    remembered = world.memory.render(plan.path.poses, plan.depth)
     hit = remembered.covered[1:]
     assert hit.any() and np.array_equal(plan.rendered[1:][hit], remembered.frames[1:][hit])
     assert np.array_equal(plan.rendered[0], info["frames"][-1])  # frame 0 is the last frame itself
@@ -118,6 +120,21 @@ def test_world_env_refuses_a_bad_memory(world_checkpoint):
     with pytest.raises(ValueError, match="at least one frame's pixels"):
         gym.make("LV2/World-v0", checkpoint=str(world_checkpoint), preset="test", conditioning="memory",
                  memory_capacity=10)
+
+
+def test_a_checkpoint_trained_on_the_memory_refuses_the_last_frame_alone():
+    import dataclasses
+
+    from lv2_env.signals.world_memory import memory_options
+    from model.presets import get_preset
+
+    assert memory_options("rendered", None, None, "memory") == ("memory", True)
+    with pytest.raises(ValueError, match="trained on the world memory's renders .* conditioning='last_frame'"):
+        memory_options("rendered", "last_frame", None, "memory")
+    rendered = dataclasses.replace(get_preset("tiny"), condition="rendered")
+    assert dataclasses.replace(rendered, trained_conditioning="memory").trained_conditioning == "memory"
+    with pytest.raises(ValueError, match="trained_conditioning must be None or, for condition='rendered'"):
+        dataclasses.replace(get_preset("tiny"), condition="first_frame", trained_conditioning="memory")
 
 
 def test_a_second_look_stores_only_what_the_memory_does_not_show():
@@ -189,12 +206,51 @@ def test_known_pixels_are_checked():
 
 
 def test_the_sky_turns_with_the_camera_as_the_forward_warp_turns_it():
-    from lv2_env.signals.warp import warp_first_frame, warp_sky
+    from lv2_env.signals.warp import warp_first_frame
 
     out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0], [0, 0, 1.6, 0.25, 0.15, 0]])
-    sky, covered = warp_sky(out.rgb[0], out.depth[0], poses, K)
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    render = memory.render(poses, out.depth)
     forward, forward_covered = warp_first_frame(out.rgb[0], out.depth[0], poses, K)
-    on_sky = forward_covered & (forward.astype(int).sum(-1) > 0) & covered
-    assert covered[0].sum() == (out.depth[0] >= 150).sum() and covered[1].any()
-    assert np.abs(sky[on_sky].astype(int) - forward[on_sky].astype(int)).mean() < 2
-    assert not covered[1][out.depth[1] < 20].any()  # near surfaces are not sky
+    sky = out.depth >= 150
+    on_sky = forward_covered & sky & render.covered
+    assert render.covered[0][sky[0]].all() and on_sky[1].sum() > 0.5 * sky[1].sum()
+    assert np.abs(render.frames[on_sky].astype(int) - forward[on_sky].astype(int)).mean() < 2
+    assert 0 < memory.sky_fraction < 0.1
+
+
+def test_a_sky_direction_keeps_its_first_look():
+    out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0]])
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    memory.add(np.full_like(out.rgb[0], 255), out.depth[0], poses[0])  # a later, wrong look at the same sky
+    render = memory.render(poses)
+    sky = out.depth[0] >= 150
+    assert np.abs(render.frames[0][sky].astype(int) - out.rgb[0][sky].astype(int)).mean() < 2
+    memory.clear()
+    assert memory.sky_fraction == 0 and not memory.render(poses).covered.any()
+
+
+def test_with_the_paths_depth_only_surfaces_on_it_are_shown():
+    # Walking up to an object first seen far away: its surfels are drawn large, and without the path's depth the
+    # ground behind it shows through their gaps and their edges overhang the sky around it.
+    yaw, walk = 2.4, 7.0
+    states = np.array([[0, 0, 1.6, yaw, 0, 0], [walk * np.cos(yaw), walk * np.sin(yaw), 1.6, yaw, 0, 0]])
+    out, poses = _render(states)
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    blind, seeing = memory.render(poses), memory.render(poses, out.depth)
+    with pytest.raises(ValueError, match=r"expected the path's depth \[2, 64, 64\], got \(64, 64\)"):
+        memory.render(poses, out.depth[0])
+
+    def error(render):
+        hit = render.covered[1]
+        return np.abs(render.frames[1][hit].astype(int) - out.rgb[1][hit].astype(int)).mean()
+
+    assert error(seeing) < 0.25 * error(blind), (error(seeing), error(blind))  # measured 0.17 against 5.3
+    assert seeing.covered[1].mean() > 0.85 * blind.covered[1].mean()  # what it drops was wrong
+    sky = out.depth[1] >= 150  # walking does not move the sky: it shows as first seen (but where objects hid it)
+    assert seeing.covered[1][sky].mean() > 0.9
+    shown = sky & seeing.covered[1]
+    assert np.abs(seeing.frames[1][shown].astype(int) - out.rgb[1][shown].astype(int)).mean() < 2

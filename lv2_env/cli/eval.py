@@ -154,7 +154,8 @@ def run_clips(settings: EvalSettings) -> None:
     # As World-v0 conditions a clip: a rendered-conditioning model sees the world memory (here, of frame 0) by
     # default, and shows it over what it generates where it holds a surface (composite).
     rendered_model = generator.condition == "rendered"
-    conditioning, composite = memory_options(generator.condition, settings.conditioning, settings.composite)
+    conditioning, composite = memory_options(generator.condition, settings.conditioning, settings.composite,
+                                             preset.trained_conditioning)
 
     def generate(clip: Mapping[str, Any]) -> np.ndarray:
         generator.reset(clip["rgb"][0])
@@ -165,7 +166,7 @@ def run_clips(settings: EvalSettings) -> None:
         elif rendered_model:
             memory = WorldMemory(as_intrinsics(clip["intrinsics"], preset.width, preset.height))
             memory.add(clip["rgb"][0], clip["depth"][0], clip["poses"][0], protected=True)
-            remembered = condition_on_memory(memory, clip["rgb"][0], clip["depth"][0], clip["poses"])
+            remembered = condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
             rendered, known = remembered.rendered, remembered.known_pixels() if composite else None
         frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered, known=known)
         generated.append(frames)

@@ -418,6 +418,22 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     ctl.add_argument("--clip-frames", type=int, default=17, help="frames per clip, 4k+1 (default 17)")
     ctl.add_argument("--fov", type=float, default=70.0, help="horizontal field of view in degrees (default 70)")
     ctl.set_defaults(func=_data_controls)
+    mem = kinds.add_parser(
+        "memory-renders",
+        help="each training clip's world-memory conditioning, as World-v0 builds it",
+        description="Replay every sequence of a procedural data directory as World-v0 would: each clip's "
+        "conditioning is the world memory of the sequence so far rendered along its path; what the world then "
+        "showed is the model's own generation of the clip (--self-rollout of them) or the truth degraded (VAE "
+        "round trips and noise). Writes DATA/memory_renders/; then `lv2 train cache-latents --conditioning memory`.",
+    )
+    mem.add_argument("--data", required=True, help="a procedural data directory (lv2 data procedural)")
+    mem.add_argument("--checkpoint", default="model/shipped",
+                     help="the model that generates the self-rollout clips, and whose VAE degrades the others")
+    mem.add_argument("--self-rollout", type=float, default=0.5,
+                     help="fraction of clips the world shows as the model generated them (default 0.5)")
+    mem.add_argument("--seed", type=int, default=0)
+    mem.add_argument("--quiet", action="store_true", help="no progress bar")
+    mem.set_defaults(func=_data_memory_renders)
 
 
 def _data_procedural(args: argparse.Namespace) -> int:
@@ -428,6 +444,18 @@ def _data_procedural(args: argparse.Namespace) -> int:
                         clips_per_sequence=args.clips_per_sequence, history_frames=args.history_frames)
     out = build_procedural(args.out, args.split, args.sequences, spec, progress=not args.quiet)
     print(f"wrote {args.sequences * args.clips_per_sequence} {args.split} clips to {out}")
+    return 0
+
+
+def _data_memory_renders(args: argparse.Namespace) -> int:
+    from lv2_env.data.memory_renders import build_memory_renders
+
+    readable_dir(args.data, "--data")
+    writable_dir(args.data, "--data", create=False)
+    readable_dir(args.checkpoint, "--checkpoint")
+    out = build_memory_renders(args.data, args.checkpoint, self_rollout=args.self_rollout, seed=args.seed,
+                               progress=not args.quiet)
+    print(f"memory renders in {out}")
     return 0
 
 
@@ -527,10 +555,20 @@ def _train(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     render = render_clip if preset.condition == "rendered" else None
     _check_train_inputs(args)
+    if args.conditioning == "memory":
+        if preset.condition != "rendered":
+            raise ValueError(f"--conditioning memory needs a condition='rendered' preset; {preset.name!r} is "
+                             f"{preset.condition!r}")
+        from lv2_env.data.memory_renders import memory_of_first_frame, memory_render_loader
+
+        # The cache encodes each training clip's render of its sequence's memory; held-out clips (the stage's
+        # evaluation) are conditioned on the memory of their first frame, as `lv2 eval` conditions them.
+        render = memory_render_loader(args.data) if args.stage == "cache-latents" else memory_of_first_frame
     if args.stage == "cache-latents":
         from model.training.latents import cache_latents
 
-        out = cache_latents(args.data, args.vae, precision=args.precision, progress=not args.quiet, render=render)
+        out = cache_latents(args.data, args.vae, precision=args.precision, progress=not args.quiet, render=render,
+                            condition="memory" if args.conditioning == "memory" else "rendered")
         print(f"latents in {out}")
         return 0
     if args.stage == "all":

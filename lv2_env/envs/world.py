@@ -161,8 +161,8 @@ class WorldEnv(CameraEnv):
     (the shipped one) is conditioned on along the path: ``"memory"`` (the default for such a model) is a
     :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
     the start frame protected; a surface keeps its first observation; at most ``memory_capacity`` surfels, so
-    memory stays flat) rendered along the path, with the last frame's sky (which it does not store) turned with
-    the camera; ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
+    memory stays flat; the sky kept by direction) rendered along the path, each surface shown only where the
+    path's depth puts it; ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
     A first-frame model (the full-size preset) takes the last frame itself; ``None`` picks the model's. The
     memory's render is ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``,
     ``nbytes``). ``composite`` (default: on with the memory): the memory's pixels are shown over the generated
@@ -234,7 +234,8 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
-        self.conditioning, self.composite = memory_options(size.condition, conditioning, composite)
+        self.conditioning, self.composite = memory_options(size.condition, conditioning, composite,
+                                                           size.trained_conditioning)
         self.memory = (WorldMemory(self.world.intrinsics, capacity=memory_capacity)
                        if self.conditioning == "memory" else None)
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
@@ -328,7 +329,7 @@ class WorldEnv(CameraEnv):
         if self.model.preset.condition == "rendered" and self.memory is None:
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
         elif self.model.preset.condition == "rendered":
-            conditioning = condition_on_memory(self.memory, self._last_rgb, depth[0], path.poses)
+            conditioning = condition_on_memory(self.memory, self._last_rgb, path.poses, depth)
             rendered, memory_frames = conditioning.rendered, conditioning.render.frames
             if self.composite:
                 known = conditioning.known_pixels()

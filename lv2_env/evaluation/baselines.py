@@ -17,7 +17,7 @@ import importlib.util
 import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
-from lv2_env.signals.warp import as_intrinsics, warp_first_frame
+from lv2_env.signals.warp import as_intrinsics
 from lv2_env.signals.world_memory import WorldMemory
 
 INPAINT_RADIUS = 3  # pixels of neighbourhood cv2.inpaint draws on
@@ -29,10 +29,11 @@ def inpainting_available() -> bool:
 
 
 def memory_inpaint(first_frame: np.ndarray, first_depth: np.ndarray, poses: np.ndarray,
-                   intrinsics: Intrinsics | np.ndarray) -> np.ndarray:
+                   intrinsics: Intrinsics | np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
     """uint8 ``[F, H, W, 3]``: ``first_frame`` (``[H, W, 3]``, metric ``first_depth`` ``[H, W]``, seen from
-    ``poses[0]``) remembered and rendered into every camera of ``poses`` ``[F, 4, 4]``, over its plain warp (which
-    carries the sky, which the memory does not store), and the holes left inpainted (Telea's method)."""
+    ``poses[0]``) remembered (surfaces and sky) and rendered into every camera of ``poses`` ``[F, 4, 4]`` (with the
+    path's ``depth`` ``[F, H, W]`` when known, as the model's conditioning is), the holes inpainted (Telea's
+    method)."""
     try:
         import cv2
     except ImportError:
@@ -41,10 +42,9 @@ def memory_inpaint(first_frame: np.ndarray, first_depth: np.ndarray, poses: np.n
     intrinsics = as_intrinsics(intrinsics, first_frame.shape[1], first_frame.shape[0])
     memory = WorldMemory(intrinsics)
     memory.add(first_frame, first_depth, poses[0], protected=True)
-    render = memory.render(poses)
-    warped, warp_covered = warp_first_frame(first_frame, first_depth, poses, intrinsics)
-    frames = np.where(render.covered[..., None], render.frames, warped)
-    holes = (~(render.covered | warp_covered)).astype(np.uint8)
+    render = memory.render(poses, depth)
+    frames = render.frames
+    holes = (~render.covered).astype(np.uint8)
     for f in range(len(poses)):
         if holes[f].any():
             frames[f] = cv2.inpaint(frames[f], holes[f], INPAINT_RADIUS, cv2.INPAINT_TELEA)

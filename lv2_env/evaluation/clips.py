@@ -126,7 +126,8 @@ def evaluate_clips(
         warped, covered = warp_first_frame(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"], sky_depth)
         outputs = {"model": generated, "repeat": repeat_first_frame(truth), "warp": warped}
         if inpaint and inpainting_available():
-            outputs["memory+inpaint"] = memory_inpaint(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"])
+            outputs["memory+inpaint"] = memory_inpaint(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"],
+                                                       clip["depth"])
         entry: dict[str, Any] = {
             "name": name,
             "frames": int(len(truth)),

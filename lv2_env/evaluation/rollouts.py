@@ -108,7 +108,8 @@ def baseline_videos(video: dict[str, np.ndarray], inpaint: bool = True) -> dict[
     warped, _ = warp_first_frame(truth[0], video["depth"][0], video["poses"], video["intrinsics"])
     out = {"repeat": np.repeat(truth[:1], len(truth), axis=0), "warp": warped}
     if inpaint and inpainting_available():
-        out["memory+inpaint"] = memory_inpaint(truth[0], video["depth"][0], video["poses"], video["intrinsics"])
+        out["memory+inpaint"] = memory_inpaint(truth[0], video["depth"][0], video["poses"], video["intrinsics"],
+                                               video["depth"])
     return out
 
 
@@ -178,7 +179,8 @@ def comes_back(env, actions: Sequence[int], scene_seed: int, seed: int = 0, styl
            "psnr_last_vs_truth": psnr(video["generated"][-1], video["truth"][-1]),
            "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
     if inpaint and inpainting_available():  # the baseline alone: repeat and warp close any loop trivially
-        baseline = memory_inpaint(video["truth"][0], video["depth"][0], video["poses"], video["intrinsics"])
+        baseline = memory_inpaint(video["truth"][0], video["depth"][0], video["poses"], video["intrinsics"],
+                                  video["depth"])
         out["memory+inpaint_last_vs_first"] = psnr(baseline[-1], video["truth"][0])
     return out
 

@@ -181,36 +181,6 @@ def warp_first_frame(
     return np.where(covered[..., None], colour, 0).astype(np.uint8), covered
 
 
-def warp_sky(rgb0: np.ndarray, depth0: np.ndarray, poses: np.ndarray, K: np.ndarray | Intrinsics,
-             sky_depth: float = SKY_DEPTH) -> tuple[np.ndarray, np.ndarray]:
-    """Frame 0's sky (depths at or beyond ``sky_depth``: directions, which move with rotation alone) in every camera
-    of ``poses`` ``[F, 4, 4]``: ``(frames, covered)`` as :func:`warp_first_frame`'s, covered where a pixel's view
-    direction falls on frame 0's sky. A backward lookup (nearest pixel), so it costs a few milliseconds where the
-    forward warp of every pixel costs tens: what a world memory, which holds surfaces only, needs beside it."""
-    rgb0, depth0, poses = np.asarray(rgb0), np.asarray(depth0), np.asarray(poses, dtype=np.float64)
-    h, w = rgb0.shape[:2]
-    intrinsics = as_intrinsics(K, w, h)
-    sky = depth0 >= sky_depth
-    rays = intrinsics.pixel_rays().reshape(-1, 3)  # camera frame, z = 1
-    frames = np.zeros((len(poses), h, w, 3), np.uint8)
-    covered = np.zeros((len(poses), h, w), bool)
-    if not sky.any():
-        return frames, covered
-    for f, pose in enumerate(poses):
-        source = rays @ (poses[0][:3, :3].T @ pose[:3, :3]).T  # directions in frame 0's camera
-        z = source[:, 2]
-        ahead = z > 1e-9
-        safe_z = np.where(ahead, z, 1.0)
-        col = np.floor(intrinsics.fx * source[:, 0] / safe_z + intrinsics.cx).astype(np.int64)
-        row = np.floor(intrinsics.fy * source[:, 1] / safe_z + intrinsics.cy).astype(np.int64)
-        inside = ahead & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        hit = np.zeros(h * w, bool)
-        hit[inside] = sky[row[inside], col[inside]]
-        frames[f].reshape(-1, 3)[hit] = rgb0[row[hit], col[hit]]
-        covered[f] = hit.reshape(h, w)
-    return frames, covered
-
-
 # ---------------------------------------------------------------------------------------------------- evaluation
 
 

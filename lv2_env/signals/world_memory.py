@@ -16,11 +16,18 @@ voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a bina
 * **protected frames** (the start frame: the truth, or the user's picture) are never evicted;
 * **bounded**: at most ``capacity`` surfels; when full, the oldest unprotected ones make room, so memory stays
   flat over a 30-minute episode (``nbytes`` is fixed at construction);
-* sky pixels (depth at or beyond ``far``) are directions, not surfaces: they are not stored.
+* sky pixels (depth at or beyond ``far``) are directions, not surfaces: they go to a sky panorama (a fixed grid
+  of view directions, ``SKY_BIN_DEG`` apart, a few MiB) where, too, the first observation wins, so the start
+  frame's sky stays as it was however far the camera walks, and a new direction keeps the first sky drawn there.
+  (Carrying the last frame's sky forward instead let every clip's fringes around tall objects become sky, and
+  pile up into streaks.)
 
 :meth:`WorldMemory.render` splats the surfels into each camera of a path with a z-buffer (each surfel a square of
 its world footprint, and of its slanted surface when seen nearer than it was, so near surfaces have no pinholes or
-rows of holes), leaving holes empty (``covered=False``).
+rows of holes) and looks the sky up behind them, leaving holes empty (``covered=False``). Given the path's depth
+(the scene's, or what the controls were built from), a surfel is shown only where it lies on that surface (within
+``RENDER_DEPTH_TOLERANCE``) and the sky only where the depth says sky: splats of a far look drawn near leave gaps
+through which surfaces behind would show, and a splat's edge can overhang a surface in front of it.
 """
 
 from __future__ import annotations
@@ -31,9 +38,15 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.point_cache import unproject
-from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes, warp_sky
+from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes
 
-MAX_SPLAT_HALF_SIDE = 3  # pixels: a surfel seen far away and now near is drawn at most 7x7
+MAX_SPLAT_HALF_SIDE = 6  # pixels: a surfel seen far away and now near is drawn at most 13x13
+# Sky panorama cells: finer than a pixel of the 70-degree 128-pixel camera (0.6 deg), so storing and looking up
+# again moves a sky pixel by at most a fifth of a pixel.
+SKY_BIN_DEG = 0.25
+# A surfel shows on the path's surface if its depth is within this fraction of it: loose enough for a splat drawn
+# a few pixels wide across ground seen at a grazing angle, tight enough to drop a surface seen through a gap.
+RENDER_DEPTH_TOLERANCE = 0.15
 
 
 @dataclass(frozen=True)
@@ -44,11 +57,11 @@ class MemoryRender:
     covered: np.ndarray
 
 
-def memory_options(condition: str, conditioning: str | None = None,
-                   composite: bool | None = None) -> tuple[str, bool]:
-    """``(conditioning, composite)`` for a model of I2V ``condition`` (``"rendered"`` or ``"first_frame"``): by
-    default the memory, composited, for a model that reads a render of the path, else the last frame alone.
-    Combinations that cannot work raise ``ValueError`` saying why."""
+def memory_options(condition: str, conditioning: str | None = None, composite: bool | None = None,
+                   trained_conditioning: str | None = None) -> tuple[str, bool]:
+    """``(conditioning, composite)`` for a model of I2V ``condition`` (``"rendered"`` or ``"first_frame"``) trained
+    on ``trained_conditioning`` (its preset's): by default the memory, composited, for a model that reads a render
+    of the path, else the last frame alone. Combinations that cannot work raise ``ValueError`` saying why."""
     if conditioning is None:
         conditioning = "memory" if condition == "rendered" else "last_frame"
     if composite is None:
@@ -56,6 +69,10 @@ def memory_options(condition: str, conditioning: str | None = None,
     if conditioning == "memory" and condition != "rendered":
         raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
                          f"model trained with condition='rendered' reads; this one is {condition!r}")
+    if trained_conditioning == "memory" and conditioning != "memory":
+        raise ValueError(f"this checkpoint was trained on the world memory's renders (trained_conditioning="
+                         f"'memory'), and conditioning={conditioning!r} shows it the last frame alone, which it was "
+                         f"never trained on: use conditioning='memory' (the default)")
     if composite and conditioning != "memory":
         raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
                          f"conditioning='memory'; got conditioning={conditioning!r}")
@@ -65,34 +82,31 @@ def memory_options(condition: str, conditioning: str | None = None,
 @dataclass(frozen=True)
 class MemoryConditioning:
     """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
-    rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, the last frame's sky where it has none,
-    black where neither; frame 0 the last frame itself), ``known`` (``[F, H, W]``: where it is not black, frame 0
-    aside), and the memory's own ``render``."""
+    rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, surfaces and sky, black in its holes;
+    frame 0 the last frame itself), ``known`` (``[F, H, W]``: where the memory shows something, frame 0 aside), and
+    the memory's own ``render``."""
 
     rendered: np.ndarray
     known: np.ndarray
     render: MemoryRender
 
     def known_pixels(self):
-        """What to show over the generated frames (a ``model.generator.KnownPixels``): the surfaces the memory
-        holds and the sky the last frame showed, each as it was first seen."""
+        """What to show over the generated frames (a ``model.generator.KnownPixels``): the surfaces and the sky the
+        memory holds, each as it was first seen."""
         from model.generator import KnownPixels
 
         return KnownPixels(self.rendered, self.known)
 
 
-def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, last_depth: np.ndarray,
-                        poses: np.ndarray) -> MemoryConditioning:
-    """The conditioning of the clip along ``poses`` ``[F, 4, 4]`` from ``memory``, which already holds every surface
-    the world has shown (``last_frame`` ``[H, W, 3]``'s too, seen from ``poses[0]`` with ``last_depth``): the
-    last frame adds only its sky, which the memory does not store, turned with the camera (a backward lookup,
-    cheaper than forward-warping every pixel)."""
-    render = memory.render(poses)
-    sky, sky_covered = warp_sky(last_frame, last_depth, poses, memory.intrinsics, memory.far)
-    rendered = np.where(render.covered[..., None], render.frames, np.where(sky_covered[..., None], sky, 0))
-    rendered = rendered.astype(np.uint8)
+def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, poses: np.ndarray,
+                        depth: np.ndarray | None = None) -> MemoryConditioning:
+    """The conditioning of the clip along ``poses`` ``[F, 4, 4]`` from ``memory``, which already holds every frame
+    the world has shown (``last_frame`` ``[H, W, 3]``, seen from ``poses[0]``, too), rendered with the path's
+    ``depth`` ``[F, H, W]`` when it is known (see :meth:`WorldMemory.render`)."""
+    render = memory.render(poses, depth)
+    rendered = render.frames.copy()
     rendered[0] = last_frame
-    known = render.covered | sky_covered
+    known = render.covered.copy()
     known[0] = False  # frame 0 is the last frame itself, which the generator keeps
     return MemoryConditioning(rendered, known, render)
 
@@ -149,6 +163,9 @@ class WorldMemory:
         self.protected = np.zeros(self.capacity, bool)
         self.stamp = np.full(self.capacity, -1, np.int64)  # insertion order; -1: a free slot
         self._clock = 0
+        self._sky_columns, self._sky_rows = round(360 / SKY_BIN_DEG), round(180 / SKY_BIN_DEG)
+        self.sky_rgb = np.zeros((self._sky_rows, self._sky_columns, 3), np.uint8)  # by (elevation, azimuth)
+        self.sky_seen = np.zeros((self._sky_rows, self._sky_columns), bool)
 
     def __len__(self) -> int:
         return int(len(self._keys))
@@ -161,23 +178,31 @@ class WorldMemory:
     @property
     def nbytes(self) -> int:
         """Bytes the memory holds: fixed by ``capacity``, whatever has been added."""
-        return int(sum(a.nbytes for a in (self.xyz, self.rgb, self.footprint, self.slant, self.protected, self.stamp))
-                   + 2 * 8 * self.capacity)
+        held = (self.xyz, self.rgb, self.footprint, self.slant, self.protected, self.stamp, self.sky_rgb, self.sky_seen)
+        return int(sum(a.nbytes for a in held) + 2 * 8 * self.capacity)
+
+    @property
+    def sky_fraction(self) -> float:
+        """The fraction of all view directions whose sky the memory holds."""
+        return float(self.sky_seen.mean())
 
     def clear(self) -> None:
         self._keys, self._slots = np.empty(0, np.int64), np.empty(0, np.int64)
         self.protected[:] = False
         self.stamp[:] = -1
         self._clock = 0
+        self.sky_seen[:] = False
 
     def add(self, frame: np.ndarray, depth: np.ndarray, pose: np.ndarray, protected: bool = False) -> int:
-        """Remember ``frame`` (uint8 ``[H, W, 3]``) seen from ``pose`` with metric ``depth`` ``[H, W]``; returns how
-        many new surfels it added (voxels already held keep their first observation)."""
+        """Remember ``frame`` (uint8 ``[H, W, 3]``) seen from ``pose`` with metric ``depth`` ``[H, W]``: its surfaces
+        as surfels, its sky in the panorama; returns how many new surfels it added (voxels already held, and sky
+        directions already seen, keep their first observation)."""
         h, w = self.intrinsics.height, self.intrinsics.width
         frame, depth = np.asarray(frame), np.asarray(depth, dtype=np.float64)
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8 or depth.shape != (h, w):
             raise ValueError(f"expected a uint8 frame [{h}, {w}, 3] and depth [{h}, {w}], got {frame.dtype} "
                              f"{frame.shape} and {depth.shape}")
+        self._add_sky(frame, depth >= self.far, np.asarray(pose, np.float64))
         surface = (depth < self.far) & np.isfinite(depth) & (depth > 0)
         surface &= ~self._shown_at(depth, np.asarray(pose, np.float64))
         grid = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)
@@ -204,22 +229,35 @@ class WorldMemory:
         self._keys, self._slots = merged[order], np.concatenate([self._slots, slots])[order]
         return keep
 
-    def render(self, poses: np.ndarray) -> MemoryRender:
-        """The surfels splatted into every camera of ``poses`` ``[F, 4, 4]`` with a z-buffer (nearest wins)."""
+    def render(self, poses: np.ndarray, depth: np.ndarray | None = None) -> MemoryRender:
+        """The memory seen from every camera of ``poses`` ``[F, 4, 4]``: the surfels splatted with a z-buffer
+        (nearest wins), the sky panorama behind them. With the path's metric ``depth`` ``[F, H, W]``, a surfel is
+        kept only where it lies on that surface and the sky only where that depth is sky (module docstring)."""
         h, w = self.intrinsics.height, self.intrinsics.width
         poses = np.asarray(poses, np.float64)
+        if depth is not None:
+            depth = np.asarray(depth, np.float32)
+            if depth.shape != (len(poses), h, w):
+                raise ValueError(f"expected the path's depth [{len(poses)}, {h}, {w}], got {depth.shape}")
         frames = np.zeros((len(poses), h, w, 3), np.uint8)
         covered = np.zeros((len(poses), h, w), bool)
         slots = self._slots
-        if len(slots) == 0:
-            return MemoryRender(frames, covered)
         xyz, rgb = self.xyz[slots], self.rgb[slots]
         footprint, slant = self.footprint[slots], self.slant[slots]
         for f, pose in enumerate(poses):
-            winner = self._splat(xyz, footprint, slant, pose)
-            hit = winner >= 0
-            frames[f][hit] = rgb[winner[hit]]
-            covered[f] = hit
+            hit = np.zeros((h, w), bool)
+            if len(slots):
+                winner = self._splat(xyz, footprint, slant, pose)
+                hit = winner >= 0
+                if depth is not None:
+                    z = (xyz[winner[hit]] - pose[:3, 3].astype(np.float32)) @ pose[:3, 2].astype(np.float32)
+                    hit[hit] = np.abs(z - depth[f][hit]) <= RENDER_DEPTH_TOLERANCE * depth[f][hit]
+                frames[f][hit] = rgb[winner[hit]]
+            open_sky = ~hit if depth is None else depth[f] >= self.far
+            sky_rgb, sky_hit = self._look_up_sky(pose)
+            sky_hit &= open_sky
+            frames[f][sky_hit] = sky_rgb[sky_hit]
+            covered[f] = hit | sky_hit
         return MemoryRender(frames, covered)
 
     # ------------------------------------------------------------------ helpers
@@ -237,6 +275,62 @@ class WorldMemory:
         z = (xyz[winner[hit]] - pose[:3, 3]) @ pose[:3, 2]  # camera z of the surfel each pixel shows
         shown[hit] = np.abs(z - depth[hit]) <= self.depth_tolerance * depth[hit]
         return shown
+
+    def _sky_cells(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Panorama (row, column) of world ``directions`` ``[N, 3]`` (world z up): elevation and azimuth cells."""
+        x, y, z = directions[:, 0], directions[:, 1], directions[:, 2]
+        azimuth = np.arctan2(y, x)
+        elevation = np.arctan2(z, np.hypot(x, y))
+        column = np.floor((azimuth + np.pi) / (2 * np.pi) * self._sky_columns).astype(np.int64) % self._sky_columns
+        row = np.clip(np.floor((elevation + np.pi / 2) / np.pi * self._sky_rows).astype(np.int64), 0,
+                      self._sky_rows - 1)
+        return row, column
+
+    def _add_sky(self, frame: np.ndarray, sky: np.ndarray, pose: np.ndarray) -> None:
+        """Store the ``sky`` pixels of ``frame`` in the panorama cells not seen before: every cell near the sky
+        pixels' directions is looked up in the frame (backward, nearest pixel), so none it covers is skipped
+        whatever the pixel's angular size or the cells' narrowing toward the zenith."""
+        if not sky.any():
+            return
+        h, w = sky.shape
+        rays = self.intrinsics.pixel_rays()[sky] @ pose[:3, :3].T
+        rows, columns = self._sky_cells(rays)
+        pixel_deg = np.degrees(1.0 / min(self.intrinsics.fx, self.intrinsics.fy))
+        row_margin = int(np.ceil(pixel_deg / SKY_BIN_DEG)) + 1
+        low, high = max(rows.min() - row_margin, 0), min(rows.max() + row_margin, self._sky_rows - 1)
+        narrowest = max(np.cos(np.radians((np.array([low, high + 1]) * SKY_BIN_DEG) - 90.0)).min(), 1e-3)
+        column_margin = min(int(np.ceil(pixel_deg / (SKY_BIN_DEG * narrowest))) + 1, self._sky_columns)
+        near = np.zeros(self._sky_columns, bool)
+        near[columns] = True
+        near = np.convolve(np.concatenate([near[-column_margin:], near, near[:column_margin]]).astype(np.int32),
+                           np.ones(2 * column_margin + 1, np.int32), mode="same")[column_margin:-column_margin] > 0
+        cell_rows, cell_columns = np.meshgrid(np.arange(low, high + 1), np.flatnonzero(near), indexing="ij")
+        cell_rows, cell_columns = cell_rows.ravel(), cell_columns.ravel()
+        fresh = ~self.sky_seen[cell_rows, cell_columns]
+        cell_rows, cell_columns = cell_rows[fresh], cell_columns[fresh]
+        azimuth = (cell_columns + 0.5) / self._sky_columns * 2 * np.pi - np.pi
+        elevation = (cell_rows + 0.5) / self._sky_rows * np.pi - np.pi / 2
+        directions = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                               np.sin(elevation)], axis=-1)
+        camera = directions @ pose[:3, :3]  # world -> camera (R^T)
+        ahead = camera[:, 2] > 1e-6
+        z = np.where(ahead, camera[:, 2], 1.0)
+        u = np.floor(self.intrinsics.fx * camera[:, 0] / z + self.intrinsics.cx).astype(np.int64)
+        v = np.floor(self.intrinsics.fy * camera[:, 1] / z + self.intrinsics.cy).astype(np.int64)
+        inside = ahead & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        take = np.zeros(len(u), bool)
+        take[inside] = sky[v[inside], u[inside]]
+        self.sky_rgb[cell_rows[take], cell_columns[take]] = frame[v[take], u[take]]
+        self.sky_seen[cell_rows[take], cell_columns[take]] = True
+
+    def _look_up_sky(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The panorama seen from ``pose``: ``(rgb [H, W, 3], seen [H, W])``, nearest cell."""
+        h, w = self.intrinsics.height, self.intrinsics.width
+        if not self.sky_seen.any():
+            return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
+        rays = self.intrinsics.pixel_rays().reshape(-1, 3) @ pose[:3, :3].T
+        row, column = self._sky_cells(rays)
+        return self.sky_rgb[row, column].reshape(h, w, 3), self.sky_seen[row, column].reshape(h, w)
 
     def _voxel_keys(self, points: np.ndarray) -> np.ndarray:
         """One int64 per voxel: 21 bits per axis (+-21 km at 2 cm), so distinct voxels get distinct keys."""

@@ -110,6 +110,11 @@ class StageArgs:
         "help": "vae: fine-tune only the decoder of the VAE given by --init (keeps its latent space)"})
     # A "rendered" preset's conditioning of a clip record (lv2_env.signals.warp.render_clip); not a flag.
     render: Callable[[dict], np.ndarray] | None = None
+    conditioning: str = field(default="first_frame", metadata={
+        "help": "DiT stages and cache-latents of a condition='rendered' preset: what the model is trained to read "
+        "along the path: 'first_frame' (the clip's first frame warped), or 'memory' (the world memory of earlier "
+        "frames of the sequence, as World-v0 builds it: run `lv2 data memory-renders` first; the checkpoint then "
+        "records trained_conditioning='memory')", "choices": ("first_frame", "memory")})
     steps: int = field(default=1000, metadata={"help": f"training steps (default: the stage's: {per_stage('steps')})"})
     seed: int = field(default=0, metadata={
         "help": "seed of the training run: the batches, the random streams, a new DiT's weights"})

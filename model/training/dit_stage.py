@@ -170,7 +170,8 @@ class DitStage:
             raise ValueError("a condition='rendered' preset evaluates with the first frame rendered along each eval "
                              "clip's path: pass render= (lv2_env.signals.warp.render_clip)")
         self.render = render
-        self.latents = LatentDataset(data, vae_directory, preset.condition)
+        # A model trained on the world memory's renders reads its own cache (DATA/latents/VAE_ID-memory/).
+        self.latents = LatentDataset(data, vae_directory, preset.trained_conditioning or preset.condition)
         self.pixels = ClipDataset(data, ("dense",), expect={"height": preset.height, "width": preset.width, "frames": preset.frames})
         eval_fields = ("rgb", "dense", "sparse") + (("depth", "poses", "intrinsics") if render else ())
         self.eval_set = ClipDataset(eval_data, eval_fields) if eval_data else None
@@ -188,7 +189,8 @@ class DitStage:
         else:
             self.checkpoint = load_checkpoint(init, expect_preset=preset.name)
             # The stage's preset decides the conditioning (the shipped base switched to "rendered" midway).
-            self.checkpoint.preset = dataclasses.replace(self.checkpoint.preset, condition=preset.condition)
+            self.checkpoint.preset = dataclasses.replace(self.checkpoint.preset, condition=preset.condition,
+                                                         trained_conditioning=preset.trained_conditioning)
             if recipe.name == "control" and not any(p.abs().sum() > 0 for p in self.checkpoint.transformer.control.combine_linears.parameters()):
                 self.checkpoint.transformer.init_control_from_base()  # the paper's "half copy", once
         self.checkpoint.vae = VideoVAE.from_pretrained(vae_directory).eval()

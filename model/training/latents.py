@@ -107,22 +107,25 @@ def cache_latents(
     precision: str = "auto",
     progress: bool = True,
     render: Callable[[dict], np.ndarray] | None = None,
+    condition: str = "rendered",
 ) -> Path:
     """Encode every clip of ``data`` with the VAE saved in ``vae_directory``; resumable (existing files kept).
 
     ``render``: for a ``condition="rendered"`` model, a function of a clip record (with ``rgb``, ``depth``,
     ``poses``, ``intrinsics``) returning its first frame rendered along its camera path (uint8 ``[F, H, W, 3]``);
-    the latents then go to the ``-rendered`` cache. The caller supplies it (lv2_env's warp), since ``model/``
+    the latents then go to the ``-{condition}`` cache (``rendered``; ``memory`` for the world memory's renders,
+    lv2_env/data/memory_renders.py; the record passed carries its ``file``). The caller supplies it (lv2_env's warp), since ``model/``
     knows nothing of scenes. When the plain cache of the same VAE already has a clip, only its conditioning is
-    encoded anew. ``precision``: as :func:`model.precision.resolve_precision` (bf16 only where it is faster).
+    encoded anew (likewise from the ``-rendered`` cache for another conditioning). ``precision``: as
+    :func:`model.precision.resolve_precision` (bf16 only where it is faster).
     """
     data = Path(data)
     identity = vae_id(vae_directory)
-    condition = "first_frame" if render is None else "rendered"
+    condition = "first_frame" if render is None else condition
     out = cache_directory(data, vae_directory, condition)
     plain = cache_directory(data, vae_directory)
     out.mkdir(parents=True, exist_ok=True)
-    for directory in (out, plain):  # never mix clips of the old history windows with the new ones
+    for directory in (out, plain, cache_directory(data, vae_directory, "rendered")):  # never mix clips of the old history windows with the new ones
         check_history_marker(directory)
     fields = ("rgb", "dense", "sparse", "history") + (("depth", "poses", "intrinsics") if render else ())
     dataset = ClipDataset(data, fields)
@@ -133,11 +136,14 @@ def cache_latents(
         path = out / name
         if path.exists():
             continue
-        clip = dataset[i]
+        clip = {**dataset[i], "file": dataset.clips[i]["file"]}
         rendered = render(clip) if render else None
+        # Another cache of the same VAE already holds this clip's other latents: encode only its conditioning.
+        reusable = [d / name for d in (plain, cache_directory(data, vae_directory, "rendered")) if d != out]
+        reusable = [p for p in reusable if p.exists()]
         with context, torch.no_grad():
-            if render and (plain / name).exists():
-                with np.load(plain / name) as cached:
+            if render and reusable:
+                with np.load(reusable[0]) as cached:
                     latents = {k: cached[k] for k in cached.files}
                 latents["condition"] = vae.encode(condition_tensor(frames_to_tensor(clip["rgb"]), rendered))[0].half().numpy()
             else:

@@ -17,6 +17,8 @@ stages, their order and their budgets are :data:`model.training.config.STAGES`; 
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Callable
 
@@ -60,7 +62,13 @@ def build_stage(name: str, args: StageArgs):
     if args.vae is None:
         raise ValueError(f"stage {name} needs the trained VAE directory (--vae DIR)")
     config = DitStageConfig(batch_size=batch_size, data_degradation_after=args.steps // 5)
-    return DitStage(RECIPES[name], args.preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed,
+    preset = args.preset
+    if args.conditioning == "memory":
+        if preset.condition != "rendered":
+            raise ValueError(f"--conditioning memory trains a model to read the world memory's renders, which only a "
+                             f"condition='rendered' preset reads; {preset.name!r} is {preset.condition!r}")
+        preset = dataclasses.replace(preset, trained_conditioning="memory")
+    return DitStage(RECIPES[name], preset, args.data, args.vae, args.eval_data, config, init=args.init, seed=args.seed,
                     render=args.render)
 
 
