@@ -6,9 +6,11 @@ when there are more clips than lines), and the generator chains the clips with i
 
 A model conditioned on its last frame *rendered along the camera path* (``condition="rendered"``, the shipped
 tiny model) also needs what the control videos do not carry: the camera path and its metric depth
-(:class:`CameraGeometry`). Each clip's conditioning is then the previous clip's last generated frame, lifted
-with the given metric depth of that frame and rendered into every camera of the clip
-(:func:`lv2_env.signals.warp.render_along_path`), as ``LV2/World-v0`` does it step by step.
+(:class:`CameraGeometry`). Each clip is then conditioned as ``LV2/World-v0`` conditions a step: by default on
+the world memory (:mod:`lv2_env.signals.world_memory`) of the first frame and of every clip's last frame,
+rendered into every camera of the clip with the given depth, and composited over the generated frames; or,
+with ``conditioning="last_frame"``, on the previous clip's last frame alone, lifted with its depth
+(:func:`lv2_env.signals.warp.render_along_path`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm import tqdm
 from lv2_env.media.video import Mp4Writer, read_video
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.warp import render_along_path
+from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
 
 NPY_MAGIC = b"\x93NUMPY"  # how every file numpy.save writes begins
 
@@ -175,12 +178,15 @@ def generate_video(
     fps: int = 16,
     progress: bool = True,
     geometry: CameraGeometry | None = None,
+    conditioning: str | None = None,
+    composite: bool | None = None,
+    trained_conditioning: str | None = None,
 ) -> int:
     """Generate every clip the control videos cover and write them as one video; returns the frames written.
 
     ``geometry``: the camera path and metric depth of the control videos, required by a ``condition="rendered"``
-    generator (each clip is conditioned on the previous clip's last frame rendered along the clip's path) and
-    unused by any other.
+    generator and unused by any other. ``conditioning``, ``composite``: as ``LV2/World-v0``'s (module docstring;
+    :func:`~lv2_env.signals.world_memory.memory_options`, with the model's ``trained_conditioning``).
     """
     lengths = {name: len(v) for name, v in controls.items()}
     if len(set(lengths.values())) != 1:
@@ -193,6 +199,12 @@ def generate_video(
     if rendered_condition and len(geometry) != total:
         raise ValueError(f"the camera path has {len(geometry)} frames but the control videos have {total}; "
                          "expected one pose and one depth map per control frame")
+    memory, show_memory = None, False
+    if rendered_condition:
+        conditioning, show_memory = memory_options(generator.condition, conditioning, composite, trained_conditioning)
+        if conditioning == "memory":
+            memory = WorldMemory(geometry.intrinsics)
+            memory.add(first_frame, geometry.depth[0], geometry.poses[0], protected=True)
     starts = clip_starts(total, generator.frames)
     if len(prompts) != len(starts):
         raise ValueError(f"expected one prompt per clip ({len(starts)}), got {len(prompts)}")
@@ -202,9 +214,18 @@ def generate_video(
     with Mp4Writer(out, fps=fps) as writer:
         for i, start in enumerate(tqdm(starts, desc="generating", unit="clip", disable=not progress)):
             clip_controls = {name: v[start : start + generator.frames] for name, v in controls.items()}
-            rendered = geometry.render(last_frame, start, generator.frames) if rendered_condition else None
-            frames = generator.generate_clip(clip_controls, prompts[i], rendered=rendered)
+            rendered, known = None, None
+            window = slice(start, start + generator.frames)
+            if memory is not None:
+                remembered = condition_on_memory(memory, last_frame, geometry.poses[window], geometry.depth[window])
+                rendered, known = remembered.rendered, remembered.known_pixels() if show_memory else None
+            elif rendered_condition:
+                rendered = geometry.render(last_frame, start, generator.frames)
+            frames = generator.generate_clip(clip_controls, prompts[i], rendered=rendered, known=known)
             writer.write(frames if i == 0 else frames[1:])
             written += len(frames) if i == 0 else len(frames) - 1
             last_frame = frames[-1]
+            if memory is not None:
+                end = start + generator.frames - 1
+                memory.add(last_frame, geometry.depth[end], geometry.poses[end])
     return written

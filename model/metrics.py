@@ -139,3 +139,33 @@ def sharpness_ratio(frames: np.ndarray, truth: np.ndarray) -> float:
     frames, truth = _check_frames(frames, truth, "sharpness_ratio")
     reference = gradient_energy(truth)
     return gradient_energy(frames) / reference if reference > 0 else math.nan
+
+
+MIN_DEPTH = 1e-3  # metres; depth below this (or non-finite) is not a valid target
+
+
+def depth_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """AbsRel (median-scaled and unscaled) and ``delta < 1.25`` (median-scaled) of depth maps ``[N, H, W]``.
+
+    Median scaling is per image: the prediction is multiplied by ``median(target) / median(prediction)`` over
+    the image's valid pixels. Metrics are averaged over pixels of each image, then over images.
+    """
+    prediction = np.asarray(prediction, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if prediction.shape != target.shape or prediction.ndim != 3:
+        raise ValueError(
+            f"expected prediction and target of one shape [N, H, W], got {prediction.shape} and {target.shape}"
+        )
+    rows = []
+    for p, t in zip(prediction, target):
+        mask = np.isfinite(t) & (t > MIN_DEPTH) & np.isfinite(p) & (p > 0)
+        if not mask.any():
+            continue
+        p, t = p[mask], t[mask]
+        scaled = p * (np.median(t) / np.median(p))
+        ratio = np.maximum(scaled / t, t / scaled)
+        rows.append((np.mean(np.abs(scaled - t) / t), np.mean(np.abs(p - t) / t), np.mean(ratio < 1.25)))
+    if not rows:
+        raise ValueError("no valid pixels to evaluate: every target depth is non-finite or <= 1 mm")
+    abs_rel, abs_rel_unscaled, delta1 = np.mean(rows, axis=0)
+    return {"abs_rel": float(abs_rel), "abs_rel_unscaled": float(abs_rel_unscaled), "delta1": float(delta1)}

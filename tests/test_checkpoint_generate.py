@@ -115,7 +115,8 @@ def test_cli_generate_verbose_says_what_is_computed(small_checkpoint, tmp_path):
 
 def test_cli_generate_a_rendered_model_from_data_controls(world_checkpoint, tmp_path):
     """A rendered-conditioning model (32x32, 5-frame clips) generates from `lv2 data controls` of its size: each
-    clip conditioned on the previous clip's last frame rendered along the given path with the given depth."""
+    clip conditioned on the world memory rendered along the given path with the given depth, and shown over it
+    (as World-v0 does), or on the previous clip's last frame alone."""
     ctl = tmp_path / "ctl"
     made = subprocess.run([sys.executable, "-m", "lv2_env.cli", "data", "controls", "--out", str(ctl), "--seconds", "0.5",
                            "--height", "32", "--width", "32", "--clip-frames", "5", "--scene-seed", "3"],
@@ -131,6 +132,14 @@ def test_cli_generate_a_rendered_model_from_data_controls(world_checkpoint, tmp_
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "9 frames (2 clips)" in done.stdout and read_video(out).shape == (9, 32, 32, 3)
+    alone = tmp_path / "alone.mp4"
+    done = subprocess.run(cmd[:-3] + ["--out", str(alone), "--quiet", "--conditioning", "last_frame"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # The untrained model draws noise; with the memory composited, the frames show the first frame's surfaces.
+    truth_first = iio.imread(ctl / "first.png")
+    remembered, untouched = read_video(out)[1].astype(int), read_video(alone)[1].astype(int)
+    assert np.abs(remembered - truth_first).mean() < 0.5 * np.abs(untouched - truth_first).mean()
 
 
 def test_cli_generate_a_first_frame_model_ignores_a_camera_path(small_checkpoint, tmp_path):

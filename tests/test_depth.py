@@ -22,10 +22,10 @@ from model.training.depth_stage import (
     DepthObjective,
     DepthStage,
     DepthStageConfig,
-    depth_metrics,
     evaluate_estimator,
     held_out_frames,
 )
+from model.metrics import depth_metrics
 from model.training.loop import LoopConfig, train
 
 SPEC = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=1, history_frames=4)

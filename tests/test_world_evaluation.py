@@ -9,7 +9,7 @@ import pytest
 
 from lv2_env.envs.world import WorldEnv
 from model.metrics import psnr
-from lv2_env.evaluation.rollouts import LOOP, depth_abs_rel, evaluate_world, run_path, score_rollout
+from lv2_env.evaluation.rollouts import LOOP, depth_following, evaluate_world, run_path, score_rollout
 
 
 def test_scores_of_a_rollout(world_checkpoint):
@@ -21,7 +21,7 @@ def test_scores_of_a_rollout(world_checkpoint):
     # The repeat baseline is exact on frame 0 only; the truth's own depth is the one the env rendered.
     assert scores["repeat"]["psnr_per_frame"][0] < 100
     assert scores["boundaries"]["truth"]["ratio"] > 0 and np.isfinite(scores["boundaries"]["model"]["jump"])
-    assert set(scores["depth_abs_rel"]) == {"model", "truth", "repeat"}
+    assert set(scores["depth_following"]) == {"model", "truth", "repeat"}
 
 
 def test_the_loop_path_turns_a_full_circle():
@@ -32,9 +32,11 @@ def test_the_loop_path_turns_a_full_circle():
     assert trajectory_yaw == pytest.approx(2 * np.pi)
 
 
-def test_depth_abs_rel_leaves_the_sky_out():
-    reference = np.array([[2.0, 150.0]])
-    assert depth_abs_rel(np.array([[3.0, 1.0]]), reference) == pytest.approx(0.5)
+def test_depth_following_leaves_the_sky_out_and_is_bounded():
+    reference = np.array([[[2.0, 2.0, 4.0, 150.0]]])
+    assert depth_following(np.array([[[1.0, 1.0, 2.0, 1.0]]]), reference) == 1.0  # right up to scale; sky ignored
+    # A pixel taken for sky costs one pixel's share, not 75x the mean.
+    assert depth_following(np.array([[[2.0, 2.0, 150.0, 150.0]]]), reference) == pytest.approx(2 / 3)
 
 
 def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
@@ -43,7 +45,7 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "world_report.json").read_text())
-    assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_abs_rel" in report["mean"]
+    assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_following" in report["mean"]
     assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_strip.png").stat().st_size > 0
     assert "drift" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
@@ -59,7 +61,7 @@ def test_evaluate_world_hands_over_each_rollout_as_it_finishes(world_checkpoint)
     assert [len(partial["rollouts"]) for partial, _ in seen] == [1, 2] and [n for _, n in seen] == [5, 5]
     assert [partial["settings"]["rollouts_finished"] for partial, _ in seen] == [1, 2]
     assert seen[0][0]["rollouts"][0] == report["rollouts"][0] and report["settings"]["rollouts"] == 2
-    assert "depth_abs_rel" not in report["mean"]  # no depth network given
+    assert "depth_following" not in report["mean"]  # no depth network given
 
 
 def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
@@ -115,7 +117,10 @@ def test_there_and_back_returns_to_the_start_pose(world_checkpoint):
     assert there_and_back(2) == (1, 1, 2, 2)
     result = comes_back(env, there_and_back(2), scene_seed=1_000_000)
     assert result["truth_last_vs_first"] == float("inf")  # the truth's last frame is its first, exactly
-    assert np.isfinite(result["psnr_last_vs_first"])
+    # Composited, the start pose shows the start frame's surfels and sky first, so the picture comes back exactly.
+    assert result["psnr_last_vs_first"] == float("inf")
+    raw = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None, composite=False)
+    assert np.isfinite(comes_back(raw, there_and_back(2), scene_seed=1_000_000)["psnr_last_vs_first"])
 
 
 def test_the_picture_strip_is_at_0_1_3_and_5_minutes():

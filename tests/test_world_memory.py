@@ -254,3 +254,19 @@ def test_with_the_paths_depth_only_surfaces_on_it_are_shown():
     assert seeing.covered[1][sky].mean() > 0.9
     shown = sky & seeing.covered[1]
     assert np.abs(seeing.frames[1][shown].astype(int) - out.rgb[1][shown].astype(int)).mean() < 2
+
+
+def test_back_at_the_start_the_start_frame_shows_over_later_looks():
+    # A later look (here all white, as a wrong generated frame) fills what the start frame did not show from its
+    # own viewpoint; seen again from the start, its surfels are drawn large and a few centimetres nearer than the
+    # start frame's. With the path's depth the start frame wins wherever it lies on the surface.
+    yaw, walk = 2.4, 3.0
+    states = np.array([[0, 0, 1.6, yaw, 0, 0], [walk * np.cos(yaw), walk * np.sin(yaw), 1.6, yaw, 0, 0]])
+    out, poses = _render(states)
+    memory = WorldMemory(K)
+    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    assert memory.add(np.full_like(out.rgb[1], 255), out.depth[1], poses[1]) > 0
+    back = memory.render(poses[:1], out.depth[:1])
+    surface = out.depth[0] < 150
+    assert back.covered[0][surface].all()
+    assert np.array_equal(back.frames[0][surface], out.rgb[0][surface])

@@ -232,7 +232,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                         help="horizontal field of view in degrees (default 70, as the envs and `lv2 data controls`)")
     camera.add_argument("--intrinsics", metavar="K.npy", help="[3, 3] pinhole matrix K in pixels of the model's size")
     p.add_argument("--out", default="generated.mp4")
-    add_generation_options(p, steps_flags=("--steps", "--sampling-steps"))
+    add_generation_options(p, steps_flags=("--steps", "--sampling-steps"), conditioning=True)
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale, 1 = off")
     p.add_argument("--dense-scale", type=float, default=1.0, help="LongVie 2's lambda: less depth, more freedom")
     p.add_argument("--seed", type=int, default=0, help="seed of the unified noise")
@@ -353,7 +353,8 @@ def _generate(args: argparse.Namespace) -> int:
     prompts = read_prompts(args.prompt, args.prompts, clips)
     start = time.perf_counter()
     frames = generate_video(generator, first, controls, prompts, args.out, fps=preset.fps, progress=not args.quiet,
-                            geometry=geometry)
+                            geometry=geometry, conditioning=args.conditioning, composite=args.composite,
+                            trained_conditioning=preset.trained_conditioning)
     print(f"wrote {args.out}: {frames} frames ({clips} clips) in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -232,7 +232,8 @@ class WorldMemory:
     def render(self, poses: np.ndarray, depth: np.ndarray | None = None) -> MemoryRender:
         """The memory seen from every camera of ``poses`` ``[F, 4, 4]``: the surfels splatted with a z-buffer
         (nearest wins), the sky panorama behind them. With the path's metric ``depth`` ``[F, H, W]``, a surfel is
-        kept only where it lies on that surface and the sky only where that depth is sky (module docstring)."""
+        kept only where it lies on that surface (the start frame's first) and the sky only where that depth is sky
+        (module docstring)."""
         h, w = self.intrinsics.height, self.intrinsics.width
         poses = np.asarray(poses, np.float64)
         if depth is not None:
@@ -242,17 +243,21 @@ class WorldMemory:
         frames = np.zeros((len(poses), h, w, 3), np.uint8)
         covered = np.zeros((len(poses), h, w), bool)
         slots = self._slots
-        xyz, rgb = self.xyz[slots], self.rgb[slots]
-        footprint, slant = self.footprint[slots], self.slant[slots]
+        # With the path's depth, the start frame's surfels are drawn first and the later ones only where those are
+        # not on the surface: two looks within the tolerance of one surface, the first one wins (nearest would
+        # let a later, generated look a few centimetres in front replace the truth).
+        groups = [slots] if depth is None else [slots[self.protected[slots]], slots[~self.protected[slots]]]
+        tiers = [(self.xyz[g], self.rgb[g], self.footprint[g], self.slant[g]) for g in groups if len(g)]
         for f, pose in enumerate(poses):
             hit = np.zeros((h, w), bool)
-            if len(slots):
+            for xyz, rgb, footprint, slant in tiers:
                 winner = self._splat(xyz, footprint, slant, pose)
-                hit = winner >= 0
+                shown = (winner >= 0) & ~hit
                 if depth is not None:
-                    z = (xyz[winner[hit]] - pose[:3, 3].astype(np.float32)) @ pose[:3, 2].astype(np.float32)
-                    hit[hit] = np.abs(z - depth[f][hit]) <= RENDER_DEPTH_TOLERANCE * depth[f][hit]
-                frames[f][hit] = rgb[winner[hit]]
+                    z = (xyz[winner[shown]] - pose[:3, 3].astype(np.float32)) @ pose[:3, 2].astype(np.float32)
+                    shown[shown] = np.abs(z - depth[f][shown]) <= RENDER_DEPTH_TOLERANCE * depth[f][shown]
+                frames[f][shown] = rgb[winner[shown]]
+                hit |= shown
             open_sky = ~hit if depth is None else depth[f] >= self.far
             sky_rgb, sky_hit = self._look_up_sky(pose)
             sky_hit &= open_sky
