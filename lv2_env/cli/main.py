@@ -199,8 +199,9 @@ GENERATE_DESCRIPTION = (
     "first frame (each with its prompt and the previous clip's history), and write one MP4. What a model needs "
     "depends on its I2V conditioning (`--verbose` says which a model has): a first-frame model (Wan2.1 / LongVie "
     "2, the published full size) takes --first-frame, --depth, --tracks and a prompt; a rendered-conditioning "
-    "model (the shipped tiny model) is conditioned on the previous clip's last frame rendered along the clip's "
-    "camera path with metric depth, so it also needs --poses and --metric-depth of the same frames (and the "
+    "model (the shipped tiny model) is conditioned on a render along the clip's camera path with metric depth "
+    "(by default the world memory of the clips generated so far, composited over the new one, as in "
+    "LV2/World-v0; --conditioning last_frame --no-composite: the previous clip's last frame alone), so it also needs --poses and --metric-depth of the same frames (and the "
     "camera: --fov, or --intrinsics). `lv2 data controls --out DIR` writes all of these for a procedural scene."
 )
 

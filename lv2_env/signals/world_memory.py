@@ -27,7 +27,9 @@ its world footprint, and of its slanted surface when seen nearer than it was, so
 rows of holes) and looks the sky up behind them, leaving holes empty (``covered=False``). Given the path's depth
 (the scene's, or what the controls were built from), a surfel is shown only where it lies on that surface (within
 ``RENDER_DEPTH_TOLERANCE``) and the sky only where the depth says sky: splats of a far look drawn near leave gaps
-through which surfaces behind would show, and a splat's edge can overhang a surface in front of it.
+through which surfaces behind would show, and a splat's edge can overhang a surface in front of it. With depth the
+start frame's surfels are drawn first and later ones only where those are not on the surface, so back at the start
+the world shows its start frame, not a generated look that landed a few centimetres in front of it.
 """
 
 from __future__ import annotations
