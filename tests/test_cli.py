@@ -90,7 +90,7 @@ def test_train_and_eval_keep_their_flags():
     assert _option_strings(evaluate) == {"--checkpoint", "--data", "--clips", "--out", "--steps", "--sampling-steps",
                                          "--precision", "--seed", "--grid-clips", "--rollouts", "--rollout-seconds",
                                          "--conditioning", "--composite", "--no-composite",  # the world memory
-                                         "--there-and-back-seconds"}
+                                         "--there-and-back-seconds", "--resume"}
     args = parse_args(["eval", "--checkpoint", "ckpt", "--data", "eval", "--out", "o", "--steps", "3"])
     settings = dataclass_from_args(EvalSettings, args)
     assert settings == EvalSettings(checkpoint=Path("ckpt"), data=Path("eval"), out=Path("o"), sampling_steps=3)

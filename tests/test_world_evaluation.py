@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -73,6 +74,29 @@ def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert lines == report["rollouts"] and report["settings"]["rollouts_finished"] == 2
     assert "scene 2/2" in done.stdout
+
+
+def test_lv2_eval_resume_runs_only_the_scenes_left_and_writes_the_same_report(world_checkpoint, tmp_path):
+    base = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollout-seconds", "1",
+            "--there-and-back-seconds", "1"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    for out, rollouts in ((whole, "2"), (cut, "1")):
+        done = subprocess.run(base + ["--rollouts", rollouts, "--out", str(out)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+    resumed = subprocess.run(base + ["--rollouts", "2", "--out", str(cut), "--resume"], capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 already done" in resumed.stdout and "scene 1/2" not in resumed.stdout and "scene 2/2" in resumed.stdout
+    lines = lambda out: (out / "world_rollouts.jsonl").read_text().splitlines()  # noqa: E731
+    assert lines(cut) == lines(whole)  # the same scenes, scored the same, nothing run twice
+    report = lambda out: json.loads((out / "world_report.json").read_text())  # noqa: E731
+    assert report(cut)["mean"] == report(whole)["mean"]
+    assert iio.imread(cut / "world_strip.png").shape == iio.imread(whole / "world_strip.png").shape  # both scenes
+    # Other settings than the finished scenes were run with: refused, naming what differs.
+    other = subprocess.run(base[:-2] + ["--there-and-back-seconds", "0", "--rollouts", "2", "--out", str(cut),
+                                        "--resume"], capture_output=True, text=True, timeout=600)
+    assert other.returncode == 2 and "there_and_back_seconds was 1, now 0" in other.stderr
 
 
 def test_object_colour_error_and_visibility():

@@ -6,8 +6,10 @@ any work (:func:`check_paths`): one that cannot be read or written is a one-line
 
 Long rollouts are written as each finishes, so a killed evaluation keeps every finished one: a line of
 ``world_rollouts.jsonl`` (that rollout's scores, as in the report's ``rollouts``), and ``world_report.json``,
-``world_psnr.png`` and ``world_grid.png`` rewritten (atomically) over the rollouts finished so far; the report's
-``settings.rollouts_finished`` says how many.
+``world_psnr.png`` and ``world_strip.png`` rewritten (atomically) over the rollouts finished so far; the report's
+``settings.rollouts_finished`` says how many. ``--resume`` goes on from them: the settings are kept in
+``world_run.json`` and each scene's strip frames in ``world_strip_frames/``, so a resumed run writes the same
+report and strip as one that was never cut short.
 """
 
 from __future__ import annotations
@@ -66,12 +68,13 @@ def check_paths(settings: EvalSettings) -> None:
 def run_world(settings: EvalSettings) -> None:
     """Long rollouts of LV2/World-v0 against the render of the same path (see :mod:`lv2_env.evaluation.rollouts`),
     each written as it finishes (see the module docstring)."""
+    import json
     import sys
 
     import numpy as np
 
     from lv2_env.envs.world import WorldEnv
-    from lv2_env.evaluation.report import append_json_line, picture_grid, write_report
+    from lv2_env.evaluation.report import append_json_line, write_report
     from lv2_env.evaluation.baselines import inpainting_available
     from lv2_env.evaluation.rollouts import evaluate_world, plot_world, scene_table, strip_frames, world_table
 
@@ -90,10 +93,20 @@ def run_world(settings: EvalSettings) -> None:
 
         depth = TinyDepthEstimator.from_pretrained(settings.checkpoint / "depth")
     out = settings.out
-    journal = out / "world_rollouts.jsonl"
-    journal.unlink(missing_ok=True)  # this evaluation's rollouts only
+    journal, strips = out / "world_rollouts.jsonl", out / "world_strip_frames"
     outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "strip": out / "world_strip.png"}
-    strip_rows: list[tuple[str, np.ndarray]] = []
+    back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
+        if settings.there_and_back_seconds else 0
+    run = {"checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
+           "seed": settings.seed, "sampling_steps": settings.sampling_steps, "precision": env.precision,
+           "conditioning": env.conditioning, "composite": env.composite}
+    done, strip_rows = resumed_rollouts(out, run, settings.rollouts) if settings.resume else ([], [])
+    if not settings.resume:  # this evaluation's rollouts only
+        journal.unlink(missing_ok=True)
+        for old in strips.glob("scene_*.npz"):
+            old.unlink()
+    strips.mkdir(exist_ok=True)
+    (out / "world_run.json").write_text(json.dumps(run, indent=1) + "\n")
 
     def write_rollout(report: dict[str, Any], video: dict[str, np.ndarray]) -> None:
         """One scene finished: append it, rewrite the report, the plot and the picture strip."""
@@ -101,25 +114,70 @@ def run_world(settings: EvalSettings) -> None:
         append_json_line(report["rollouts"][-1], journal)
         write_report(report, outputs["report"])
         plot_world(report, outputs["plot"])
-        picks = strip_frames(len(video["truth"]), video["fps"])
+        picks = [i for _, i in strip_frames(len(video["truth"]), video["fps"])]
         name = f"{report['rollouts'][-1]['style']} {report['rollouts'][-1]['scene_seed']}"
-        strip_rows.extend([(f"{name}\ntruth", video["truth"][[i for _, i in picks]]),
-                           (f"{name}\nmodel", video["generated"][[i for _, i in picks]])])
-        picture_grid(strip_rows, range(len(picks)), path=outputs["strip"],
-                     title="held-out walks: truth above generated", column_titles=[label for label, _ in picks])
+        np.savez_compressed(strips / f"scene_{r:03d}.npz", name=name, truth=video["truth"][picks],
+                            generated=video["generated"][picks])
+        strip_rows.extend([(f"{name}\ntruth", video["truth"][picks]), (f"{name}\nmodel", video["generated"][picks])])
+        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"])
         print(f"  scene {r + 1}/{settings.rollouts}: model {report['rollouts'][-1]['model']['psnr']:.2f} dB; "
               f"wrote {journal}, {outputs['report']}", flush=True)
 
     print(f"{settings.rollouts} held-out scenes, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
-          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''})")
-    back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
-        if settings.there_and_back_seconds else 0
+          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''})"
+          + (f"; {len(done)} already done in {journal}" if done else ""))
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
-                            on_rollout=write_rollout, there_and_back_seconds=back)
+                            on_rollout=write_rollout, there_and_back_seconds=back, done=done)
+    if len(done) == settings.rollouts:  # nothing was left to run: write what the finished scenes give
+        write_report(report, outputs["report"])
+        plot_world(report, outputs["plot"])
+        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"])
     print(world_table(report))
     print()
     print(scene_table(report))
     print("wrote " + ", ".join(str(p) for p in (journal, *outputs.values())))
+
+
+def resumed_rollouts(out: Path, run: Mapping[str, Any], rollouts: int) -> tuple[list[dict[str, Any]], list]:
+    """``--resume``: the scenes a run of the same settings finished in ``out`` and their strip rows; a run of
+    other settings, or one that left no strip frames, raises ``ValueError`` saying what differs."""
+    import json
+
+    import numpy as np
+
+    from lv2_env.evaluation.report import read_json_lines
+
+    journal, stamp = out / "world_rollouts.jsonl", out / "world_run.json"
+    if not journal.exists():
+        return [], []
+    if not stamp.exists():
+        raise ValueError(f"--resume: {journal} has no {stamp.name} beside it (an older lv2 eval wrote it), so its "
+                         "settings are unknown: run without --resume")
+    before = json.loads(stamp.read_text())
+    differ = {k: (before.get(k), v) for k, v in run.items() if before.get(k) != v}
+    if differ:
+        said = ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in differ.items())
+        raise ValueError(f"--resume: the scenes in {out} were run with other settings ({said}): run without "
+                         f"--resume, or with the same settings")
+    done = read_json_lines(journal)
+    if len(done) > rollouts:
+        raise ValueError(f"--resume: {out} already holds {len(done)} scenes, more than --rollouts {rollouts}")
+    rows = []
+    for r in range(len(done)):
+        path = out / "world_strip_frames" / f"scene_{r:03d}.npz"
+        if not path.exists():
+            raise ValueError(f"--resume: {path} is missing (scene {r + 1}'s strip frames): run without --resume")
+        with np.load(path) as saved:
+            name = str(saved["name"])
+            rows += [(f"{name}\ntruth", saved["truth"]), (f"{name}\nmodel", saved["generated"])]
+    return done, rows
+
+
+def draw_strip(rows: list, labels: list[str], path: Path) -> None:
+    from lv2_env.evaluation.report import picture_grid
+
+    picture_grid(rows, range(len(labels)), path=path, title="held-out walks: truth above generated",
+                 column_titles=labels)
 
 
 def run_clips(settings: EvalSettings) -> None:

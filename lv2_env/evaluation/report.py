@@ -39,6 +39,31 @@ def write_report(report: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def _nan_for_null(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
+
+
+def read_json_lines(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON Lines file written by :func:`append_json_line`, each null read back as NaN (it stood
+    for a number that was infinite or undefined; means leave either out). A last line cut short by a kill is
+    dropped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(_nan_for_null(json.loads(line)))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ValueError(f"{path}: line {number} of {len(lines)} is not JSON") from None
+    return records
+
+
 def append_json_line(record: Mapping[str, Any], path: str | Path) -> Path:
     """Append ``record`` to a JSON Lines file as one line of strict JSON (non-finite numbers as null), handed to
     the OS at once: a process killed later loses none of the lines it appended."""

@@ -201,21 +201,34 @@ RolloutCallback = Callable[[dict[str, Any], dict[str, np.ndarray]], None]
 
 def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0, progress: bool = True,
                    on_rollout: RolloutCallback | None = None, inpaint: bool = True,
-                   there_and_back_seconds: int = THERE_AND_BACK_SECONDS) -> dict[str, Any]:
+                   there_and_back_seconds: int = THERE_AND_BACK_SECONDS,
+                   done: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """``rollouts`` held-out scenes, each a walk of ``steps`` clips, a loop and a there-and-back path; the report.
 
     After each scene ``on_rollout(report, video)`` gets the report of the scenes finished so far (the new one is
     ``report["rollouts"][-1]``) and that scene's walk (:func:`run_path`), so that a caller can write both as they
     come (``lv2 eval``: nothing finished is lost if it is killed); videos are not kept here. ``inpaint``: score
     the memory+inpaint baseline (where OpenCV is installed). ``there_and_back_seconds``: one-second steps each way
-    (whole clips; 0 leaves the path out).
+    (whole clips; 0 leaves the path out). ``done``: the first scenes' scores from an earlier run of the same
+    settings (``lv2 eval --resume``), kept as they are; the scenes after them are run.
     """
     from tqdm import tqdm
 
-    per: list[dict[str, Any]] = []
-    report: dict[str, Any] = {}
+    if len(done) > rollouts:
+        raise ValueError(f"{len(done)} scenes are already done, more than the {rollouts} asked for")
+    per: list[dict[str, Any]] = list(done)
     back = there_and_back(there_and_back_seconds)
-    for r in tqdm(range(rollouts), desc="world rollouts", unit="scene", disable=not progress):
+
+    def report_of(seconds: float) -> dict[str, Any]:
+        return world_report(per, {"rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
+                                  "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
+                                  "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
+                                  "conditioning": getattr(env.unwrapped, "conditioning", None),
+                                  "composite": getattr(env.unwrapped, "composite", None)})
+
+    report = report_of(steps * env.unwrapped.clip.duration) if per else {}
+    for r in tqdm(range(len(per), rollouts), desc="world rollouts", unit="scene", disable=not progress,
+                  initial=len(per), total=rollouts):
         scene, style = EVAL_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]  # spread over the eval range
         video = run_path(env, WALK, steps, scene, seed, style)
         scores = score_rollout(video, estimate_depth, inpaint)
@@ -224,12 +237,7 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
                     "loop": loop_closure(env, scene, seed, style, inpaint)})
         if back:
             per[-1]["there_and_back"] = comes_back(env, back, scene, seed, style, inpaint)
-        seconds = steps * (video["clip_frames"] - 1) / video["fps"]
-        report = world_report(per, {"rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
-                                    "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
-                                    "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
-                                    "conditioning": getattr(env.unwrapped, "conditioning", None),
-                                    "composite": getattr(env.unwrapped, "composite", None)})
+        report = report_of(steps * (video["clip_frames"] - 1) / video["fps"])
         if on_rollout is not None:
             on_rollout(report, video)
     return report

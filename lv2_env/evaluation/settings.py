@@ -54,6 +54,9 @@ class EvalSettings:
 
     there_and_back_seconds: int = field(default=10, metadata={
         "help": "rollouts: seconds forward, then as many back, of the there-and-back path (default 10; 0: none)"})
+    resume: bool = field(default=False, metadata={
+        "help": "rollouts: keep the scenes already finished in OUT (world_rollouts.jsonl) by a run of the same "
+                "settings and run only the rest: a long evaluation cut short goes on where it stopped"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checkpoint", Path(self.checkpoint))
@@ -69,6 +72,8 @@ class EvalSettings:
                              "--conditioning last_frame")
         if self.rollouts > 0 and self.rollout_seconds < 1:
             raise ValueError(f"--rollout-seconds must be at least 1, got {self.rollout_seconds}")
+        if self.resume and self.rollouts < 1:
+            raise ValueError("--resume continues long rollouts: give --rollouts N")
         if self.there_and_back_seconds < 0:
             raise ValueError(f"--there-and-back-seconds must be 0 or more, got {self.there_and_back_seconds}")
         if self.sampling_steps is not None and self.sampling_steps < 1:
