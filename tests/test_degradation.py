@@ -101,3 +101,12 @@ def test_boundary_weights_and_history_losses():
     assert high["gt"] > 0.5 and high["deg"] < 1e-6
     total = d.weighted_history_loss(torch.tensor(1.0), {"deg": torch.tensor(1.0), "gt": torch.tensor(1.0), "cons": torch.tensor(1.0)})
     assert float(total) == pytest.approx(1 + 0.2 + 0.15 + 0.5)
+
+
+def test_consistency_loss_only_against_a_history_of_the_first_frame_alone():
+    predicted = torch.zeros(1, 16, 3, 8, 8)
+    one = d.history_losses(predicted, predicted, predicted[:, :, :1], torch.ones(1, 16, 1, 8, 8))
+    assert float(one["cons"]) == pytest.approx(1.0)
+    # Two latent frames: the last encodes a 4-frame chunk, not the frame z_hat[0] encodes, so L_cons is left out.
+    chunked = d.history_losses(predicted, predicted, predicted[:, :, :1], torch.ones(1, 16, 2, 8, 8))
+    assert float(chunked["cons"]) == 0.0

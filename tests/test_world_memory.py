@@ -232,14 +232,19 @@ def test_a_sky_direction_keeps_its_first_look():
     assert memory.sky_fraction == 0 and not memory.render(poses).covered.any()
 
 
-def test_with_the_paths_depth_only_surfaces_on_it_are_shown():
-    # Walking up to an object first seen far away: its surfels are drawn large, and without the path's depth the
-    # ground behind it shows through their gaps and their edges overhang the sky around it.
-    yaw, walk = 2.4, 7.0
+def _walk_up(walk: float, yaw: float = 2.4):
+    """A start frame and a second one ``walk`` metres on along ``yaw``; the memory holds the start frame."""
     states = np.array([[0, 0, 1.6, yaw, 0, 0], [walk * np.cos(yaw), walk * np.sin(yaw), 1.6, yaw, 0, 0]])
     out, poses = _render(states)
     memory = WorldMemory(K)
     memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    return out, poses, memory
+
+
+def test_with_the_paths_depth_only_surfaces_on_it_are_shown():
+    # Walking up to an object first seen far away: its surfels are drawn large, and without the path's depth the
+    # ground behind it shows through their gaps and their edges overhang the sky around it.
+    out, poses, memory = _walk_up(7.0)
     blind, seeing = memory.render(poses), memory.render(poses, out.depth)
     with pytest.raises(ValueError, match=r"expected the path's depth \[2, 64, 64\], got \(64, 64\)"):
         memory.render(poses, out.depth[0])
@@ -260,11 +265,7 @@ def test_back_at_the_start_the_start_frame_shows_over_later_looks():
     # A later look (here all white, as a wrong generated frame) fills what the start frame did not show from its
     # own viewpoint; seen again from the start, its surfels are drawn large and a few centimetres nearer than the
     # start frame's. With the path's depth the start frame wins wherever it lies on the surface.
-    yaw, walk = 2.4, 3.0
-    states = np.array([[0, 0, 1.6, yaw, 0, 0], [walk * np.cos(yaw), walk * np.sin(yaw), 1.6, yaw, 0, 0]])
-    out, poses = _render(states)
-    memory = WorldMemory(K)
-    memory.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    out, poses, memory = _walk_up(3.0)
     assert memory.add(np.full_like(out.rgb[1], 255), out.depth[1], poses[1]) > 0
     back = memory.render(poses[:1], out.depth[:1])
     surface = out.depth[0] < 150

@@ -168,20 +168,25 @@ def highpass(latent: torch.Tensor, factor: int = 4) -> torch.Tensor:
 
 
 def history_losses(
-    predicted: torch.Tensor, ground_truth: torch.Tensor, degraded_first: torch.Tensor, history_last: torch.Tensor | None
+    predicted: torch.Tensor, ground_truth: torch.Tensor, degraded_first: torch.Tensor, history: torch.Tensor | None
 ) -> dict[str, torch.Tensor]:
     """LongVie 2's Stage-3 terms on the first latent frame of the predicted clean latent ``z_hat``:
 
     * ``deg``: low frequencies follow the degraded first frame, ``|| lowpass(z~_I[0]) - lowpass(z_hat[0]) ||^2``;
     * ``gt``: high frequencies follow the clean ground truth, ``|| highpass(z_gt[0]) - highpass(z_hat[0]) ||^2``;
-    * ``cons``: the first generated latent continues the history, ``|| z_H[-1] - z_hat[0] ||^2`` (0 without history).
+    * ``cons``: the first generated latent continues the history, ``|| z_H[-1] - z_hat[0] ||^2``, where ``z_H[-1]``
+      is the shared first frame encoded alone: a history ``[B, C, 1, h, w]`` (one pixel frame, N_H = 1). 0 without
+      history and for a longer one, whose last latent the causal VAE encodes from a 4-frame chunk: another
+      encoding of other frames, which L_cons pulled ``z_hat[0]`` towards (1-3 against 0.05-0.25 at N_H = 1 in the
+      history stage's log, model/shipped/training_log.jsonl), off the first frame that ``deg`` and ``gt`` hold it to.
     """
     first = predicted[:, :, :1].float()
     out = {
         "deg": (lowpass(degraded_first.float()) - lowpass(first)).square().mean(),
         "gt": (highpass(ground_truth[:, :, :1].float()) - highpass(first)).square().mean(),
     }
-    out["cons"] = (history_last.float() - first).square().mean() if history_last is not None else first.new_zeros(())
+    single = history is not None and history.shape[2] == 1
+    out["cons"] = (history.float() - first).square().mean() if single else first.new_zeros(())
     return out
 
 

@@ -15,7 +15,7 @@ history         branches + base self-attn   yes         feat+data   T (p 0.2)   
 ==============  ==========================  ==========  ==========  ===========  =========================
 
 The history stage also weighs the first latent frames with the boundary weights and adds
-``0.2 L_deg + 0.15 L_gt + 0.5 L_cons`` (model/training/degradation.py). Latents come from the cache of
+``0.2 L_deg + 0.15 L_gt + 0.5 L_cons`` (model/training/degradation.py; L_cons only with one frame of history). Latents come from the cache of
 model/training/latents.py; only data-degraded dense videos are encoded on the fly.
 """
 
@@ -117,8 +117,7 @@ class DitObjective(nn.Module):
         if not self.history_losses:
             return diffusion, metrics
         predicted = noisy - s * velocity  # the model's clean latent
-        history_last = history[:, :, -1:] if history is not None and history.shape[2] else None
-        terms = deg.history_losses(predicted, latents, degraded_first, history_last)
+        terms = deg.history_losses(predicted, latents, degraded_first, history)
         metrics.update({f"l_{k}": v.detach() for k, v in terms.items()})
         return deg.weighted_history_loss(diffusion, terms), metrics
 
