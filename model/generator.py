@@ -395,6 +395,11 @@ class GeneratorSlot:
     def options(self) -> SamplingOptions:
         return self.batch.options
 
+    @property
+    def history_latent_frames(self) -> int:
+        """Latent frames of history context (0: history off; see :class:`BatchGenerator`)."""
+        return self.batch.history_latent_frames
+
     def reset(self, first_frame: np.ndarray, seed: int | None = None) -> None:
         """Start a new video from ``first_frame`` (uint8 ``[H, W, 3]``); draws the episode's unified noise."""
         self.batch.reset(self.index, first_frame, seed)

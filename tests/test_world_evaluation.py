@@ -47,6 +47,13 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_following" in report["mean"]
+    # Whether the history context was on is part of what was measured (and of what --resume must match).
+    from model.checkpoint import read_checkpoint_info
+
+    history = read_checkpoint_info(world_checkpoint)["history_latent_frames"]
+    assert report["settings"]["history_latent_frames"] == history
+    assert json.loads((tmp_path / "world_run.json").read_text())["history_latent_frames"] == history
+    assert f"history {history or 'off'}" in done.stdout
     assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_strip.png").stat().st_size > 0
     assert "drift" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",

@@ -271,3 +271,26 @@ def test_back_at_the_start_the_start_frame_shows_over_later_looks():
     surface = out.depth[0] < 150
     assert back.covered[0][surface].all()
     assert np.array_equal(back.frames[0][surface], out.rgb[0][surface])
+
+
+def test_a_generated_frames_sky_is_stored_only_clear_of_surfaces():
+    # A generated frame blurs an object's edge into the sky beside it: stored, that fringe would hang in the sky
+    # as a streak once parallax moves the object. Only sky SKY_EDGE_MARGIN pixels clear of every surface is kept;
+    # the start frame (protected, the truth) keeps all of its sky.
+    from lv2_env.signals.world_memory import SKY_EDGE_MARGIN, erode
+
+    out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0]])
+    sky = out.depth[0] >= 150
+    clear = erode(sky, SKY_EDGE_MARGIN)
+    fringe = sky & ~clear
+    assert fringe.sum() > 0 and clear.sum() > 0.5 * sky.sum()
+    generated = WorldMemory(K)
+    generated.add(out.rgb[0], out.depth[0], poses[0])
+    shown = generated.render(poses).covered[0]
+    assert shown[clear].all() and not shown[fringe].any()
+    truth = WorldMemory(K)
+    truth.add(out.rgb[0], out.depth[0], poses[0], protected=True)
+    assert truth.render(poses).covered[0][sky].all()
+    assert erode(np.ones((4, 4), bool), 2).all()  # the frame's border is no surface
+    with pytest.raises(ValueError, match="sky_margin must be a whole number of pixels >= 0, got -1"):
+        WorldMemory(K, sky_margin=-1)

@@ -99,7 +99,8 @@ def run_world(settings: EvalSettings) -> None:
         if settings.there_and_back_seconds else 0
     run = {"checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
            "seed": settings.seed, "sampling_steps": settings.sampling_steps, "precision": env.precision,
-           "conditioning": env.conditioning, "composite": env.composite}
+           "conditioning": env.conditioning, "composite": env.composite,
+           "history_latent_frames": env.generator.history_latent_frames}
     done, strip_rows = resumed_rollouts(out, run, settings.rollouts) if settings.resume else ([], [])
     if not settings.resume:  # this evaluation's rollouts only
         journal.unlink(missing_ok=True)
@@ -124,7 +125,8 @@ def run_world(settings: EvalSettings) -> None:
               f"wrote {journal}, {outputs['report']}", flush=True)
 
     print(f"{settings.rollouts} held-out scenes, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
-          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''})"
+          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''}, "
+          f"history {env.generator.history_latent_frames or 'off'})"
           + (f"; {len(done)} already done in {journal}" if done else ""))
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
                             on_rollout=write_rollout, there_and_back_seconds=back, done=done)

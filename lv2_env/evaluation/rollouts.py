@@ -224,7 +224,9 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
                                   "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
                                   "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
                                   "conditioning": getattr(env.unwrapped, "conditioning", None),
-                                  "composite": getattr(env.unwrapped, "composite", None)})
+                                  "composite": getattr(env.unwrapped, "composite", None),
+                                  "history_latent_frames": getattr(getattr(env.unwrapped, "generator", None),
+                                                                   "history_latent_frames", None)})
 
     report = report_of(steps * env.unwrapped.clip.duration) if per else {}
     for r in tqdm(range(len(per), rollouts), desc="world rollouts", unit="scene", disable=not progress,

@@ -20,7 +20,8 @@ voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a bina
   of view directions, ``SKY_BIN_DEG`` apart, a few MiB) where, too, the first observation wins, so the start
   frame's sky stays as it was however far the camera walks, and a new direction keeps the first sky drawn there.
   (Carrying the last frame's sky forward instead let every clip's fringes around tall objects become sky, and
-  pile up into streaks.)
+  pile up into streaks.) From an unprotected (generated) frame, only sky ``sky_margin`` pixels clear of every
+  surface is stored, for the same reason: the model blurs an object's edge into the sky beside it.
 
 :meth:`WorldMemory.render` splats the surfels into each camera of a path with a z-buffer (each surfel a square of
 its world footprint, and of its slanted surface when seen nearer than it was, so near surfaces have no pinholes or
@@ -49,6 +50,10 @@ SKY_BIN_DEG = 0.25
 # A surfel shows on the path's surface if its depth is within this fraction of it: loose enough for a splat drawn
 # a few pixels wide across ground seen at a grazing angle, tight enough to drop a surface seen through a gap.
 RENDER_DEPTH_TOLERANCE = 0.15
+# Pixels: an unprotected (generated) frame's sky is stored only this far from any surface pixel. A generated frame
+# blurs an object's edge a pixel or two into the sky around it; stored as sky, that fringe stays in the panorama
+# (first look wins) and, once parallax has moved the object, hangs in the sky as a streak.
+SKY_EDGE_MARGIN = 2
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,19 @@ def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, poses: np
 SLANT_LIMIT = 2.0  # a pixel covers at most 2x its facing size of a slanted surface (as at 60 deg to the ray)
 
 
+def erode(mask: np.ndarray, margin: int) -> np.ndarray:
+    """``mask`` ``[H, W]`` where every pixel within ``margin`` (a square) is in it too; outside the frame counts as in."""
+    if margin == 0:
+        return mask
+    padded = np.pad(mask, margin, constant_values=True)
+    h, w = mask.shape
+    out = mask.copy()
+    for dy in range(2 * margin + 1):
+        for dx in range(2 * margin + 1):
+            out &= padded[dy : dy + h, dx : dx + w]
+    return out
+
+
 def surface_slant(points: np.ndarray, depth: np.ndarray, fx: float) -> np.ndarray:
     """How many times its facing size (``depth / fx``) of surface each pixel covers (``[H, W]`` float32 in
     ``[1, SLANT_LIMIT]``, from its world ``points`` ``[H, W, 3]``): the larger step to its right or lower neighbour
@@ -144,16 +162,20 @@ class WorldMemory:
         far: depths at or beyond it are sky and are not stored (the renderer's sky is 150 m).
         depth_tolerance: a new pixel whose depth is within this fraction of the surface the memory already shows
             there is the same surface, seen again: not stored.
+        sky_margin: pixels an unprotected frame's sky must lie clear of every surface to be stored (0: all of it).
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.02,
-                 far: float = SKY_DEPTH, depth_tolerance: float = 0.05) -> None:
+                 far: float = SKY_DEPTH, depth_tolerance: float = 0.05, sky_margin: int = SKY_EDGE_MARGIN) -> None:
         pixels = intrinsics.width * intrinsics.height
         if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
             raise ValueError(f"memory capacity must be at least one frame's pixels ({intrinsics.width}x"
                              f"{intrinsics.height} = {pixels} surfels), got {capacity!r}")
         if not voxel > 0:
             raise ValueError(f"voxel must be a positive size in metres, got {voxel!r}")
+        if not isinstance(sky_margin, (int, np.integer)) or sky_margin < 0:
+            raise ValueError(f"sky_margin must be a whole number of pixels >= 0, got {sky_margin!r}")
+        self.sky_margin = int(sky_margin)
         self.intrinsics, self.capacity, self.voxel, self.far = intrinsics, int(capacity), float(voxel), float(far)
         self.depth_tolerance = float(depth_tolerance)
         self._keys = np.empty(0, np.int64)  # sorted voxel keys of the surfels held, and each one's slot
@@ -204,7 +226,8 @@ class WorldMemory:
         if frame.shape != (h, w, 3) or frame.dtype != np.uint8 or depth.shape != (h, w):
             raise ValueError(f"expected a uint8 frame [{h}, {w}, 3] and depth [{h}, {w}], got {frame.dtype} "
                              f"{frame.shape} and {depth.shape}")
-        self._add_sky(frame, depth >= self.far, np.asarray(pose, np.float64))
+        sky = depth >= self.far
+        self._add_sky(frame, sky if protected else erode(sky, self.sky_margin), np.asarray(pose, np.float64))
         surface = (depth < self.far) & np.isfinite(depth) & (depth > 0)
         surface &= ~self._shown_at(depth, np.asarray(pose, np.float64))
         grid = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)
