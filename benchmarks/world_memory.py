@@ -73,18 +73,21 @@ def timing(steps: int, precision: str) -> None:
     """World-v0's seconds per step with each conditioning (first and last 10 steps of one walk: the memory
     grows), and what adding a frame to the memory and rendering 17 poses from it cost."""
     scene = SPLIT_SEEDS["eval"][0]
-    print("| conditioning | s per step, steps 1-10 | s per step, last 10 | surfels at the end |")
-    print("|---|---|---|---|")
+    print("| conditioning | s per step, steps 1-10 | s per step, last 10 | surfels at the end | parts, last 10 (s) |")
+    print("|---|---|---|---|---|")
     for mode, conditioning, composite in MODES:
         env = world_env(conditioning, composite, precision)
         env.reset(seed=0, options={"scene_seed": scene, "style": "sunny"})
-        seconds = []
+        seconds, parts = [], []
         for k in range(steps):
             tick = time.perf_counter()
             info = env.step(WALK[k % len(WALK)])[-1]
             seconds.append(time.perf_counter() - tick)
+            parts.append(env.last_timings)
         held = "" if env.memory is None else str(len(env.memory))
-        print(f"| {mode} | {np.mean(seconds[:10]):.2f} | {np.mean(seconds[-10:]):.2f} | {held} |", flush=True)
+        last = {name: np.mean([p.get(name, 0.0) for p in parts[-10:]]) for name in parts[-1]}
+        print(f"| {mode} | {np.mean(seconds[:10]):.2f} | {np.mean(seconds[-10:]):.2f} | {held} | "
+              + ", ".join(f"{name} {value:.3f}" for name, value in last.items()) + " |", flush=True)
     memory, path = env.memory, env.world.path(1).poses
     tick = time.perf_counter()
     render = memory.render(path)

@@ -294,3 +294,23 @@ def test_a_generated_frames_sky_is_stored_only_clear_of_surfaces():
     assert erode(np.ones((4, 4), bool), 2).all()  # the frame's border is no surface
     with pytest.raises(ValueError, match="sky_margin must be a whole number of pixels >= 0, got -1"):
         WorldMemory(K, sky_margin=-1)
+
+
+def test_culling_by_brick_draws_exactly_what_the_whole_memory_draws(monkeypatch):
+    # A memory of a full turn, rendered along a short path that sees part of it: the bricks out of every view are
+    # skipped, and no pixel of the render, with or without the path's depth, nor of a second look, changes.
+    turn = [[0, 0, 1.6, yaw, 0, 0] for yaw in np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+    out, poses = _render(turn)
+    memory = WorldMemory(K)
+    for k in range(len(poses)):
+        memory.add(out.rgb[k], out.depth[k], poses[k], protected=k == 0)
+    path_out, path = _render([[0.3 * t, 0.1 * t, 1.6, 0.4 + 0.1 * t, 0.05, 0] for t in range(5)])
+    culled = memory._in_view(path)
+    assert len(culled) < 0.6 * len(memory)  # the turn's other side is skipped
+    renders = [memory.render(path), memory.render(path, path_out.depth)]
+    shown_again = memory._shown_at(path_out.depth[2].astype(float), path[2])
+    monkeypatch.setattr(memory, "_in_view", lambda poses: memory._slots)
+    for render, whole in zip(renders, [memory.render(path), memory.render(path, path_out.depth)]):
+        assert np.array_equal(render.frames, whole.frames) and np.array_equal(render.covered, whole.covered)
+    assert render.covered.mean() > 0.5
+    assert np.array_equal(shown_again, memory._shown_at(path_out.depth[2].astype(float), path[2]))
