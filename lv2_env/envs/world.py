@@ -16,7 +16,7 @@ from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
 from lv2_env.signals.warp import render_along_path
-from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
+from lv2_env.signals.world_memory import Atmosphere, WorldMemory, condition_on_memory, memory_options
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
@@ -69,6 +69,14 @@ class StepPlan:
     def controls(self) -> dict[str, np.ndarray]:
         """The control videos the generator takes, by modality."""
         return self.control.videos()
+
+
+def scene_atmosphere(scene) -> Atmosphere | None:
+    """The fog of a procedural ``scene``'s style, which the world memory renders each surface with at its distance
+    now; None without a scene (a world from a picture: its fog is not known, and colours stay as first seen)."""
+    if scene is None:
+        return None
+    return Atmosphere(tuple(255.0 * c for c in scene.style.fog_colour), scene.style.fog_density)
 
 
 class WorldEnv(CameraEnv):
@@ -162,7 +170,9 @@ class WorldEnv(CameraEnv):
     :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
     the start frame protected; a surface keeps its first observation; at most ``memory_capacity`` surfels, so
     memory stays flat; the sky kept by direction) rendered along the path, each surface shown only where the
-    path's depth puts it; ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
+    path's depth puts it and the start frame's surfaces with the fog of their distance now (the scene's
+    :class:`~lv2_env.signals.world_memory.Atmosphere`, ``env.unwrapped.memory.atmosphere``; none for a world
+    from a picture); ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
     A first-frame model (the full-size preset) takes the last frame itself; ``None`` picks the model's. The
     memory's render is ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``,
     ``nbytes``). ``composite`` (default: on with the memory): the memory's pixels are shown over the generated
@@ -286,6 +296,7 @@ class WorldEnv(CameraEnv):
             self._point_cache.add(self._last_depth, here.poses[0])
         if self.memory is not None:  # the start frame (the truth, or the user's picture) is never forgotten
             self.memory.clear()
+            self.memory.atmosphere = scene_atmosphere(self.scene)
             self.memory.add(self._last_rgb, self._last_depth, here.poses[0], protected=True)
         control = compute_control_signals(self._last_depth[None], here.poses, self.world.intrinsics,
                                           self.world.depth_range)

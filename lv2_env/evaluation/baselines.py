@@ -18,7 +18,7 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 from lv2_env.signals.warp import as_intrinsics
-from lv2_env.signals.world_memory import WorldMemory
+from lv2_env.signals.world_memory import Atmosphere, WorldMemory
 
 INPAINT_RADIUS = 3  # pixels of neighbourhood cv2.inpaint draws on
 
@@ -29,18 +29,19 @@ def inpainting_available() -> bool:
 
 
 def memory_inpaint(first_frame: np.ndarray, first_depth: np.ndarray, poses: np.ndarray,
-                   intrinsics: Intrinsics | np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+                   intrinsics: Intrinsics | np.ndarray, depth: np.ndarray | None = None,
+                   atmosphere: Atmosphere | None = None) -> np.ndarray:
     """uint8 ``[F, H, W, 3]``: ``first_frame`` (``[H, W, 3]``, metric ``first_depth`` ``[H, W]``, seen from
     ``poses[0]``) remembered (surfaces and sky) and rendered into every camera of ``poses`` ``[F, 4, 4]`` (with the
-    path's ``depth`` ``[F, H, W]`` when known, as the model's conditioning is), the holes inpainted (Telea's
-    method)."""
+    path's ``depth`` ``[F, H, W]`` when known, and the world's ``atmosphere``, as the model's conditioning is), the
+    holes inpainted (Telea's method)."""
     try:
         import cv2
     except ImportError:
         raise ImportError("the memory+inpaint baseline needs OpenCV: pip install opencv-python-headless "
                           "(or lv2's test or videos extra)") from None
     intrinsics = as_intrinsics(intrinsics, first_frame.shape[1], first_frame.shape[0])
-    memory = WorldMemory(intrinsics)
+    memory = WorldMemory(intrinsics, atmosphere=atmosphere)
     memory.add(first_frame, first_depth, poses[0], protected=True)
     render = memory.render(poses, depth)
     frames = render.frames

@@ -46,6 +46,7 @@ import numpy as np
 from lv2_env.data.procedural import SPLIT_SEEDS
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
 from lv2_env.evaluation.objects import object_scores
+from lv2_env.envs.world import scene_atmosphere
 from lv2_env.evaluation.report import save_figure
 from lv2_env.signals.warp import warp_first_frame
 from model.metrics import PSNR_LOG_CEILING, depth_metrics, mean_finite, psnr, sharpness_ratio, ssim
@@ -94,7 +95,8 @@ def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int
         for name, key in keys.items():
             parts[name].append(info[key][1:])
     return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, "intrinsics": info["intrinsics"],
-            "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"]}
+            "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"],
+            "atmosphere": scene_atmosphere(env.unwrapped.scene)}
 
 
 def depth_following(estimate: np.ndarray, reference: np.ndarray, sky_depth: float = 150.0) -> float:
@@ -115,7 +117,7 @@ def baseline_videos(video: dict[str, np.ndarray], inpaint: bool = True) -> dict[
     out = {"repeat": np.repeat(truth[:1], len(truth), axis=0), "warp": warped}
     if inpaint and inpainting_available():
         out["memory+inpaint"] = memory_inpaint(truth[0], video["depth"][0], video["poses"], video["intrinsics"],
-                                               video["depth"])
+                                               video["depth"], video.get("atmosphere"))
     return out
 
 
@@ -186,7 +188,7 @@ def comes_back(env, actions: Sequence[int], scene_seed: int, seed: int = 0, styl
            "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
     if inpaint and inpainting_available():  # the baseline alone: repeat and warp close any loop trivially
         baseline = memory_inpaint(video["truth"][0], video["depth"][0], video["poses"], video["intrinsics"],
-                                  video["depth"])
+                                  video["depth"], video.get("atmosphere"))
         out["memory+inpaint_last_vs_first"] = psnr(baseline[-1], video["truth"][0])
     return out
 

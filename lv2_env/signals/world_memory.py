@@ -32,6 +32,13 @@ through which surfaces behind would show, and a splat's edge can overhang a surf
 start frame's surfels are drawn first and later ones only where those are not on the surface, so back at the start
 the world shows its start frame, not a generated look that landed a few centimetres in front of it.
 
+With the world's :class:`Atmosphere` (the env passes a procedural scene's fog), the protected looks are rendered
+with the fog of the distance they are seen from now rather than of their first look: the start frame's far ground,
+grey in fog, comes out green as the camera walks up to it. Generated looks are shown as first seen: moving them out
+of the fog too enlarged the model's errors (6 held-out 60-second walks: 19.42 dB with the truth's looks refogged,
+19.19 with none, 18.99 with every look, where sunny and dusk lost 1 dB and fog's frames turned to a mottle of
+gradient energy 25 times the truth's).
+
 A full memory holds a whole walk, and a clip's cameras see a few of its bricks (2.56 m cubes of voxels, kept
 together by the voxel keys' order): the render projects only the surfels of bricks inside some camera's frustum,
 which draws the same pixels at a fraction of the cost (a full memory's 17-pose render went from ~300 to ~100 ms).
@@ -61,6 +68,41 @@ SKY_EDGE_MARGIN = 2
 # A voxel key's low 7 bits per axis are its place inside a brick of 128 voxels (2.56 m at 2 cm): sorted keys keep a
 # brick's surfels together, and a path's view is culled brick by brick (WorldMemory._in_view).
 BRICK_BITS = 7
+
+
+# A look first seen far off in fog is brought nearer by at most this gain on its difference from the fog colour: the
+# fog of a far look leaves little of the surface's own colour, and a larger gain would mostly enlarge its noise.
+MAX_DEFOG_GAIN = 4.0
+
+
+@dataclass(frozen=True)
+class Atmosphere:
+    """Exponential fog, as the procedural worlds draw it (Koschmieder's law): a surface ``d`` metres away shows
+    ``colour + (its own colour - colour) * exp(-density * d)``. A surfel keeps its first look, fog and all; the
+    memory's render moves it to the fog of the distance it is seen from now, so ground first seen grey in the
+    distance comes out of the fog as the camera walks up to it, as it does in the truth.
+
+    Args:
+        colour: the fog's RGB, 0-255.
+        density: per metre (0: clear air, and the render is unchanged).
+    """
+
+    colour: tuple[float, float, float]
+    density: float
+
+    def __post_init__(self) -> None:
+        if len(self.colour) != 3 or not all(0.0 <= float(c) <= 255.0 for c in self.colour):
+            raise ValueError(f"fog colour must be 3 values in [0, 255], got {self.colour!r}")
+        if not float(self.density) >= 0.0:
+            raise ValueError(f"fog density must be >= 0 per metre, got {self.density!r}")
+
+    def refog(self, rgb: np.ndarray, seen_at: np.ndarray, now: np.ndarray,
+              max_gain: float | np.ndarray = MAX_DEFOG_GAIN) -> np.ndarray:
+        """uint8 ``rgb`` ``[N, 3]`` seen ``seen_at`` metres away ``[N]``, as it shows ``now`` metres away ``[N]``
+        (nearer: less fog, the gain on its difference from the fog colour capped at ``max_gain``, one or ``[N]``)."""
+        gain = np.minimum(np.exp(float(self.density) * (seen_at - now)), max_gain)[:, None]
+        fog = np.asarray(self.colour, np.float32)
+        return np.clip(np.rint(fog + (rgb.astype(np.float32) - fog) * gain), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -170,10 +212,13 @@ class WorldMemory:
         depth_tolerance: a new pixel whose depth is within this fraction of the surface the memory already shows
             there is the same surface, seen again: not stored.
         sky_margin: pixels an unprotected frame's sky must lie clear of every surface to be stored (0: all of it).
+        atmosphere: the world's fog (:class:`Atmosphere`), when known: each surfel is rendered with the fog of its
+            distance now rather than of its first look. None (the default): colours as first seen.
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.02,
-                 far: float = SKY_DEPTH, depth_tolerance: float = 0.05, sky_margin: int = SKY_EDGE_MARGIN) -> None:
+                 far: float = SKY_DEPTH, depth_tolerance: float = 0.05, sky_margin: int = SKY_EDGE_MARGIN,
+                 atmosphere: Atmosphere | None = None) -> None:
         pixels = intrinsics.width * intrinsics.height
         if not isinstance(capacity, (int, np.integer)) or capacity < pixels:
             raise ValueError(f"memory capacity must be at least one frame's pixels ({intrinsics.width}x"
@@ -183,6 +228,7 @@ class WorldMemory:
         if not isinstance(sky_margin, (int, np.integer)) or sky_margin < 0:
             raise ValueError(f"sky_margin must be a whole number of pixels >= 0, got {sky_margin!r}")
         self.sky_margin = int(sky_margin)
+        self.atmosphere = atmosphere
         self.intrinsics, self.capacity, self.voxel, self.far = intrinsics, int(capacity), float(voxel), float(far)
         self.depth_tolerance = float(depth_tolerance)
         self._keys = np.empty(0, np.int64)  # sorted voxel keys of the surfels held, and each one's slot
@@ -191,6 +237,7 @@ class WorldMemory:
         self.rgb = np.zeros((self.capacity, 3), np.uint8)
         self.footprint = np.zeros(self.capacity, np.float32)  # metres one pixel covered facing, when it was seen
         self.slant = np.ones(self.capacity, np.float32)  # how many times that it covered of its slanted surface
+        self.seen_at = np.zeros(self.capacity, np.float32)  # metres from the camera of its first look
         self.protected = np.zeros(self.capacity, bool)
         self.stamp = np.full(self.capacity, -1, np.int64)  # insertion order; -1: a free slot
         self._clock = 0
@@ -209,7 +256,8 @@ class WorldMemory:
     @property
     def nbytes(self) -> int:
         """Bytes the memory holds: fixed by ``capacity``, whatever has been added."""
-        held = (self.xyz, self.rgb, self.footprint, self.slant, self.protected, self.stamp, self.sky_rgb, self.sky_seen)
+        held = (self.xyz, self.rgb, self.footprint, self.slant, self.seen_at, self.protected, self.stamp, self.sky_rgb,
+                self.sky_seen)
         return int(sum(a.nbytes for a in held) + 2 * 8 * self.capacity)
 
     @property
@@ -253,6 +301,7 @@ class WorldMemory:
         keys, first = keys[:keep], first[:keep]
         self.xyz[slots], self.rgb[slots], self.footprint[slots] = points[first], colours[first], footprint[first]
         self.slant[slots] = slant[first]
+        self.seen_at[slots] = np.linalg.norm(points[first] - pose[:3, 3], axis=-1)
         self.protected[slots] = protected
         self.stamp[slots] = self._clock + np.arange(keep)
         self._clock += keep
@@ -279,16 +328,26 @@ class WorldMemory:
         # not on the surface: two looks within the tolerance of one surface, the first one wins (nearest would
         # let a later, generated look a few centimetres in front replace the truth).
         groups = [slots] if depth is None else [slots[self.protected[slots]], slots[~self.protected[slots]]]
-        tiers = [(self.xyz[g], self.rgb[g], self.footprint[g], self.slant[g]) for g in groups if len(g)]
+        tiers = [(self.xyz[g], self.rgb[g], self.footprint[g], self.slant[g], self.seen_at[g],
+                  self.protected[g]) for g in groups if len(g)]
         for f, pose in enumerate(poses):
             hit = np.zeros((h, w), bool)
-            for xyz, rgb, footprint, slant in tiers:
+            eye = pose[:3, 3].astype(np.float32)
+            for xyz, rgb, footprint, slant, seen_at, protected in tiers:
                 winner = self._splat(xyz, footprint, slant, pose)
                 shown = (winner >= 0) & ~hit
                 if depth is not None:
-                    z = (xyz[winner[shown]] - pose[:3, 3].astype(np.float32)) @ pose[:3, 2].astype(np.float32)
+                    z = (xyz[winner[shown]] - eye) @ pose[:3, 2].astype(np.float32)
                     shown[shown] = np.abs(z - depth[f][shown]) <= RENDER_DEPTH_TOLERANCE * depth[f][shown]
-                frames[f][shown] = rgb[winner[shown]]
+                drawn = winner[shown]
+                colours = rgb[drawn]
+                if self.atmosphere is not None and self.atmosphere.density > 0:
+                    # Only the protected looks (the truth): a generated far look's difference from the fog colour
+                    # is mostly the model's error, and moving it out of the fog made the walks worse (module doc).
+                    truth = drawn[protected[drawn]]
+                    now = np.linalg.norm(xyz[truth] - eye, axis=-1)
+                    colours[protected[drawn]] = self.atmosphere.refog(rgb[truth], seen_at[truth], now)
+                frames[f][shown] = colours
                 hit |= shown
             open_sky = ~hit if depth is None else depth[f] >= self.far
             sky_rgb, sky_seen = self._look_up_sky(pose, open_sky)
