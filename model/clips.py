@@ -148,7 +148,8 @@ def read_index(directory: str | Path, expect: dict[str, Any] | None = None) -> d
 
 
 class ClipDataset:
-    """The clips of a data directory; ``dataset[i]`` is a dict of the requested fields (numpy arrays, caption)."""
+    """The clips of a data directory; ``dataset[i]`` is a dict of the requested fields (numpy arrays), the caption
+    and the style of a procedural clip (``None`` for others)."""
 
     def __init__(self, directory: str | Path, fields: Sequence[str] = ("rgb",), expect: dict[str, Any] | None = None):
         self.directory = Path(directory)
@@ -167,6 +168,7 @@ class ClipDataset:
                 raise ValueError(f"{entry['file']}: missing fields {missing}; it has {sorted(data.files)}")
             item = {f: data[f] for f in self.fields}
         item["caption"] = entry["caption"]
+        item["style"] = entry.get("style")
         return item
 
     @property

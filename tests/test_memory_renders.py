@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lv2_env.data.memory_renders import (
-    build_memory_renders, memory_of_first_frame, memory_render_loader, renders_directory,
+    build_memory_renders, clip_atmosphere, memory_of_first_frame, memory_render_loader, renders_directory,
 )
 from lv2_env.data.procedural import SequenceSpec, build_procedural
+from lv2_env.worlds import STYLES
 from model.clips import ClipDataset
 from model.training.latents import LatentDataset, cache_latents
 
@@ -58,6 +59,22 @@ def test_self_rollout_clips_come_from_the_model_and_a_rerun_keeps_the_renders(da
     build_memory_renders(other, world_checkpoint, self_rollout=1.0, seed=0, progress=False)  # all there: kept
     index = json.loads((renders_directory(other) / "index.json").read_text())
     assert index["written_this_run"] == {"self_rollout": 0, "degraded_truth": 0}
+
+
+def test_a_clips_memory_is_rendered_with_its_scenes_fog(data, monkeypatch):
+    # As World-v0 renders its memory: the start frame's surfaces with the fog of their distance now.
+    import dataclasses
+
+    from lv2_env.data import memory_renders
+
+    clip = ClipDataset(data, FIELDS)[0]
+    assert clip["style"] in STYLES
+    assert clip_atmosphere(clip) == STYLES[clip["style"]].atmosphere and clip_atmosphere({"style": None}) is None
+    # The clip's camera moves a few centimetres: fog thick enough to show it.
+    thick = dataclasses.replace(STYLES["fog"], fog_density=5.0)
+    monkeypatch.setattr(memory_renders, "get_style", lambda name: thick)
+    foggy, clear = (memory_of_first_frame({**clip, "style": style}) for style in ("fog", None))
+    assert np.array_equal(foggy[0], clear[0]) and not np.array_equal(foggy[1:], clear[1:])
 
 
 def test_bad_input_is_refused(data, world_checkpoint, tmp_path):

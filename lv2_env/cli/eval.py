@@ -190,8 +190,9 @@ def run_clips(settings: EvalSettings) -> None:
         CLIP_FIELDS, evaluate_clips, markdown_table, plot_per_frame_psnr, spread_indices,
     )
     from lv2_env.evaluation.report import picture_grid, write_report
-    from lv2_env.signals.warp import as_intrinsics, render_clip, warp_first_frame
-    from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
+    from lv2_env.signals.warp import render_clip, warp_first_frame
+    from lv2_env.data.memory_renders import first_frame_conditioning
+    from lv2_env.signals.world_memory import memory_options
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
     from model.pipeline import SamplingOptions
@@ -224,9 +225,7 @@ def run_clips(settings: EvalSettings) -> None:
         if rendered_model and conditioning == "last_frame":
             rendered = render_clip(clip)
         elif rendered_model:
-            memory = WorldMemory(as_intrinsics(clip["intrinsics"], preset.width, preset.height))
-            memory.add(clip["rgb"][0], clip["depth"][0], clip["poses"][0], protected=True)
-            remembered = condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
+            remembered = first_frame_conditioning(clip)
             rendered, known = remembered.rendered, remembered.known_pixels() if composite else None
         frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered, known=known)
         generated.append(frames)

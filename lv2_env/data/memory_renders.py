@@ -6,7 +6,8 @@ clip's path with the path's depth. A model trained on its first frame warped alo
 holds: looks taken at different times side by side, and its own earlier guesses on revealed ground.
 :func:`build_memory_renders` replays every sequence of a procedural data directory as the env would:
 
-1. the memory starts from the sequence's first frame (protected, as the env's start frame);
+1. the memory starts from the sequence's first frame (protected, as the env's start frame), with the scene's fog
+   (its style's :class:`~lv2_env.signals.world_memory.Atmosphere`, as the env's);
 2. each clip's conditioning is the memory rendered along its poses with its depth
    (:func:`~lv2_env.signals.world_memory.condition_on_memory`), frame 0 the clip's own first frame;
 3. what the world then "showed" for the clip is, with probability ``self_rollout``, the model's own generation of
@@ -26,13 +27,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from tqdm import tqdm
 
 from lv2_env.signals.warp import as_intrinsics
-from lv2_env.signals.world_memory import WorldMemory, condition_on_memory
+from lv2_env.signals.world_memory import Atmosphere, MemoryConditioning, WorldMemory, condition_on_memory
+from lv2_env.worlds.styles import get_style
 from model.clips import ClipDataset, control_videos
 
 RENDERS_FOLDER = "memory_renders"
@@ -45,13 +47,25 @@ def renders_directory(data: str | Path) -> Path:
     return Path(data) / RENDERS_FOLDER
 
 
-def memory_of_first_frame(clip: dict) -> np.ndarray:
-    """The conditioning a single clip gets in ``lv2 eval``: the world memory of its first frame alone, rendered
-    along its path with its depth (uint8 ``[F, H, W, 3]``; frame 0 the first frame)."""
+def clip_atmosphere(clip: Mapping[str, Any]) -> Atmosphere | None:
+    """The fog of a procedural clip's scene (its ``style``), which World-v0 renders its memory with; None for a
+    clip of no known style."""
+    style = clip.get("style")
+    return None if style is None else get_style(str(style)).atmosphere
+
+
+def first_frame_conditioning(clip: Mapping[str, Any]) -> MemoryConditioning:
+    """What a single clip gets in ``lv2 eval``, as World-v0's first clip does: the world memory of its first frame
+    alone (with its scene's fog), rendered along its path with its depth."""
     height, width = clip["rgb"].shape[1:3]
-    memory = WorldMemory(as_intrinsics(clip["intrinsics"], width, height))
+    memory = WorldMemory(as_intrinsics(clip["intrinsics"], width, height), atmosphere=clip_atmosphere(clip))
     memory.add(clip["rgb"][0], clip["depth"][0], clip["poses"][0], protected=True)
-    return condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"]).rendered
+    return condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
+
+
+def memory_of_first_frame(clip: Mapping[str, Any]) -> np.ndarray:
+    """:func:`first_frame_conditioning`'s render (uint8 ``[F, H, W, 3]``; frame 0 the first frame)."""
+    return first_frame_conditioning(clip).rendered
 
 
 def memory_render_loader(data: str | Path) -> Callable[[dict], np.ndarray]:
@@ -118,7 +132,7 @@ def build_memory_renders(data: str | Path, checkpoint: str | Path, self_rollout:
         clips = [dataset[i] for i in members]
         first = clips[0]
         height, width = first["rgb"].shape[1:3]
-        memory = WorldMemory(as_intrinsics(first["intrinsics"], width, height))
+        memory = WorldMemory(as_intrinsics(first["intrinsics"], width, height), atmosphere=clip_atmosphere(first))
         memory.add(first["rgb"][0], first["depth"][0], first["poses"][0], protected=True)
         for clip, path in zip(clips, paths):
             conditioning = condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
@@ -138,5 +152,6 @@ def build_memory_renders(data: str | Path, checkpoint: str | Path, self_rollout:
             memory.add(last, clip["depth"][-1], clip["poses"][-1])
     (out / "index.json").write_text(json.dumps({"checkpoint": str(checkpoint), "self_rollout": self_rollout,
                                                 "seed": seed, "max_round_trips": MAX_ROUND_TRIPS,
-                                                "noise_std_max": NOISE_STD_MAX, "written_this_run": counts}))
+                                                "noise_std_max": NOISE_STD_MAX, "atmosphere": "the scene's fog",
+                                                "written_this_run": counts}))
     return out

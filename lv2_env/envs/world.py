@@ -72,11 +72,9 @@ class StepPlan:
 
 
 def scene_atmosphere(scene) -> Atmosphere | None:
-    """The fog of a procedural ``scene``'s style, which the world memory renders each surface with at its distance
-    now; None without a scene (a world from a picture: its fog is not known, and colours stay as first seen)."""
-    if scene is None:
-        return None
-    return Atmosphere(tuple(255.0 * c for c in scene.style.fog_colour), scene.style.fog_density)
+    """The fog of a procedural ``scene``'s style, which the world memory renders the start frame's surfaces with at
+    their distance now; None without a scene (a world from a picture: its fog is not known, colours stay as seen)."""
+    return None if scene is None else scene.style.atmosphere
 
 
 class WorldEnv(CameraEnv):

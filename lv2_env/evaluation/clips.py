@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lv2_env.data.memory_renders import clip_atmosphere
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
 from lv2_env.signals.warp import SKY_DEPTH, warp_first_frame
 from model.metrics import mean_defined, psnr, sharpness_ratio, ssim
@@ -127,7 +128,7 @@ def evaluate_clips(
         outputs = {"model": generated, "repeat": repeat_first_frame(truth), "warp": warped}
         if inpaint and inpainting_available():
             outputs["memory+inpaint"] = memory_inpaint(truth[0], clip["depth"][0], clip["poses"], clip["intrinsics"],
-                                                       clip["depth"])
+                                                       clip["depth"], clip_atmosphere(clip))
         entry: dict[str, Any] = {
             "name": name,
             "frames": int(len(truth)),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lv2_env.signals.world_memory import Atmosphere
+
 RGB = tuple[float, float, float]
 
 
@@ -79,6 +81,11 @@ class Style:
             )
         if not self.phrase or self.phrase != self.phrase.strip().lower():
             raise ValueError(f"phrase must be a non-empty lower-case caption phrase, got {self.phrase!r}")
+
+    @property
+    def atmosphere(self) -> Atmosphere:
+        """This style's fog as the world memory renders it (0-255 colour, density per metre)."""
+        return Atmosphere(tuple(255.0 * c for c in self.fog_colour), self.fog_density)
 
     def object_colour(self, rgb: RGB) -> tuple[float, float, float]:
         """An object's base colour under this style: saturation scaled around its luminance, then tinted."""
