@@ -337,11 +337,49 @@ def test_with_the_worlds_fog_a_surface_walked_up_to_comes_out_of_it():
         errors[name] = np.abs(back[1][surface].astype(int) - out.rgb[1][surface].astype(int)).mean()
         assert np.array_equal(back[0][out.depth[0] < 150], out.rgb[0][out.depth[0] < 150])  # unmoved: unchanged
     assert errors["atmosphere"] < 0.4 * errors["first look"], errors  # measured 0.47 against 2.94
-    # A generated look is shown as first seen: moving the model's far looks out of the fog enlarged its errors.
+    # A generated look is shown as first seen (moving the model's far looks out of the fog enlarged its errors)
+    # while the camera is not much nearer (test below).
     generated = WorldMemory(K, atmosphere=scene_atmosphere(scene), sky_margin=0)  # its sky as the truth's
     generated.add(out.rgb[0], out.depth[0], poses[0])
-    first_look = memories["first look"].render(poses, out.depth)
-    assert np.array_equal(generated.render(poses, out.depth).frames, first_look.frames)
+    first_look = memories["first look"].render(poses[:1], out.depth[:1])
+    assert np.array_equal(generated.render(poses[:1], out.depth[:1]).frames, first_look.frames)
+
+
+def test_in_fog_a_generated_look_seen_far_off_is_drawn_again_nearer():
+    # The model's look at ground 20 m off in fog is mostly fog; walked up to, it is left as a hole for the model to
+    # draw again, and that nearer look takes its place in the memory.
+    from lv2_env.envs.world import scene_atmosphere
+    from lv2_env.signals.world_memory import MAX_FOG_GAIN_SHOWN
+
+    scene = generate_scene(3, style="fog")
+    fog = scene_atmosphere(scene)
+    poses = poses_from_states(np.array([[0, 0, 1.6, 2.4, 0, 0]] * 2))
+    ahead = poses[0][:3, 2] * [1, 1, 0]
+    poses[1][:3, 3] += 10 * ahead / np.linalg.norm(ahead)  # 10 m forward
+    out = Renderer(scene, K).render(poses)
+    memory, kept = WorldMemory(K, atmosphere=fog), WorldMemory(K)
+    for m in (memory, kept):
+        m.add(out.rgb[0], out.depth[0], poses[0])  # a generated frame: not protected
+    near, first_look = memory.render(poses, out.depth), kept.render(poses, out.depth)
+    assert np.array_equal(near.frames[0], first_look.frames[0])  # seen from where it was seen: unchanged
+    dropped = first_look.covered[1] & ~near.covered[1]
+    assert dropped.mean() > 0.05, dropped.mean()
+    shown = near.covered[1] & (out.depth[1] < 150)
+    assert np.array_equal(near.frames[1][shown], first_look.frames[1][shown])  # the rest as first seen
+    # Only looks that much nearer now are dropped: check each dropped pixel's surfel against the fog it was seen in.
+    xyz = kept.xyz[: len(kept)]
+    then, now = (np.linalg.norm(xyz - p[:3, 3], axis=-1) for p in poses)
+    assert (fog.gain(then, now) > MAX_FOG_GAIN_SHOWN).any() and (fog.gain(then, now) <= MAX_FOG_GAIN_SHOWN).any()
+    # The nearer look (here the truth's) takes the dropped looks' voxels: seen from there, the memory shows it.
+    surfels = len(memory)
+    memory.add(out.rgb[1], out.depth[1], poses[1])
+    again = memory.render(poses[1:], out.depth[1:])
+    redrawn = dropped & again.covered[0]
+    assert redrawn.mean() > 0.9 * dropped.mean()
+    error = np.abs(again.frames[0][redrawn].astype(int) - out.rgb[1][redrawn].astype(int)).mean()
+    before = np.abs(first_look.frames[1][redrawn].astype(int) - out.rgb[1][redrawn].astype(int)).mean()
+    assert error < 0.3 * before, (error, before)
+    assert len(memory) >= surfels  # replaced in place, nothing lost
 
 
 def test_an_atmosphere_is_checked():

@@ -37,7 +37,10 @@ with the fog of the distance they are seen from now rather than of their first l
 grey in fog, comes out green as the camera walks up to it. Generated looks are shown as first seen: moving them out
 of the fog too enlarged the model's errors (6 held-out 60-second walks: 19.42 dB with the truth's looks refogged,
 19.19 with none, 18.99 with every look, where sunny and dusk lost 1 dB and fog's frames turned to a mottle of
-gradient energy 25 times the truth's).
+gradient energy 25 times the truth's). Instead, a generated look seen through much more fog than where it is seen
+from now (``MAX_FOG_GAIN_SHOWN``) is no longer drawn: it is a hole the model fills, and the model's nearer look
+replaces it in the memory, so in fog the ground the camera walks up to is drawn again as it comes out of the fog
+rather than kept at the grey of its first, far look.
 
 A full memory holds a whole walk, and a clip's cameras see a few of its bricks (2.56 m cubes of voxels, kept
 together by the voxel keys' order): the render projects only the surfels of bricks inside some camera's frustum,
@@ -73,6 +76,10 @@ BRICK_BITS = 7
 # A look first seen far off in fog is brought nearer by at most this gain on its difference from the fog colour: the
 # fog of a far look leaves little of the surface's own colour, and a larger gain would mostly enlarge its noise.
 MAX_DEFOG_GAIN = 4.0
+# A generated look is shown only while the fog it was seen through is at most this many times the fog of where it is
+# seen from now (in transmittance, exp(-density * d)): nearer, it is a hole the model draws again, and that nearer
+# look takes its voxel. In fog (0.07 per metre) a look is redrawn once the camera is 5.8 m nearer than it was.
+MAX_FOG_GAIN_SHOWN = 1.5
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,16 @@ class Atmosphere:
         if not float(self.density) >= 0.0:
             raise ValueError(f"fog density must be >= 0 per metre, got {self.density!r}")
 
+    def gain(self, seen_at: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """How many times clearer a surface seen ``seen_at`` metres away shows ``now`` metres away: the ratio of
+        their transmittances (1 when as far, above 1 when nearer)."""
+        return np.exp(float(self.density) * (np.asarray(seen_at, np.float64) - np.asarray(now, np.float64)))
+
     def refog(self, rgb: np.ndarray, seen_at: np.ndarray, now: np.ndarray,
               max_gain: float | np.ndarray = MAX_DEFOG_GAIN) -> np.ndarray:
         """uint8 ``rgb`` ``[N, 3]`` seen ``seen_at`` metres away ``[N]``, as it shows ``now`` metres away ``[N]``
         (nearer: less fog, the gain on its difference from the fog colour capped at ``max_gain``, one or ``[N]``)."""
-        gain = np.minimum(np.exp(float(self.density) * (seen_at - now)), max_gain)[:, None]
+        gain = np.minimum(self.gain(seen_at, now), max_gain)[:, None]
         fog = np.asarray(self.colour, np.float32)
         return np.clip(np.rint(fog + (rgb.astype(np.float32) - fog) * gain), 0, 255).astype(np.uint8)
 
@@ -292,8 +304,10 @@ class WorldMemory:
         slant = surface_slant(grid.reshape(h, w, 3), depth, self.intrinsics.fx)[surface]
         keys = self._voxel_keys(points)
         keys, first = np.unique(keys, return_index=True)  # one surfel per voxel of this frame
-        fresh = ~self._holds(keys)
-        keys, first = keys[fresh], first[fresh]
+        held = self._holds(keys)
+        self._replace_fogged(keys[held], points[first[held]], colours[first[held]], footprint[first[held]],
+                             slant[first[held]], np.asarray(pose, np.float64), protected)
+        keys, first = keys[~held], first[~held]
         if len(keys) == 0:
             return 0
         slots = self._free_slots(len(keys))
@@ -334,7 +348,7 @@ class WorldMemory:
             hit = np.zeros((h, w), bool)
             eye = pose[:3, 3].astype(np.float32)
             for xyz, rgb, footprint, slant, seen_at, protected in tiers:
-                winner = self._splat(xyz, footprint, slant, pose)
+                winner = self._splat_shown(xyz, footprint, slant, seen_at, protected, pose)
                 shown = (winner >= 0) & ~hit
                 if depth is not None:
                     z = (xyz[winner[shown]] - eye) @ pose[:3, 2].astype(np.float32)
@@ -366,7 +380,8 @@ class WorldMemory:
             return np.zeros(depth.shape, bool)
         slots = self._in_view(pose[None])
         xyz = self.xyz[slots]
-        winner = self._splat(xyz, self.footprint[slots], self.slant[slots], pose)
+        winner = self._splat_shown(xyz, self.footprint[slots], self.slant[slots], self.seen_at[slots],
+                                   self.protected[slots], pose)
         hit = winner >= 0
         shown = np.zeros(depth.shape, bool)
         z = (xyz[winner[hit]] - pose[:3, 3]) @ pose[:3, 2]  # camera z of the surfel each pixel shows
@@ -468,6 +483,44 @@ class WorldMemory:
         counts = ends[keep] - starts[keep]
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return self._slots[np.repeat(starts[keep], counts) + within]
+
+    def _fogged(self, seen_at: np.ndarray, protected: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Which looks, seen ``seen_at`` metres away and ``now`` that far, are generated looks seen through too much
+        fog to show from here (``MAX_FOG_GAIN_SHOWN``): all False without fog."""
+        if self.atmosphere is None or self.atmosphere.density <= 0:
+            return np.zeros(len(seen_at), bool)
+        return ~protected & (self.atmosphere.gain(seen_at, now) > MAX_FOG_GAIN_SHOWN)
+
+    def _splat_shown(self, xyz: np.ndarray, footprint: np.ndarray, slant: np.ndarray, seen_at: np.ndarray,
+                     protected: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """:meth:`_splat` of the surfels camera ``pose`` shows: not those :meth:`_fogged` from there."""
+        if self.atmosphere is None or self.atmosphere.density <= 0 or len(xyz) == 0:
+            return self._splat(xyz, footprint, slant, pose)
+        now = np.linalg.norm(xyz - pose[:3, 3].astype(np.float32), axis=-1)
+        shown = np.flatnonzero(~self._fogged(seen_at, protected, now))
+        if len(shown) == len(xyz):
+            return self._splat(xyz, footprint, slant, pose)
+        if len(shown) == 0:
+            return np.full((self.intrinsics.height, self.intrinsics.width), -1, np.int64)
+        winner = self._splat(xyz[shown], footprint[shown], slant[shown], pose)
+        return np.where(winner >= 0, shown[np.maximum(winner, 0)], -1)
+
+    def _replace_fogged(self, keys: np.ndarray, points: np.ndarray, colours: np.ndarray, footprint: np.ndarray,
+                        slant: np.ndarray, pose: np.ndarray, protected: bool) -> None:
+        """A new look at voxels already held (``keys``) takes the place of a generated look seen through too much
+        fog to show from this ``pose`` (:meth:`_fogged`): the render left it out, so this look is what was drawn."""
+        if self.atmosphere is None or self.atmosphere.density <= 0 or len(keys) == 0:
+            return
+        slots = self._slots[np.searchsorted(self._keys, keys)]
+        now = np.linalg.norm(points - pose[:3, 3], axis=-1)
+        stale = self._fogged(self.seen_at[slots], self.protected[slots], now)
+        if not stale.any():
+            return
+        slots = slots[stale]
+        self.xyz[slots], self.rgb[slots], self.footprint[slots] = points[stale], colours[stale], footprint[stale]
+        self.slant[slots], self.seen_at[slots], self.protected[slots] = slant[stale], now[stale], protected
+        self.stamp[slots] = self._clock + np.arange(len(slots))
+        self._clock += len(slots)
 
     def _holds(self, keys: np.ndarray) -> np.ndarray:
         if len(self._keys) == 0:
