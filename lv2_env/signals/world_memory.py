@@ -9,8 +9,9 @@ like where it was first seen, as GEN3C's 3D cache does.
 voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a binary search):
 
 * **first observation wins**: a pixel of a new frame is stored only where the memory does not already show a
-  surface at that depth from that camera (within ``depth_tolerance``), and a voxel already held is never
-  overwritten, since later generated frames are blurrier copies of earlier ones; seen nearer, a surface first
+  surface at that depth from that camera (within ``depth_tolerance``), and a voxel already held is not
+  overwritten, since later generated frames are blurrier copies of earlier ones (the one exception: a generated
+  look seen through far more fog than from where the camera is now, below); seen nearer, a surface first
   seen far away keeps its far look (each surfel drawn as large as it then covers, up to
   ``MAX_SPLAT_HALF_SIDE``) rather than taking on the generated detail of the nearer view;
 * **protected frames** (the start frame: the truth, or the user's picture) are never evicted;
@@ -224,8 +225,10 @@ class WorldMemory:
         depth_tolerance: a new pixel whose depth is within this fraction of the surface the memory already shows
             there is the same surface, seen again: not stored.
         sky_margin: pixels an unprotected frame's sky must lie clear of every surface to be stored (0: all of it).
-        atmosphere: the world's fog (:class:`Atmosphere`), when known: each surfel is rendered with the fog of its
-            distance now rather than of its first look. None (the default): colours as first seen.
+        atmosphere: the world's fog (:class:`Atmosphere`), when known: the start frame's surfels are rendered with
+            the fog of their distance now rather than of their first look, and a generated look seen through far more
+            fog than from the camera now is left out and replaced by the next look there (module docstring). None
+            (the default): colours as first seen, first look kept.
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 1 << 18, voxel: float = 0.02,
