@@ -4,6 +4,7 @@ the exact render.
 
     python benchmarks/world_memory.py --seconds 60 --scenes 4 [--precision auto]
     python benchmarks/world_memory.py --timing [--steps 40]     # seconds per step and the memory's own cost
+    python benchmarks/world_memory.py --fog-gains 1.1 1.25 1.5 --scene-index 8   # MAX_FOG_GAIN_SHOWN in fog walks
 
 Per run: PSNR (frames 1..), SSIM (every 4th frame), sharpness (gradient energy over the truth's: PSNR rewards
 blur, this does not), PSNR of the last minute, seconds per step and the memory's size. Baselines that need no
@@ -99,16 +100,45 @@ def timing(steps: int, precision: str) -> None:
     print(f"adding one frame to an empty memory: {1000 * (time.perf_counter() - tick):.1f} ms")
 
 
+def fog_gains(gains: list[float], scene_indices: list[int], seconds: int, precision: str) -> None:
+    """The shipped world (memory + composite) on fog walks with each ``MAX_FOG_GAIN_SHOWN``: scene ``r`` is held-out
+    seed ``eval[0] + 7919 r`` (lv2 eval's six are r = 0-5; its fog scene is r = 2)."""
+    import lv2_env.signals.world_memory as world_memory
+
+    env = world_env("memory", True, precision)
+    steps = int(np.ceil(seconds / env.clip.duration))
+    print(f"fog walks of {steps} clips, {env.precision}")
+    print("| scene | MAX_FOG_GAIN_SHOWN | PSNR dB | SSIM | sharpness |")
+    print("|---|---|---|---|---|")
+    for r in scene_indices:
+        scene = SPLIT_SEEDS["eval"][0] + 7919 * r
+        for gain in gains:
+            world_memory.MAX_FOG_GAIN_SHOWN = gain  # read at each render, so the env's memory follows it
+            run = walk(env, scene, "fog", steps)
+            s = scores(run["generated"], run["truth"], env.clip.fps)
+            print(f"| {scene} | {gain:g} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['sharpness']:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--timing", action="store_true", help="time the steps instead of scoring the walks")
     parser.add_argument("--steps", type=int, default=40, help="with --timing: steps of the walk")
+    parser.add_argument("--fog-gains", type=float, nargs="+", metavar="GAIN",
+                        help="score fog walks (--seconds long) with each MAX_FOG_GAIN_SHOWN instead")
+    parser.add_argument("--scene-index", type=int, nargs="+", default=[8],
+                        help="with --fog-gains: held-out scenes r (seed eval[0] + 7919 r; default 8, not one of "
+                             "lv2 eval's six)")
     add_precision_argument(parser)
     args = parser.parse_args()
     if args.timing:
         timing(args.steps, args.precision)
+        return
+    if args.fog_gains:
+        if min(args.fog_gains) < 1.0:
+            parser.error(f"--fog-gains are ratios of fog, at least 1, got {args.fog_gains}")
+        fog_gains(args.fog_gains, args.scene_index, args.seconds, args.precision)
         return
     envs = {mode: world_env(conditioning, composite, args.precision) for mode, conditioning, composite in MODES}
     steps = int(np.ceil(args.seconds / envs["memory"].clip.duration))
