@@ -127,8 +127,13 @@ class KeyboardPlayer:
     """The play loop over any LV2 env made with ``render_mode=None`` (the player draws the window itself)."""
 
     def __init__(self, env: gym.Env, scale: int = 4, compare: bool = False, record_dir: str | Path = "recordings",
-                 seed: int | None = None, options: dict | None = None) -> None:
+                 seed: int | None = None, options: dict | None = None, agent: str = "world-trained",
+                 autopilot: bool = False) -> None:
         self.env = env
+        self.agent_name = agent  # G: this pixel agent walks to the goal (agents.pixel.load_agent), loaded on first use
+        self.autopilot = autopilot
+        self._agent = None
+        self._agent_previous = 0
         self.scale = scale
         self.compare = compare
         self.record_dir = Path(record_dir)
@@ -193,6 +198,11 @@ class KeyboardPlayer:
             self.toggle_recording()
         elif event.key == pg.K_h:
             self.show_keys = not self.show_keys
+        elif event.key == pg.K_g:
+            self.autopilot = not self.autopilot
+            self._agent_previous = 0
+            self.say("the agent walks to the goal (G: stop)" if self.autopilot else "agent off: the keys steer")
+            self.show_keys = False
         elif event.key == pg.K_n:
             if self.stepping:
                 self.pending_reset = True
@@ -243,6 +253,7 @@ class KeyboardPlayer:
         options = self.first_world_options() if self.first_world else self.options
         _, self.info = self.env.reset(seed=self.seed, options=options)
         self.seed = None  # a new world each time N is pressed
+        self._agent_previous = 0
         self.first_world = False
         self.clip_index = 0
         self._show_clip(self.info["frames"][-1:], *self._panels(self.info, last=1))
@@ -266,6 +277,8 @@ class KeyboardPlayer:
         if self._is_noop(action) and self.last_pressed is not None:
             action = self.action_for({self.last_pressed})
         self.last_pressed = None
+        if self.autopilot and self._is_noop(action):  # a held key takes over from the agent for that clip
+            action = self.agent_action(action)
         streamed: queue.Queue = queue.Queue()
         stream = not self.compare and self._set_stream(lambda chunk: streamed.put(chunk))
         result: dict[str, Any] = {}
@@ -308,10 +321,33 @@ class KeyboardPlayer:
             self.recording.add(new, self.info["states"][1:], self.info["poses"][1:], self._prompt(), step)
         if shown < len(new):  # not streamed (the ground truth, --compare): play the clip now
             self._show_clip(new[shown:], *self._panels(self.info, last=len(new) - shown))
+        if self.autopilot and np.isfinite(self.info.get("goal_distance", np.nan)) and self.info["goal_distance"] <= 1.5:
+            self.autopilot = False
+            self.say(f"the agent reached the {self.info['goal']}")
         if self.pending_reset or terminated or truncated:
             self.say("a new world" if self.pending_reset else "episode over: a new world")
             self.pending_reset = False
             self.reset()
+
+    def agent_action(self, fallback: Any) -> Any:
+        """The pixel agent's action on the frame on screen and the scene's goal (it sees what a Gymnasium agent
+        with ``goal_observation=True`` sees); ``fallback`` where there is no goal (a world from a picture)."""
+        from agents.pixel import load_agent
+        from lv2_env.envs.core import GOAL_COLOURS, GOAL_KINDS
+
+        goal = str(self.info.get("goal", ""))
+        if not goal or not isinstance(self.env.action_space, gym.spaces.Discrete):
+            self.autopilot = False
+            self.say("no goal to walk to here (a world from a picture)" if not goal else "the agent needs discrete actions")
+            return fallback
+        if self._agent is None:
+            self._agent = load_agent(self.agent_name)
+        colour, kind = goal.split(" ")
+        observation = {"image": self.info["frames"][-1],
+                       "goal": np.array([GOAL_COLOURS.index(colour), GOAL_KINDS.index(kind)])}
+        action, _ = self._agent.predict(observation, state=np.array([self._agent_previous]), deterministic=True)
+        self._agent_previous = int(action)
+        return int(action)
 
     def _set_stream(self, callback) -> bool:
         """Point the env's ``on_frames`` at ``callback``; False for an env that does not stream (the ground truth)."""
@@ -433,6 +469,8 @@ class KeyboardPlayer:
         room, measure = self.screen.get_width() - 2 * MARGIN, self._text_width
         fps = "-" if not np.isfinite(self.generated_fps) else f"{self.generated_fps:.1f}"
         parts = (["REC"] if self.recording is not None else []) + [f"{fps} generated fps", f"clip {self.clip_index}"]
+        if self.autopilot:
+            parts.append(f"agent -> {self.info.get('goal', '')}")
         if self.stepping:
             parts.append(f"generating {self.clip_index + 1}")
         if self.compare:

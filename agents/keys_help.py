@@ -8,6 +8,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("left / right", "turn"),
     ("up / down", "look up / down"),
     ("R / F", "rise / sink"),
+    ("G", "agent walks to the goal"),
     ("Enter", "type a new prompt"),
     ("V", "start / stop recording"),
     ("N", "new world"),
@@ -17,6 +18,7 @@ KEYS: tuple[tuple[str, str], ...] = (
 
 # What --help says beyond the overlay's words.
 _DETAILS = {
+    "G": "the shipped pixel agent walks to the caption's goal (on / off; --agent picks another, a held key overrides)",
     "Enter": "type a new prompt (Enter again applies it, Esc cancels)",
     "Esc": "quit; so does closing the window (a recording in progress is kept)",
 }

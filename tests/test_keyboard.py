@@ -148,3 +148,32 @@ def test_a_recording_side_file_describes_each_clip(tmp_path):
     player.toggle_recording()
     side = json.loads(recording.side_file.read_text())
     assert side["finished"] is True and side["frames"] == during["frames"] and not journal.exists()
+
+
+def test_g_hands_the_walk_to_the_pixel_agent_and_a_key_takes_it_back(tmp_path):
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)  # the shipped agent's 128x128
+    player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0)
+    pg = player.pygame
+    player.reset()
+    asked = []
+    player.agent_action = lambda fallback: asked.append(fallback) or 5  # the agent says: turn left
+    player.handle_event(_key(player, pg.K_g))
+    assert player.autopilot and "agent" in player.message
+    yaw = player.info["camera_state"][3]
+    player.step()
+    assert len(asked) == 1 and player.info["camera_state"][3] > yaw  # turned left
+    player.handle_event(_key(player, ord("w")))  # a key overrides the agent for that clip
+    player.step()
+    assert len(asked) == 1
+    player.handle_event(_key(player, pg.K_g))
+    assert not player.autopilot
+
+
+def test_the_agent_sees_the_frame_and_the_goal_of_the_caption(tmp_path):
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)
+    player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0, autopilot=True)
+    player.reset()
+    action = player.agent_action(fallback=0)
+    assert 0 <= action < 11 and player.autopilot
+    player.info = {**player.info, "goal": ""}  # a world from a picture: nothing to walk to
+    assert player.agent_action(fallback=0) == 0 and not player.autopilot

@@ -24,8 +24,12 @@ from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_state
 from lv2_env.signals.collision import CAMERA_RADIUS, CollisionReport, obstacles_at, resolve_collisions
 from lv2_env.signals.control import ControlSignals, DepthRange
 from lv2_env.worlds import Renderer, RenderOutput, Scene, generate_scene, get_style
+from lv2_env.worlds.scene import COLOURS, KINDS
 
 OBS_MODES = ("frame", "clip")
+# goal_observation=True: the goal object's colour and kind as indices into these, beside the image.
+GOAL_COLOURS = tuple(COLOURS)
+GOAL_KINDS = KINDS
 RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"})
 EYE_HEIGHT = 1.6
 NO_COLLISION = CollisionReport(collided=False)
@@ -149,6 +153,7 @@ class CameraWorld:
         reward_fn: Callable[[Transition], float] | None = None,
         goal_radius: float | None = 1.5,
         depth_range: tuple[float, float] | None = None,
+        goal_observation: bool = False,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {list(OBS_MODES)}, got {obs_mode!r}")
@@ -159,6 +164,8 @@ class CameraWorld:
             get_style(style)  # fail now, not at the first reset
         if goal_radius is not None and not goal_radius >= 0:
             raise ValueError(f"goal_radius must be >= 0 metres or None (never terminate), got {goal_radius!r}")
+        if not isinstance(goal_observation, (bool, np.bool_)):
+            raise ValueError(f"goal_observation must be True or False, got {goal_observation!r}")
         self.obs_mode = obs_mode
         self.clip = ClipSpec(frames=clip_frames, fps=fps)
         self.actions = CameraActions(mode=action_mode, clip=self.clip)
@@ -171,7 +178,12 @@ class CameraWorld:
         self.action_space = self.actions.space
         frame_shape = (height, width, 3)
         obs_shape = frame_shape if obs_mode == "frame" else (self.clip.new_frames, *frame_shape)
-        self.observation_space = gym.spaces.Box(0, 255, obs_shape, dtype=np.uint8)
+        image_space = gym.spaces.Box(0, 255, obs_shape, dtype=np.uint8)
+        self.goal_observation = bool(goal_observation)
+        self.observation_space: gym.spaces.Space = image_space
+        if self.goal_observation:
+            goal_space = gym.spaces.MultiDiscrete([len(GOAL_COLOURS), len(GOAL_KINDS)])
+            self.observation_space = gym.spaces.Dict({"image": image_space, "goal": goal_space})
 
         self.scene: Scene | None = None
         self.renderer: Renderer | None = None
@@ -204,6 +216,9 @@ class CameraWorld:
 
     def start_without_scene(self) -> None:
         """No scene (a world from a picture): the camera at the origin, level, at eye height; no goal."""
+        if self.goal_observation:
+            raise ValueError("goal_observation=True needs a goal, and a world started from a picture has no scene to "
+                             "hold one; make the env with goal_observation=False to start from a picture")
         self.scene, self.renderer = None, None
         self.state = np.array([0.0, 0.0, EYE_HEIGHT, 0.0, 0.0, 0.0])
         self.depth_range = self.fixed_depth_range
@@ -232,14 +247,24 @@ class CameraWorld:
         self.state = end.copy()
         return reward, bool(reached)
 
-    def observation(self, frames: np.ndarray) -> np.ndarray:
-        """The last frame, or the clip's new frames (after reset: the first frame repeated)."""
+    def observation(self, frames: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """The last frame, or the clip's new frames (after reset: the first frame repeated); with
+        ``goal_observation``, ``{"image": that, "goal": [colour index, kind index]}``."""
         if self.obs_mode == "frame":
-            return frames[-1].copy()
-        n = self.clip.new_frames
-        if len(frames) < n:
-            frames = np.concatenate([np.repeat(frames[:1], n - len(frames), axis=0), frames])
-        return np.ascontiguousarray(frames[-n:])
+            image = frames[-1].copy()
+        else:
+            n = self.clip.new_frames
+            if len(frames) < n:
+                frames = np.concatenate([np.repeat(frames[:1], n - len(frames), axis=0), frames])
+            image = np.ascontiguousarray(frames[-n:])
+        if not self.goal_observation:
+            return image
+        return {"image": image, "goal": self.goal_indices()}
+
+    def goal_indices(self) -> np.ndarray:
+        """The goal object's ``[colour, kind]`` as indices into :data:`GOAL_COLOURS` and :data:`GOAL_KINDS`."""
+        goal = self.goal
+        return np.array([GOAL_COLOURS.index(goal.colour), GOAL_KINDS.index(goal.kind)], dtype=np.int64)
 
     def info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals,
              cls: type[StepInfo] = StepInfo, **extra: Any) -> dict[str, Any]:

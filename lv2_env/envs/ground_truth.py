@@ -48,6 +48,12 @@ class GroundTruthEnv(CameraEnv):
     ``Box(0, 255, (F - 1, H, W, 3), uint8)``: the clip's new frames (``obs_mode="clip"``). ``H = W = 128`` by
     default.
 
+    With ``goal_observation=True`` the agent is also told what to walk to:
+    ``Dict({"image": <the Box above>, "goal": MultiDiscrete([12, 4])})``, the goal object's colour and kind as
+    indices into :data:`~lv2_env.envs.core.GOAL_COLOURS` (red, orange, yellow, green, blue, purple, pink, white,
+    brown, cyan, grey, black) and :data:`~lv2_env.envs.core.GOAL_KINDS` (box, sphere, cylinder, pillar). The
+    pair is unique in its scene. SB3's ``MultiInputPolicy`` takes this space as it is.
+
     ## Rewards
 
     ``reward_fn(Transition) -> float``, by default :class:`~lv2_env.envs.rewards.NavigationReward`: metres of
@@ -83,7 +89,7 @@ class GroundTruthEnv(CameraEnv):
 
     ``gymnasium.make("LV2/GroundTruth-v0", render_mode=None, action_mode="discrete", obs_mode="frame",
     height=128, width=128, clip_frames=17, fps=16, fov_deg=70.0, style=None, reward_fn=None, goal_radius=1.5,
-    depth_range=None, torch_threads=None)``. ``depth_range`` may fix the normalisation as ``(near, far)`` metres
+    depth_range=None, goal_observation=False, torch_threads=None)``. ``depth_range`` may fix the normalisation as ``(near, far)`` metres
     instead of fitting it at reset. ``render_mode="human"`` plays each clip in a pygame window at ``fps``.
     ``torch_threads``: torch threads of the process (the ray caster runs on torch); by default this process's
     share of the cores, ``max(1, cores // workers)`` in each of ``N`` subprocess vector-env workers, so they
@@ -91,7 +97,8 @@ class GroundTruthEnv(CameraEnv):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version (``goal_observation`` added later as an argument; its default keeps the v0
+      observation).
     """
 
     def __init__(
@@ -108,13 +115,14 @@ class GroundTruthEnv(CameraEnv):
         reward_fn: Callable[[Transition], float] | None = None,
         goal_radius: float | None = 1.5,
         depth_range: tuple[float, float] | None = None,
+        goal_observation: bool = False,
         torch_threads: int | None = None,
     ) -> None:
         self._torch_threads_asked = check_torch_threads(torch_threads)
         self.torch_threads = apply_torch_threads(self._torch_threads_asked)
         self.window = ClipWindow(render_mode, title="lv2 ground truth", fps=fps)
         self.world = CameraWorld(action_mode, obs_mode, height, width, clip_frames, fps, fov_deg, style, reward_fn,
-                                 goal_radius, depth_range)
+                                 goal_radius, depth_range, goal_observation)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": fps}
         self.action_space = self.world.action_space

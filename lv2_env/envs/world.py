@@ -113,7 +113,10 @@ class WorldEnv(CameraEnv):
     ## Observation Space
 
     ``Box(0, 255, (H, W, 3), uint8)``, the clip's last generated frame (``obs_mode="frame"``), or its ``F - 1``
-    new frames (``obs_mode="clip"``). ``H x W`` is the model's size (128x128 for the tiny model).
+    new frames (``obs_mode="clip"``). ``H x W`` is the model's size (128x128 for the tiny model). With
+    ``goal_observation=True``: ``Dict({"image": <that Box>, "goal": MultiDiscrete([12, 4])})``, the goal
+    object's colour and kind, as in ``LV2/GroundTruth-v0`` (a world started from a picture has no goal: its reset
+    then raises ``ValueError``).
 
     ## Rewards
 
@@ -150,7 +153,7 @@ class WorldEnv(CameraEnv):
     action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
     style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
     torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None,
-    conditioning=None, memory_capacity=262144, composite=None)``.
+    conditioning=None, memory_capacity=262144, composite=None, goal_observation=False)``.
     ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
     keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
     (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
@@ -182,7 +185,8 @@ class WorldEnv(CameraEnv):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version (``goal_observation`` added later as an argument; its default keeps the v0
+      observation).
     """
 
     def __init__(
@@ -212,6 +216,7 @@ class WorldEnv(CameraEnv):
         conditioning: str | None = None,
         memory_capacity: int = 1 << 18,
         composite: bool | None = None,
+        goal_observation: bool = False,
     ) -> None:
         from model.world_model import WorldModel
 
@@ -229,7 +234,7 @@ class WorldEnv(CameraEnv):
         check_model_size(size, height=height, width=width, clip_frames=clip_frames, fps=fps)
         self.window = ClipWindow(render_mode, title="lv2 world", fps=size.fps)
         self.world = CameraWorld(action_mode, obs_mode, size.height, size.width, size.frames, size.fps, fov_deg, style,
-                                 reward_fn, goal_radius, depth_range)
+                                 reward_fn, goal_radius, depth_range, goal_observation)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": size.fps}
         self.action_space = self.world.action_space

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from lv2_env.envs.world import WorldEnv
 from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
@@ -71,7 +71,7 @@ class WorldVectorEnv(gym.vector.VectorEnv):
             infos = self._add_info(infos, info, i)
         self._elapsed[:] = 0
         self._autoreset[:] = False
-        return np.stack(observations), infos
+        return self._batch(observations), infos
 
     def step(self, actions):
         actions = list(actions) if not isinstance(actions, np.ndarray) else [actions[i] for i in range(len(actions))]
@@ -114,7 +114,7 @@ class WorldVectorEnv(gym.vector.VectorEnv):
             observations[i], rewards[i], terminated[i], truncated[i] = obs, reward, term, trunc
             infos = self._add_info(infos, info, i)
         self._autoreset = terminated | truncated
-        return np.stack(observations), rewards, terminated, truncated, infos
+        return self._batch(observations), rewards, terminated, truncated, infos
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """``name`` of every world (called if callable), e.g. ``call("set_prompt", "a snowy field")``."""
@@ -127,3 +127,9 @@ class WorldVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
+
+    def _batch(self, observations: list[Any]) -> Any:
+        """One observation per world stacked into the batched space (an array, or a dict of arrays with
+        ``goal_observation=True``)."""
+        out = create_empty_array(self.single_observation_space, n=self.num_envs)
+        return concatenate(self.single_observation_space, observations, out)

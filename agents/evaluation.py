@@ -1,0 +1,124 @@
+"""Scoring policies on the navigation task: success within a step limit, return, steps, from fixed starts.
+
+A policy is a ``policy(observation, info) -> action`` callable with ``reset(info, seed=...)``; each scene's episode
+starts with ``env.reset(seed=scene_seed, options={"scene_seed": ..., "style": ...})``, so the same scene list gives
+the same starts in ``LV2/World-v0`` and ``LV2/GroundTruth-v0``, and a policy's own randomness restarts from the
+scene's seed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+MAX_STEPS = 30  # the task: reach the goal within 30 steps (30 seconds of video)
+
+
+@dataclass(frozen=True)
+class Episode:
+    scene_seed: int
+    style: str
+    success: bool
+    episode_return: float
+    steps: int
+    final_distance: float
+    collisions: int
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "Episode":
+        """The inverse of :meth:`as_dict`."""
+        fields = {k: v for k, v in record.items() if k != "return"}
+        return cls(**fields, episode_return=float(record["return"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scene_seed": self.scene_seed, "style": self.style, "success": self.success,
+                "return": round(self.episode_return, 4), "steps": self.steps,
+                "final_distance": round(self.final_distance, 3), "collisions": self.collisions}
+
+
+def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: int = MAX_STEPS) -> Episode:
+    """One episode from the scene's fixed start, until the goal is reached or ``max_steps`` steps."""
+    observation, info = env.reset(seed=scene_seed, options={"scene_seed": scene_seed, "style": style})
+    policy.reset(info, seed=scene_seed)
+    total, collisions, success, steps = 0.0, 0, False, 0
+    for steps in range(1, max_steps + 1):
+        observation, reward, terminated, truncated, info = env.step(policy(observation, info))
+        total += float(reward)
+        collisions += bool(info["collision"])
+        if terminated:
+            success = True
+            break
+        if truncated:
+            break
+    return Episode(scene_seed, style, success, total, steps, float(info["goal_distance"]), collisions)
+
+
+def score_policy(env: gym.Env, policy, scenes: list[tuple[int, str]], max_steps: int = MAX_STEPS,
+                 on_episode: Callable[[Episode], None] | None = None, done: list[Episode] | None = None,
+                 desc: str = "", progress: bool = True) -> dict[str, Any]:
+    """Run ``policy`` on every scene (skipping the first ``len(done)``, already run); the summary with
+    ``success`` (share of scenes reached), ``mean_return``, ``mean_steps`` and every episode."""
+    episodes = list(done or [])
+    started = time.perf_counter()
+    for scene_seed, style in tqdm(scenes[len(episodes):], desc=desc, unit="episode", disable=not progress,
+                                  initial=len(episodes), total=len(scenes)):
+        episode = run_episode(env, policy, scene_seed, style, max_steps)
+        episodes.append(episode)
+        if on_episode is not None:
+            on_episode(episode)
+    return summarise(episodes, seconds=time.perf_counter() - started)
+
+
+def summarise(episodes: list[Episode], seconds: float | None = None) -> dict[str, Any]:
+    summary = {
+        "episodes": len(episodes),
+        "success": float(np.mean([e.success for e in episodes])) if episodes else float("nan"),
+        "mean_return": float(np.mean([e.episode_return for e in episodes])) if episodes else float("nan"),
+        "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else float("nan"),
+        "per_episode": [e.as_dict() for e in episodes],
+    }
+    if seconds is not None:
+        summary["seconds_this_run"] = round(seconds, 1)
+    return summary
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank (what Spearman's correlation ranks with)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
+def pearson(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def spearman(a, b) -> float:
+    return pearson(ranks(a), ranks(b))
+
+
+class RandomPolicy:
+    """Uniform over the discrete actions, from a seeded stream (restarted per scene)."""
+
+    def __init__(self, num_actions: int) -> None:
+        self.num_actions = num_actions
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, info=None, seed: int | None = None) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self, observation, info) -> int:
+        return int(self._rng.integers(self.num_actions))

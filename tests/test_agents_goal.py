@@ -1,0 +1,307 @@
+"""Agents that walk to the goal: the goal observation, the agent splits, the privileged teacher, the pixel agent
+(saving, loading, predict), imitation's labels, the evaluator's statistics, and `lv2 bench agents --quick`."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import lv2_env  # noqa: F401
+from agents.evaluation import RandomPolicy, pearson, ranks, run_episode, spearman
+from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, mirror_batch, train
+from agents.pixel import AgentConfig, PixelAgent, PixelPolicyNet, load_agent
+from agents.teacher import ACTION, GoalTeacher
+from lv2_env.data.procedural import AGENT_TEST_SCENES, SPLIT_SEEDS, split_scenes
+from lv2_env.envs.core import GOAL_COLOURS, GOAL_KINDS
+from lv2_env.worlds.styles import STYLES
+
+
+def _truth(**kwargs):
+    return gym.make("LV2/GroundTruth-v0", goal_observation=True, **kwargs)
+
+
+def _world(checkpoint, **kwargs):
+    return gym.make("LV2/World-v0", checkpoint=str(checkpoint), preset="test", goal_observation=True, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- observation
+
+
+def test_goal_observation_names_the_goal_and_passes_both_checkers():
+    env = _truth(height=32, width=32)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    obs, info = env.reset(seed=3)
+    assert set(obs) == {"image", "goal"} and obs["image"].shape == (32, 32, 3)
+    colour, kind = obs["goal"]
+    assert f"{GOAL_COLOURS[colour]} {GOAL_KINDS[kind]}" == info["goal"]
+    assert env.observation_space.contains(obs)
+    obs, *_ = env.step(1)
+    assert env.observation_space.contains(obs)
+    # The default keeps the v0 observation: the frame alone.
+    assert isinstance(gym.make("LV2/GroundTruth-v0", height=32, width=32).observation_space, gym.spaces.Box)
+
+
+def test_sb3_multi_input_policy_takes_the_goal_observation():
+    env = _truth(height=64, width=64, max_episode_steps=4)  # NatureCNN needs 36 pixels or more
+    model = PPO("MultiInputPolicy", env, n_steps=4, batch_size=4, n_epochs=1, seed=0)
+    model.learn(total_timesteps=4)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(int(action))
+
+
+def test_goal_observation_in_the_generated_world_and_its_vector_env(world_checkpoint):
+    env = _world(world_checkpoint)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=5)
+    assert f"{GOAL_COLOURS[obs['goal'][0]]} {GOAL_KINDS[obs['goal'][1]]}" == info["goal"]
+    vec = gym.make_vec("LV2/World-v0", num_envs=2, checkpoint=str(world_checkpoint), preset="test",
+                       goal_observation=True)
+    obs, infos = vec.reset(seed=[5, 6])
+    assert obs["image"].shape == (2, 32, 32, 3) and obs["goal"].shape == (2, 2)
+    assert vec.observation_space.contains(obs)
+    obs, *_ = vec.step(np.array([1, 5]))
+    assert vec.observation_space.contains(obs)
+    vec.close()
+
+
+def test_a_goal_observation_of_a_world_from_a_picture_is_refused(world_checkpoint):
+    env = _world(world_checkpoint, control_source="cache")
+    with pytest.raises(ValueError, match="picture has no scene"):
+        env.reset(options={"image": np.zeros((32, 32, 3), np.uint8)})
+    with pytest.raises(ValueError, match="goal_observation must be True or False"):
+        gym.make("LV2/GroundTruth-v0", goal_observation="yes")
+
+
+def test_a_policy_blind_to_the_frames_moves_in_the_world_exactly_as_in_the_truth(world_checkpoint):
+    """Why the benchmark need not generate the world runs of blind policies: same path, reward and end."""
+    truth, world = _truth(height=32, width=32, clip_frames=5), _world(world_checkpoint)
+    runs = []
+    for env in (truth, world):
+        teacher = GoalTeacher(env, noise=0.3)
+        episode = run_episode(env, teacher, scene_seed=SPLIT_SEEDS["agent_val"][0], style="sunny", max_steps=4)
+        runs.append((episode, env.unwrapped.world.state.copy()))
+    (a, state_a), (b, state_b) = runs
+    assert a == b
+    np.testing.assert_array_equal(state_a, state_b)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def test_agent_splits_are_disjoint_from_every_other_split_and_the_test_split_is_frozen():
+    ranges = sorted(SPLIT_SEEDS.values())
+    assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
+    test = split_scenes("agent_test", AGENT_TEST_SCENES)
+    assert len(test) == AGENT_TEST_SCENES >= 60
+    assert test[0] == (2_200_000, "sunny")  # frozen: changing the split changes every reported figure
+    assert {style for _, style in test} == set(STYLES)
+    assert [s for s, _ in test[:6]] == [2_200_000 + i for i in range(6)]
+    with pytest.raises(ValueError, match="sequence index"):
+        split_scenes("agent_test", AGENT_TEST_SCENES + 1)
+
+
+# ---------------------------------------------------------------------------------------------- teacher
+
+
+def test_the_teacher_reaches_the_goal_of_validation_scenes():
+    env = _truth(height=32, width=32)
+    reached = [run_episode(env, GoalTeacher(env), seed, style).success for seed, style in split_scenes("agent_val", 3)]
+    assert sum(reached) >= 2, reached
+
+
+def test_the_teacher_turns_toward_a_goal_behind_it_and_walks_at_one_ahead():
+    env = _truth(height=32, width=32)
+    env.reset(seed=0, options={"scene_seed": SPLIT_SEEDS["agent_val"][0] + 1})
+    teacher = GoalTeacher(env)
+    teacher.reset()
+    goal = env.unwrapped.goal.center
+    facing = float(np.arctan2(-goal[0], goal[1]))  # yaw that looks at the goal from the origin
+    assert teacher.act(np.array([0, 0, 1.6, facing + np.pi / 2, 0, 0])) == ACTION["turn_right"]
+    assert teacher.act(np.array([0, 0, 1.6, facing - np.pi / 2, 0, 0])) == ACTION["turn_left"]
+    assert teacher.act(np.array([0, 0, 1.6, facing, 0.5, 0])) == ACTION["look_down"]
+    with pytest.raises(ValueError, match="noise"):
+        GoalTeacher(env, noise=1.5)
+    with pytest.raises(ValueError, match="discrete"):
+        GoalTeacher(_truth(height=32, width=32, action_mode="continuous"))
+
+
+# ---------------------------------------------------------------------------------------------- pixel agent
+
+
+def _agent(image_shape=(32, 32, 3)) -> PixelAgent:
+    torch.manual_seed(0)
+    return PixelAgent(PixelPolicyNet(AgentConfig(input_size=32, image_shape=image_shape)), name="test")
+
+
+def test_predict_single_and_batched_with_sb3_state(tmp_path):
+    agent = _agent()
+    env = _truth(height=32, width=32)
+    obs, _ = env.reset(seed=0)
+    action, state = agent.predict(obs, deterministic=True)
+    assert env.action_space.contains(int(action)) and state.shape == (1,)
+    batch = {"image": np.stack([obs["image"]] * 3), "goal": np.stack([obs["goal"]] * 3)}
+    actions, states = agent.predict(batch, state=np.array([1, 5, 6]), episode_start=np.array([True, False, False]))
+    assert actions.shape == (3,) and np.array_equal(actions, states)
+    # The previous action is an input: a no-op at an episode's start and a given no-op are the same.
+    first, _ = agent.predict(batch, state=np.array([0, 0, 0]))
+    assert first[0] == actions[0]
+
+
+def test_save_and_load_round_trip_and_bad_files_are_named(tmp_path):
+    agent = _agent()
+    agent.save(tmp_path / "a")
+    loaded = load_agent(tmp_path / "a")
+    obs = {"image": np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8),
+           "goal": np.array([[0, 1], [3, 2]])}
+    torch.testing.assert_close(loaded.logits(obs, np.zeros(2)), agent.logits(obs, np.zeros(2)))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_agent(tmp_path / "missing")
+    weights = tmp_path / "a" / "agent.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="agent.safetensors.*cannot be read"):
+        load_agent(tmp_path / "a")
+
+
+def test_an_env_with_another_observation_space_is_refused_naming_both():
+    agent = _agent()
+    with pytest.raises(ValueError, match=r"takes observations Dict.*env gives Box"):
+        agent.policy_for(gym.make("LV2/GroundTruth-v0", height=32, width=32))
+    with pytest.raises(ValueError, match="128, 128, 3"):
+        agent.policy_for(_truth())
+
+
+def test_the_shipped_agents_load_and_act():
+    env = _truth()
+    for name in ("world-trained", "truth-trained"):
+        policy = load_agent(name, env=env).policy_for(env)
+        obs, info = env.reset(seed=1)
+        policy.reset(info)
+        assert env.action_space.contains(policy(obs, info))
+
+
+# ---------------------------------------------------------------------------------------------- imitation
+
+
+def test_collection_labels_every_frame_and_resumes(tmp_path):
+    env = _truth(height=32, width=32)
+    config = CollectConfig(env_steps=3, episode_steps=2, input_size=16)
+    summary = collect(env, config, tmp_path / "c", progress=False)
+    assert summary["env_steps"] == 3
+    data = load_collection(tmp_path / "c")
+    # Each step adds 16 labelled frames; each episode starts with its reset frame.
+    assert len(data["labels"]) == 16 * 3 + summary["episodes"]
+    assert data["images"].shape[1:] == (16, 16, 3)
+    again = collect(env, config, tmp_path / "c", progress=False)
+    assert again["episodes"] == summary["episodes"] and again["seconds_this_run"] < summary["seconds_this_run"]
+
+
+def test_mirroring_swaps_left_and_right():
+    images = torch.arange(4.0).reshape(1, 1, 1, 4)
+    labels = torch.tensor([ACTION["turn_left"]])
+    flipped, previous, mirrored = mirror_batch(images, torch.tensor([ACTION["strafe_right"]]), labels,
+                                               torch.tensor([True]))
+    assert flipped.flatten().tolist() == [3.0, 2.0, 1.0, 0.0]
+    assert mirrored.item() == ACTION["turn_right"] and previous.item() == ACTION["strafe_left"]
+
+
+def test_training_fits_a_learnable_rule():
+    """The goal's colour decides the label: a net that reads the goal channels fits it."""
+    rng = np.random.default_rng(0)
+    n = 256
+    goals = np.stack([rng.integers(0, 12, n), rng.integers(0, 4, n)], 1)
+    data = {"images": rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), "goals": goals,
+            "previous": np.zeros(n, dtype=np.int64), "labels": np.where(goals[:, 0] < 6, 1, 2)}
+    agent, history = train(data, TrainConfig(epochs=8, batch_size=32, learning_rate=3e-3, mirror=False),
+                           AgentConfig(input_size=16, channels=(8, 8)), progress=False)
+    assert history[-1]["accuracy"] > 0.95 and history[-1]["loss"] < history[0]["loss"]
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def test_rank_correlations():
+    assert ranks([3, 1, 2, 2]).tolist() == [4.0, 1.0, 2.5, 2.5]
+    assert spearman([1, 2, 3], [10, 20, 1000]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [10, 20, 1000]) < 1.0
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(spearman([1, 1], [1, 2]))
+
+
+def test_random_policy_restarts_from_the_scene_seed():
+    policy = RandomPolicy(11)
+    policy.reset(seed=4)
+    a = [policy(None, None) for _ in range(5)]
+    policy.reset(seed=4)
+    assert [policy(None, None) for _ in range(5)] == a
+
+
+# ---------------------------------------------------------------------------------------------- the benchmark
+
+
+def test_bench_agents_quick_runs_every_stage_and_resumes(tmp_path):
+    from lv2_env.cli.main import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "agents", "--quick", "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "agents.json").read_text())
+    for key in ("split", "scenes", "transfer_ratio", "spearman", "pearson", "mean_abs_gap"):
+        assert key in report
+    assert report["split"] == "agent_test" and len(report["scenes"]) == 2
+    names = [p["name"] for p in report["policies"]]
+    assert len(names) == 8 and {"teacher", "random", "truth-trained", "world-trained"} <= set(names)
+    for p in report["policies"]:
+        assert {"name", "trained_in", "success_truth", "success_world"} <= set(p)
+        assert 0.0 <= p["success_truth"] <= 1.0 and 0.0 <= p["success_world"] <= 1.0
+        assert p["world_run"] == (p["kind"] == "pixel")
+    assert (out / "agents.png").stat().st_size > 1000 and "| teacher |" in (out / "agents.md").read_text()
+    assert (out / "agents" / "world-trained" / "agent.safetensors").exists()
+    # Resumed: every stage is found done, the same report comes back.
+    assert main(["bench", "agents", "--quick", "--quiet", "--out", str(out)]) == 0
+    again = json.loads((out / "agents.json").read_text())
+    assert again["policies"] == report["policies"]
+    # Another setting in the same directory is refused.
+    assert main(["bench", "agents", "--quick", "--quiet", "--epochs", "3", "--out", str(out)]) == 2
+
+
+def test_rollout_shows_the_shipped_agent_walking_to_the_goal(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from lv2_env.cli.main import main
+
+    out = tmp_path / "agent.mp4"
+    assert main(["rollout", "--env", "groundtruth", "--policy", "agent", "--seconds", "3", "--quiet",
+                 "--out", str(out)]) == 0
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["policy"] == "agent" and side["goal"] and 1 <= len(side["steps"]) <= 3
+    assert all(0 <= s["action"] < 11 for s in side["steps"])
+    picture = tmp_path / "picture.png"
+    iio.imwrite(picture, np.zeros((128, 128, 3), np.uint8))
+    assert main(["rollout", "--policy", "agent", "--image", str(picture), "--out", str(tmp_path / "c.mp4")]) == 2
+    assert "has no scene" in capsys.readouterr().err
+    assert main(["rollout", "--env", "groundtruth", "--policy", "agent", "--agent", str(tmp_path / "none"),
+                 "--seconds", "1", "--quiet", "--out", str(tmp_path / "b.mp4")]) == 2
+
+
+def test_the_observable_teacher_searches_left_until_the_goal_is_in_sight():
+    env = _truth(height=32, width=32)
+    env.reset(seed=0, options={"scene_seed": SPLIT_SEEDS["agent_val"][0] + 1})
+    teacher = GoalTeacher(env, search="left")
+    teacher.reset()
+    goal = env.unwrapped.goal.center
+    facing = float(np.arctan2(-goal[0], goal[1]))
+    behind = np.array([0, 0, 1.6, facing + np.pi, 0, 0])
+    ahead = np.array([0, 0, 1.6, facing, 0, 0])
+    seen = teacher.goal_in_sight(np.stack([behind, ahead]))
+    assert seen.tolist() == [False, True]
+    # Out of sight it turns left even where the shorter way is right; in sight it follows its plan.
+    assert teacher.act(np.array([0, 0, 1.6, facing - np.pi / 2, 0, 0])) == ACTION["turn_left"]
+    assert teacher.labels(np.stack([behind, ahead])) == [ACTION["turn_left"], GoalTeacher(env).act(ahead)]
+    with pytest.raises(ValueError, match="search"):
+        GoalTeacher(env, search="right")
