@@ -37,8 +37,8 @@ class Episode:
 
     def as_dict(self) -> dict[str, Any]:
         return {"scene_seed": self.scene_seed, "style": self.style, "success": self.success,
-                "return": round(self.episode_return, 4), "steps": self.steps,
-                "final_distance": round(self.final_distance, 3), "collisions": self.collisions}
+                "return": self.episode_return, "steps": self.steps,  # unrounded: a resumed report is the same
+                "final_distance": self.final_distance, "collisions": self.collisions}
 
 
 def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: int = MAX_STEPS) -> Episode:

@@ -302,6 +302,8 @@ def test_the_observable_teacher_searches_left_until_the_goal_is_in_sight():
     assert seen.tolist() == [False, True]
     # Out of sight it turns left even where the shorter way is right; in sight it follows its plan.
     assert teacher.act(np.array([0, 0, 1.6, facing - np.pi / 2, 0, 0])) == ACTION["turn_left"]
-    assert teacher.labels(np.stack([behind, ahead])) == [ACTION["turn_left"], GoalTeacher(env).act(ahead)]
+    toward = GoalTeacher(env)
+    toward.reset()
+    assert teacher.labels(np.stack([behind, ahead])) == [ACTION["turn_left"], toward.act(ahead)]
     with pytest.raises(ValueError, match="search"):
         GoalTeacher(env, search="right")
