@@ -154,7 +154,7 @@ class KeyboardPlayer:
         self.stepping = False  # a step is being generated on the worker thread
         self.pending_reset = False  # N pressed during a step: reset once it is done
         self.first_world = True
-        self.show_keys = True  # the key table over the frames, until the first movement key or H
+        self.show_keys = not autopilot  # the key table over the frames, until the first movement key, G or H
         self.message = ""
         self.message_time = -np.inf
         self.screen = None

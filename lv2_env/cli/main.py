@@ -121,7 +121,7 @@ def _rollout(args: argparse.Namespace) -> int:
               file=sys.stderr)
         args.action_mode = "discrete"
     # A goal-walking policy sees the goal and the episode ends when it arrives; scripted paths run the whole length.
-    task = dict(goal_observation=True, goal_radius=1.5) if goal_task else dict(goal_radius=None)
+    task = dict(goal_observation=True) if goal_task else dict(goal_radius=None)
     if args.env == "world":
         control_source = "cache" if args.image else args.control_source
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
@@ -219,7 +219,9 @@ def _play(args: argparse.Namespace) -> int:
         options["image"] = args.image
     if args.prompt:
         options["prompt"] = args.prompt
-    if args.agent not in ("world-trained", "truth-trained"):
+    from agents.pixel import AGENT_NAMES
+
+    if args.agent not in AGENT_NAMES:
         readable_dir(args.agent, "--agent")
     player = KeyboardPlayer(env, scale=args.scale, compare=args.compare, record_dir=args.record_dir, seed=args.seed,
                             options=options or None, agent=args.agent, autopilot=args.autopilot)
