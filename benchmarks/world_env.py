@@ -3,6 +3,7 @@
     python benchmarks/world_env.py                        # auto, fp32, bf16; then SubprocVecEnv 1, 2, 4 workers
     python benchmarks/world_env.py --steps 30 --precisions auto --workers 1 2
     python benchmarks/world_env.py --batch-sizes 1 4      # also gymnasium.make_vec batched worlds
+    python benchmarks/world_env.py --device cuda --precisions auto --workers --batch-sizes 1 8 64   # a GPU
 
 Prints the CPU (torch's capability and the bf16 flags of /proc/cpuinfo), the precision each run resolved to, the
 torch threads, and for each precision: new frames per second over ``steps`` steps of a random discrete policy
@@ -63,7 +64,7 @@ def _timed_steps(vec, num_envs: int, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def single(precision: str, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
+def single(precision: str, steps: int, checkpoint: str | None, seed: int, world: dict) -> dict:
     import gymnasium as gym
     import torch
 
@@ -71,8 +72,8 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int, decode
 
     from model.precision import bf16_speedup
 
-    env = gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, precision=precision, decoder=decoder,
-                   max_episode_steps=steps + 2)
+    env = gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, precision=precision,
+                   max_episode_steps=steps + 2, **world)
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     env.step(1)  # warm-up: oneDNN picks its kernels on the first clip
@@ -90,7 +91,8 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int, decode
     return {
         "precision_asked": precision,
         "precision": env.unwrapped.precision,
-        "decoder": decoder,
+        **world,
+        "control_encoder": env.unwrapped.model.control_encoder_name,
         "torch_threads": torch.get_num_threads(),
         "bf16_probe": {"matmul": round(probe.matmul, 3), "conv3d": round(probe.conv3d, 3)},
         "steps": steps,
@@ -102,12 +104,12 @@ def single(precision: str, steps: int, checkpoint: str | None, seed: int, decode
     }
 
 
-def batched(n: int, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
+def batched(n: int, steps: int, checkpoint: str | None, seed: int, world: dict) -> dict:
     import gymnasium as gym
 
     import lv2_env  # noqa: F401
 
-    vec = gym.make_vec("LV2/World-v0", num_envs=n, checkpoint=checkpoint, goal_radius=None, decoder=decoder)
+    vec = gym.make_vec("LV2/World-v0", num_envs=n, checkpoint=checkpoint, goal_radius=None, **world)
     vec.reset(seed=seed)
     wall = _timed_steps(vec, n, steps)
     new_frames = vec.envs[0].clip.new_frames
@@ -115,22 +117,21 @@ def batched(n: int, steps: int, checkpoint: str | None, seed: int, decoder: str)
             "generated_fps": round(n * steps * new_frames / wall, 2), "seconds_per_step": round(wall / steps, 3)}
 
 
-def _make_world(checkpoint: str | None, decoder: str):
+def _make_world(checkpoint: str | None, world: dict):
     def make():
         import gymnasium as gym
 
         import lv2_env  # noqa: F401
 
-        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, decoder=decoder,
-                        max_episode_steps=10**6)
+        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, max_episode_steps=10**6, **world)
 
     return make
 
 
-def subproc(workers: int, steps: int, checkpoint: str | None, seed: int, decoder: str) -> dict:
+def subproc(workers: int, steps: int, checkpoint: str | None, seed: int, world: dict) -> dict:
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    vec = SubprocVecEnv([_make_world(checkpoint, decoder) for _ in range(workers)], start_method="forkserver")
+    vec = SubprocVecEnv([_make_world(checkpoint, world) for _ in range(workers)], start_method="forkserver")
     try:
         vec.seed(seed)
         vec.reset()
@@ -157,26 +158,29 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[], help="gymnasium.make_vec batch sizes")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped tiny model")
     parser.add_argument("--decoder", choices=["full", "fast"], default="full")
+    parser.add_argument("--control-encoder", choices=["full", "distilled"], default="full")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, for the parent
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
+    world = {"decoder": args.decoder, "control_encoder": args.control_encoder, "device": args.device}
     if args.json:  # a child run: one measurement, one JSON line
         kind, value = args.only.split("=")
         if kind == "precision":
-            result = single(value, args.steps, args.checkpoint, args.seed, args.decoder)
+            result = single(value, args.steps, args.checkpoint, args.seed, world)
         elif kind == "workers":
-            result = subproc(int(value), args.vec_steps, args.checkpoint, args.seed, args.decoder)
+            result = subproc(int(value), args.vec_steps, args.checkpoint, args.seed, world)
         else:
-            result = batched(int(value), args.vec_steps, args.checkpoint, args.seed, args.decoder)
+            result = batched(int(value), args.vec_steps, args.checkpoint, args.seed, world)
         print(json.dumps(result))
         return
 
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu_description()}")
     common = ["--steps", str(args.steps), "--vec-steps", str(args.vec_steps), "--seed", str(args.seed),
-              "--decoder", args.decoder]
+              "--decoder", args.decoder, "--control-encoder", args.control_encoder, "--device", args.device]
     if args.checkpoint:
         common += ["--checkpoint", args.checkpoint]
     for precision in args.precisions:

@@ -54,6 +54,8 @@ class Checkpoint:
     notes: dict[str, Any] = field(default_factory=dict)
     # What loading the published files did (prefixes stripped, keys renamed): model.weights.LoadReport, or None.
     load_report: Any = None
+    # The distilled encoder of the conditioning videos (model.control_encoder), or None: the VAE encoder does it.
+    control_encoder: Any = None
 
     def generator(
         self,
@@ -81,7 +83,8 @@ class Checkpoint:
                     frames=self.preset.frames, history_latent_frames=history,
                     options=options or SamplingOptions.from_preset(self.preset.sampling), autocast=autocast,
                     image_encoder=self.image_encoder, condition=self.preset.condition,
-                    control_condition=self.preset.control_condition, history_frames=self.preset.history_frames)
+                    control_condition=self.preset.control_condition, history_frames=self.preset.history_frames,
+                    control_encoder=self.control_encoder)
 
 
 def build_from_preset(preset: str | Preset, vocabulary: list[str] | None = None, seed: int = 0) -> Checkpoint:

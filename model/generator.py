@@ -115,6 +115,9 @@ class BatchGenerator:
             encoded, as the causal VAE itself would: LongVie 2's code keeps 8 and encodes frames -8..-4.
         slots: how many videos (:attr:`slots`, each a :class:`GeneratorSlot`).
         seed: the slots' first noise seed (each ``reset`` may give another).
+        control_encoder: a network distilled to give the VAE encoder's latents for the conditioning videos
+            (:class:`model.control_encoder.ControlEncoder`), used for them in its place; None: the VAE encoder.
+            History frames always go through the VAE encoder.
 
     Slots with history and slots without (a slot just reset) run as two batches, because the history tokens
     must have the same length across a batch.
@@ -135,6 +138,7 @@ class BatchGenerator:
         history_frames: int | None = None,
         slots: int = 1,
         seed: int = 0,
+        control_encoder: torch.nn.Module | None = None,
     ) -> None:
         num_latent_frames(frames)
         if condition not in CONDITIONS:
@@ -156,6 +160,7 @@ class BatchGenerator:
                              "(precision 'bf16'), or load the model in float32 to compute in float32")
         self.transformer = transformer.eval()
         self.vae = vae.eval()
+        self.control_encoder = None if control_encoder is None else control_encoder.eval()
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
         self.frames = frames
@@ -285,7 +290,8 @@ class BatchGenerator:
         device = self.device
         with autocast_context(self.autocast, device):
             context, negative = self._context(prompts)
-            # 1. Control videos and the I2V conditioning videos, encoded in one batch.
+            # 1. Control videos and the I2V conditioning videos, encoded in one batch (by the distilled control
+            #    encoder when there is one).
             videos = {name: torch.cat([frames_to_tensor(x) for x in v]).to(device) for name, v in controls.items()}
             check_clip_shapes(self.frames, h, w, videos)
             first = frames_to_tensor(last_frames[:, None])[:, :, 0].to(device)  # [B, 3, H, W]
@@ -299,7 +305,8 @@ class BatchGenerator:
             # LongVie 2's published branches take their own first frame's conditioning, encoded in the same batch.
             own = [condition_video(videos[name][:, :, 0], self.frames) for name in names] \
                 if self.control_condition == "own_first_frame" else []
-            latents = self.vae.encode(torch.cat([*videos.values(), guide, *own]))
+            encode_conditioning = self.control_encoder if self.control_encoder is not None else self.vae.encode
+            latents = encode_conditioning(torch.cat([*videos.values(), guide, *own]))
             control_latents = {name: latents[i * b : (i + 1) * b] for i, name in enumerate(names)}
             k = len(names) * b
             condition = condition_from_latent(latents[k : k + b])

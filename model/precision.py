@@ -150,6 +150,26 @@ def resolve_precision(value: str | None = "auto", device: str | torch.device = "
     return torch.bfloat16
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` if this machine has it; a ValueError naming what it has otherwise."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r} ({error})") from None
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "cuda" and torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count():
+        return parsed
+    cuda = ("this torch has no CUDA (a CPU build)" if torch.version.cuda is None
+            else f"torch {torch.__version__} finds {torch.cuda.device_count()} CUDA devices")
+    raise ValueError(f"device {str(device)!r} is not available here ({cuda}); available: {', '.join(available)}")
+
+
 def precision_name(dtype: torch.dtype | None) -> str:
     """``"bf16"`` or ``"fp32"``: what a resolved precision computes in."""
     import torch

@@ -29,6 +29,9 @@ CONTROL_CONDITIONS = ("image", "own_first_frame")
 # The VAE decoder a world loads: "full", the checkpoint's own VAE; "fast", vae-fast/, the same encoder with a
 # distilled, narrower decoder (model/training/distill_decoder.py).
 DECODERS = ("full", "fast")
+# Which network encodes the conditioning videos: "full", the VAE encoder (the default); "distilled", the model's
+# distilled control encoder (control-encoder/), ~7x less arithmetic, at the quality cost in docs/performance.md.
+CONTROL_ENCODERS = ("full", "distilled")
 # What a condition="rendered" model is shown along the path in a world (lv2_env/envs/world.py): the last frame alone,
 # warped with its depth, or the world memory's render (every surface seen before, first look kept) over that warp.
 RENDERED_CONDITIONINGS = ("last_frame", "memory")

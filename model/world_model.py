@@ -16,11 +16,14 @@ import torch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
-from model.precision import precision_name, resolve_precision
-from model.presets import DECODERS, Preset
+from model.checkpoint_files import check_diffusers_model
+from model.control_encoder import ControlEncoder
+from model.precision import check_device, precision_name, resolve_precision
+from model.presets import CONTROL_ENCODERS, DECODERS, Preset
 from model.vae import VideoVAE
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
+CONTROL_ENCODER_FOLDER = "control-encoder"
 
 
 def shipped_checkpoint() -> Path:
@@ -51,25 +54,35 @@ class WorldModel:
         sampling_steps: int | None = None,
         need_depth: bool = False,
         decoder: str = "full",
+        control_encoder: str = "full",
     ) -> "WorldModel":
         """Load ``directory`` (the shipped model if None); ``preset``: refuse a checkpoint of another preset;
         ``precision``: ``"auto"`` (bf16 only where this device computes it faster), ``"bf16"`` or ``"fp32"``;
-        ``decoder``: ``"full"`` or ``"fast"`` (the distilled decoder in ``vae-fast/``).
+        ``decoder``: ``"full"`` or ``"fast"`` (the distilled decoder in ``vae-fast/``); ``control_encoder``:
+        ``"full"`` (the VAE encoder) or ``"distilled"`` (the model's distilled encoder of the conditioning videos in
+        ``control-encoder/``; a model without one raises ValueError saying so).
+        ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; one this machine lacks raises ValueError naming what it has.
 
         Every component's files are checked before it is built (:mod:`model.checkpoint_files`): a broken one
-        (``vae-fast/`` and ``depth/`` included) raises one ValueError naming the file and what is wrong."""
+        (``vae-fast/``, ``control-encoder/`` and ``depth/`` included) raises one ValueError naming the file and what
+        is wrong."""
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
+        device = str(check_device(device))
         autocast = resolve_precision(precision, device)
         if sampling_steps is not None and (not isinstance(sampling_steps, int) or sampling_steps < 1):
             raise ValueError(f"sampling_steps must be a positive integer or None, got {sampling_steps!r}")
         directory = Path(directory) if directory is not None else shipped_checkpoint()
+        conditioning_encoder = load_control_encoder(directory, control_encoder)  # refused before the rest loads
         checkpoint = load_checkpoint(directory, expect_preset=preset)
         if decoder == "fast":
             if not (directory / "vae-fast").is_dir():
                 raise ValueError(f"{str(directory)!r} has no distilled decoder (vae-fast/): use decoder='full', or "
                                  "distil one with `python -m model.training.distill_decoder`")
             checkpoint.vae = VideoVAE.from_pretrained(directory / "vae-fast")  # the same encoder, so the same latents
+        checkpoint.control_encoder = conditioning_encoder
+        if checkpoint.control_encoder is not None:
+            checkpoint.control_encoder.to(device)
         checkpoint.transformer.to(device)
         checkpoint.vae.to(device)
         checkpoint.text_encoder.to(device)
@@ -83,6 +96,11 @@ class WorldModel:
             depth = TinyDepthEstimator.from_pretrained(directory / "depth")
             depth.net.to(device)
         return cls(checkpoint, directory, autocast, sampling_steps, depth)
+
+    @property
+    def control_encoder_name(self) -> str:
+        """What encodes the conditioning videos: ``"distilled"`` or ``"full"`` (the VAE encoder)."""
+        return "full" if self.checkpoint.control_encoder is None else "distilled"
 
     @property
     def preset(self) -> Preset:
@@ -118,3 +136,19 @@ class WorldModel:
         tokenize = getattr(self.checkpoint.text_encoder, "tokenize", None)
         if tokenize is not None:
             tokenize([prompt])
+
+
+def load_control_encoder(directory: Path, choice: str) -> ControlEncoder | None:
+    """The distilled control encoder of ``directory`` for ``choice`` ``"distilled"``, or None for ``"full"`` (the
+    VAE encoder does the work); ValueError for another choice or a model without one."""
+    if choice not in CONTROL_ENCODERS:
+        raise ValueError(f"control_encoder must be one of {list(CONTROL_ENCODERS)}, got {choice!r}")
+    if choice == "full":
+        return None
+    folder = directory / CONTROL_ENCODER_FOLDER
+    if not folder.is_dir():
+        raise ValueError(f"{str(directory)!r} has no distilled control encoder ({CONTROL_ENCODER_FOLDER}/): use "
+                         "control_encoder='full' (the VAE encoder), or distil one with "
+                         "`python -m model.training.distill_control_encoder`")
+    check_diffusers_model(folder, ControlEncoder, "the control encoder")
+    return ControlEncoder.from_pretrained(str(folder), local_files_only=True).eval()

@@ -22,11 +22,13 @@ def small_world_preset():
 
 @pytest.fixture(scope="session")
 def world_checkpoint(tmp_path_factory):
-    """A randomly initialised checkpoint of :func:`small_world_preset` with a small depth network."""
+    """A randomly initialised checkpoint of :func:`small_world_preset` with a small depth network and control
+    encoder."""
     import torch
 
     from lv2_env.worlds.scene import CAPTION_VOCABULARY
     from model.checkpoint import build_from_preset, save_checkpoint
+    from model.control_encoder import ControlEncoder
     from model.depth import TinyDepthConfig, TinyDepthNet
     from model.text import build_vocabulary
 
@@ -35,4 +37,6 @@ def world_checkpoint(tmp_path_factory):
                     directory)
     torch.manual_seed(0)
     TinyDepthNet(TinyDepthConfig(channels=[8, 16], groups=4)).save_pretrained(directory / "depth")
+    # As the shipped model: a (here untrained) distilled control encoder, for control_encoder="distilled".
+    ControlEncoder(widths=(8, 16, 16), blocks=1, groups=4).save_pretrained(directory / "control-encoder")
     return directory

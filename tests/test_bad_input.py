@@ -2,10 +2,10 @@
 inside a library.
 
 * **Checkpoints**: each test copies the shipped model and breaks one file of it: a weights file with a tensor
-  removed, added or of the wrong shape (in every component: transformer, vae, vae-fast, text_encoder, depth), a
-  truncated or incomplete ``lv2.json``, a truncated ``config.json``, a config of the wrong types. The error must
-  come from the component's own loader and, unchanged, from ``WorldModel.load`` (what the environments call),
-  before diffusers builds anything. (Before: a missing tensor made diffusers print a "newly initialized" notice
+  removed, added or of the wrong shape (in every component: transformer, vae, vae-fast, control-encoder,
+  text_encoder, depth), a truncated or incomplete ``lv2.json``, a truncated ``config.json``, a config of the wrong
+  types. The error must come from the component's own loader and, unchanged, from ``WorldModel.load`` (what the
+  environments call), before diffusers builds anything. (Before: a missing tensor made diffusers print a "newly initialized" notice
   and then fail inside torch with "Cannot copy out of meta tensor", and a truncated lv2.json gave a
   JSONDecodeError naming no file.)
 * **Inputs and the command line**: start images that cannot be read, World-v0 asked for another size than its
@@ -47,7 +47,7 @@ from model.checkpoint_files import CheckpointWeightsError
 from model.depth import TinyDepthEstimator
 from model.text import load_text_encoder
 from model.vae import VideoVAE
-from model.world_model import SHIPPED_DIR, WorldModel
+from model.world_model import SHIPPED_DIR, WorldModel, load_control_encoder
 
 # ------------------------------------------------------------------------------------------------ checkpoints
 
@@ -56,6 +56,7 @@ WEIGHTS: dict[str, tuple[str, str]] = {
     "transformer": ("transformer/diffusion_pytorch_model.safetensors", "control.branches.dense.0.attn1.norm_k.weight"),
     "vae": ("vae/diffusion_pytorch_model.safetensors", "encoder.conv_in.weight"),
     "vae-fast": ("vae-fast/diffusion_pytorch_model.safetensors", "decoder.conv_in.weight"),
+    "control-encoder": ("control-encoder/diffusion_pytorch_model.safetensors", "out.weight"),
     "text_encoder": ("text_encoder/model.safetensors", "layers.0.self_attn.in_proj_weight"),
     "depth": ("depth/model.safetensors", "head.weight"),
 }
@@ -63,6 +64,7 @@ LOADERS: dict[str, Callable[[Path], object]] = {
     "transformer": load_checkpoint,
     "vae": lambda directory: VideoVAE.from_pretrained(directory / "vae"),
     "vae-fast": lambda directory: VideoVAE.from_pretrained(directory / "vae-fast"),
+    "control-encoder": lambda directory: load_control_encoder(directory, "distilled"),
     "text_encoder": lambda directory: load_text_encoder(directory / "text_encoder"),
     "depth": lambda directory: TinyDepthEstimator.from_pretrained(directory / "depth"),
 }
@@ -70,8 +72,9 @@ EXTRA_KEY = "not_a_parameter.weight"
 
 
 def _load_world(directory: Path) -> WorldModel:
-    """The environments' load: every component, the distilled decoder and the depth network included."""
-    return WorldModel.load(directory, need_depth=True, decoder="fast", precision="fp32")
+    """The environments' load: every component, the distilled decoder, the control encoder and the depth network
+    included."""
+    return WorldModel.load(directory, need_depth=True, decoder="fast", control_encoder="distilled", precision="fp32")
 
 
 @pytest.fixture
@@ -140,7 +143,7 @@ def test_the_environment_gives_the_same_error(model_copy):
 
 
 @pytest.mark.parametrize("config", ["lv2.json", "transformer/config.json", "vae/config.json", "vae-fast/config.json",
-                                    "text_encoder/config.json", "depth/config.json"])
+                                    "control-encoder/config.json", "text_encoder/config.json", "depth/config.json"])
 def test_a_truncated_json_file_is_named(model_copy, config):
     path = model_copy / config
     text = path.read_text()

@@ -90,7 +90,8 @@ def test_train_and_eval_keep_their_flags():
     assert _option_strings(evaluate) == {"--checkpoint", "--data", "--clips", "--out", "--steps", "--sampling-steps",
                                          "--precision", "--seed", "--grid-clips", "--rollouts", "--rollout-seconds",
                                          "--conditioning", "--composite", "--no-composite",  # the world memory
-                                         "--there-and-back-seconds", "--resume"}
+                                         "--there-and-back-seconds", "--resume",
+                                         "--control-encoder"}  # what encodes the conditioning videos
     args = parse_args(["eval", "--checkpoint", "ckpt", "--data", "eval", "--out", "o", "--steps", "3"])
     settings = dataclass_from_args(EvalSettings, args)
     assert settings == EvalSettings(checkpoint=Path("ckpt"), data=Path("eval"), out=Path("o"), sampling_steps=3)

@@ -36,7 +36,8 @@ EVAL_DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``lv2 eval``: :class:`EvalSettings`' fields, with the shared generation options."""
-    add_dataclass_arguments(p, EvalSettings, skip=("sampling_steps", "precision"))  # the shared options' flags:
+    # the shared options' flags:
+    add_dataclass_arguments(p, EvalSettings, skip=("sampling_steps", "precision", "control_encoder"))
     add_generation_options(p, steps_flags=("--steps", "--sampling-steps"))
 
 
@@ -80,7 +81,8 @@ def run_world(settings: EvalSettings) -> None:
 
     env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None,
                    sampling_steps=settings.sampling_steps, precision=settings.precision,
-                   conditioning=settings.conditioning, composite=settings.composite)
+                   control_encoder=settings.control_encoder, conditioning=settings.conditioning,
+                   composite=settings.composite)
     steps, note = whole_clips(settings.rollout_seconds, "--rollout-seconds", env.clip.duration)
     if note:
         print(f"lv2 eval: note: {note}", file=sys.stderr)
@@ -100,6 +102,7 @@ def run_world(settings: EvalSettings) -> None:
     run = {"checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
            "seed": settings.seed, "sampling_steps": settings.sampling_steps, "precision": env.precision,
            "conditioning": env.conditioning, "composite": env.composite,
+           "control_encoder": env.model.control_encoder_name,
            "history_latent_frames": env.generator.history_latent_frames}
     done, strip_rows = resumed_rollouts(out, run, settings.rollouts) if settings.resume else ([], [])
     if not settings.resume:  # this evaluation's rollouts only
@@ -195,10 +198,12 @@ def run_clips(settings: EvalSettings) -> None:
     from lv2_env.signals.world_memory import memory_options
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
+    from model.world_model import load_control_encoder
     from model.pipeline import SamplingOptions
     from model.precision import precision_name, resolve_precision
 
     checkpoint = load_checkpoint(settings.checkpoint)
+    checkpoint.control_encoder = load_control_encoder(settings.checkpoint, settings.control_encoder)
     preset = checkpoint.preset
     dataset = ClipDataset(
         settings.data, fields=CLIP_FIELDS,
@@ -239,6 +244,7 @@ def run_clips(settings: EvalSettings) -> None:
     report = evaluate_clips(generate, clips, names=names)
     report["settings"] = {"checkpoint": str(settings.checkpoint), "data": str(settings.data), "clip_indices": indices,
                           "steps": options.steps, "precision": precision, "seed": settings.seed,
+                          "control_encoder": "full" if checkpoint.control_encoder is None else "distilled",
                           "history_latent_frames": 0, "conditioning": conditioning if rendered_model else None,
                           "composite": composite}
 

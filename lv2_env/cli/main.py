@@ -129,7 +129,7 @@ def _rollout(args: argparse.Namespace) -> int:
                        clip_frames=args.clip_frames,
                        action_mode=args.action_mode, style=args.style, **task,
                        sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
-                       conditioning=args.conditioning, composite=args.composite,
+                       control_encoder=args.control_encoder, device=args.device, conditioning=args.conditioning, composite=args.composite,
                        max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode,
@@ -210,7 +210,8 @@ def _play(args: argparse.Namespace) -> int:
     if args.env == "world":
         env = gym.make(ENVS["world"], checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
                        goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
-                       decoder=args.decoder, conditioning=args.conditioning, composite=args.composite,
+                       decoder=args.decoder, control_encoder=args.control_encoder, device=args.device,
+                       conditioning=args.conditioning, composite=args.composite,
                        control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)
@@ -348,6 +349,7 @@ def _check_generate_inputs(args: argparse.Namespace) -> bool:
 
 def _generate(args: argparse.Namespace) -> int:
     import time
+    from pathlib import Path
 
     from lv2_env.media.image import load_image
     from lv2_env.offline import clip_starts, generate_video, load_camera_geometry, load_control_video, read_prompts
@@ -358,10 +360,14 @@ def _generate(args: argparse.Namespace) -> int:
     rendered = _check_generate_inputs(args)
     autocast = resolve_precision(args.precision)
     if args.checkpoint:
-        checkpoint = load_checkpoint(args.checkpoint)
-    else:
-        from pathlib import Path
+        from model.world_model import load_control_encoder
 
+        checkpoint = load_checkpoint(args.checkpoint)
+        checkpoint.control_encoder = load_control_encoder(Path(args.checkpoint), args.control_encoder)
+    elif args.control_encoder == "distilled":
+        raise ValueError("--control-encoder distilled needs an lv2 --checkpoint with control-encoder/; LongVie 2's "
+                         "published weights encode their controls with Wan's VAE (--control-encoder full)")
+    else:
         from model.checkpoint import load_published
 
         longvie = Path(args.longvie)

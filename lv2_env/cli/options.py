@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 from model.precision import add_precision_argument
-from model.presets import DECODERS, RENDERED_CONDITIONINGS
+from model.presets import CONTROL_ENCODERS, DECODERS, RENDERED_CONDITIONINGS
 
 T = TypeVar("T")
 
@@ -154,7 +154,8 @@ def add_generation_options(
     conditioning: bool = False,
 ) -> None:
     """``--precision``, the denoising steps per clip (destination ``sampling_steps``, default None: the
-    model's) and, with ``decoder``, ``--decoder full|fast``: the options of every verb that generates.
+    model's), ``--control-encoder`` and, with ``decoder``, ``--decoder full|fast`` and ``--device``: the options
+    of every verb that generates.
 
     ``steps_flags``: the steps option's spellings, the first shown. ``lv2 rollout`` and ``play`` spell it
     ``--sampling-steps`` (their length is counted in clips, which "steps" would suggest); ``generate`` and
@@ -171,10 +172,15 @@ def add_generation_options(
         parser.add_argument("--composite", action=argparse.BooleanOptionalAction, default=None,
                             help=f"{scope}show the world memory's pixels over the generated ones where it holds a "
                             "surface (default: on with --conditioning memory)")
+    parser.add_argument("--control-encoder", choices=CONTROL_ENCODERS, default="full",
+                        help=f"{scope}what encodes the conditioning videos: full (default: the VAE encoder) or "
+                        "distilled (the model's control-encoder/: faster, see docs/performance.md for its cost)")
     if decoder:
         parser.add_argument("--decoder", choices=DECODERS, default="full",
                             help=f"{scope}the VAE decoder: full (default) or fast (distilled: 2-3x faster, a "
                             "little blurrier)")
+        parser.add_argument("--device", default="cpu",
+                            help=f"{scope}cpu (default), cuda or cuda:N; precision auto picks bf16 on a GPU with it")
 
 
 # ---------------------------------------------------------------------------------------------------- path flags

@@ -152,8 +152,8 @@ class WorldEnv(CameraEnv):
     ``gymnasium.make("LV2/World-v0", checkpoint=None, control_source="scene", render_mode=None,
     action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
     style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
-    torch_threads=None, decoder="full", preset="tiny", device="cpu", model=None, generator=None,
-    conditioning=None, memory_capacity=262144, composite=None, goal_observation=False)``.
+    torch_threads=None, decoder="full", control_encoder="full", preset="tiny", device="cpu", model=None,
+    generator=None, conditioning=None, memory_capacity=262144, composite=None, goal_observation=False)``.
     ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
     keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
     (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
@@ -166,7 +166,11 @@ class WorldEnv(CameraEnv):
     ``env.unwrapped.precision``. ``torch_threads``: as ``LV2/GroundTruth-v0`` (one share of the cores per
     subprocess worker by default); the number in use is ``env.unwrapped.torch_threads``. ``decoder``: ``"full"``,
     or ``"fast"`` for the model's distilled VAE decoder (``vae-fast/``: the same latents decoded 2-3x faster on
-    CPU, at the PSNR cost given in model/shipped/README.md). ``conditioning``: what a ``condition="rendered"`` model
+    CPU, at the PSNR cost given in model/shipped/README.md). ``control_encoder``: ``"full"`` (the VAE encoder) or
+    ``"distilled"`` (the model's distilled encoder of the conditioning videos, ``control-encoder/``: ~7x less
+    arithmetic, at the quality cost in docs/performance.md); the one in use is
+    ``env.unwrapped.model.control_encoder_name``. ``device``: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``); one this
+    machine lacks raises ``ValueError`` naming what it has. ``conditioning``: what a ``condition="rendered"`` model
     (the shipped one) is conditioned on along the path: ``"memory"`` (the default for such a model) is a
     :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
     the start frame protected; a surface keeps its first observation; at most ``memory_capacity`` surfels, so
@@ -209,6 +213,7 @@ class WorldEnv(CameraEnv):
         precision: str = "auto",
         torch_threads: int | None = None,
         decoder: str = "full",
+        control_encoder: str = "full",
         preset: str = "tiny",
         device: str = "cpu",
         model=None,
@@ -228,7 +233,7 @@ class WorldEnv(CameraEnv):
         self.torch_threads = apply_torch_threads(self._torch_threads_asked)  # before the probe and the model load
         self.model = model if model is not None else WorldModel.load(
             checkpoint, preset=preset, device=device, precision=precision, sampling_steps=sampling_steps,
-            need_depth=control_source == "cache", decoder=decoder,
+            need_depth=control_source == "cache", decoder=decoder, control_encoder=control_encoder,
         )
         size = self.model.preset
         check_model_size(size, height=height, width=width, clip_frames=clip_frames, fps=fps)

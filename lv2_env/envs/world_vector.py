@@ -22,7 +22,7 @@ class WorldVectorEnv(gym.vector.VectorEnv):
     ``NEXT_STEP`` mode: the step after a world terminates or is truncated resets it (its action is ignored,
     reward 0) and returns its first observation. Truncation comes from ``max_episode_steps`` (the registered
     100 steps unless given). ``seed`` in :meth:`reset` may be an int (world ``i`` gets ``seed + i``) or a list.
-    ``precision``, ``torch_threads`` and ``decoder`` are those of :class:`WorldEnv` (one process: all of its cores by
+    ``precision``, ``torch_threads``, ``decoder``, ``control_encoder`` and ``device`` are those of :class:`WorldEnv` (one process: all of its cores by
     default). Every other keyword goes to each :class:`WorldEnv`.
     """
 
@@ -30,7 +30,8 @@ class WorldVectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int | None = None, checkpoint=None, preset: str = "tiny",
                  device: str = "cpu", precision: str = "auto", sampling_steps: int | None = None,
-                 torch_threads: int | None = None, decoder: str = "full", **env_kwargs: Any) -> None:
+                 torch_threads: int | None = None, decoder: str = "full", control_encoder: str = "full",
+                 **env_kwargs: Any) -> None:
         from model.world_model import WorldModel
 
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -41,7 +42,7 @@ class WorldVectorEnv(gym.vector.VectorEnv):
         self.torch_threads = apply_torch_threads(check_torch_threads(torch_threads))
         model = WorldModel.load(checkpoint, preset=preset, device=device, precision=precision,
                                 sampling_steps=sampling_steps, need_depth=env_kwargs.get("control_source") == "cache",
-                                decoder=decoder)
+                                decoder=decoder, control_encoder=control_encoder)
         self.precision = model.precision
         self.batch = model.batch_generator(num_envs)
         # Each world steps on its own through its slot (a batch of one); step() below runs them all together.

@@ -20,8 +20,8 @@ class EvalSettings:
     Its paths are checked against the file system by ``lv2_env.cli.eval.check_paths`` when the command runs, not
     here: a settings object describes an evaluation, wherever it may run.
 
-    ``sampling_steps`` and ``precision`` are the options every generating verb shares; their flags
-    (``--steps``, ``--precision``) are ``lv2_env.cli.options.add_generation_options``'s."""
+    ``sampling_steps``, ``precision`` and ``control_encoder`` are the options every generating verb shares; their
+    flags (``--steps``, ``--precision``, ``--control-encoder``) are ``lv2_env.cli.options.add_generation_options``'s."""
 
     checkpoint: Path = field(metadata={"help": "checkpoint directory (model.checkpoint format, with lv2.json)"})
     data: Path | None = field(default=None, metadata={
@@ -34,6 +34,8 @@ class EvalSettings:
     sampling_steps: int | None = field(default=None, metadata={
         "help": "denoising steps (default: the checkpoint's)"})
     precision: str = field(default="auto", metadata={"help": "auto, bf16 or fp32 (model.precision)"})
+    control_encoder: str = field(default="full", metadata={
+        "help": "what encodes the conditioning videos: full (the VAE encoder) or distilled"})
     conditioning: str | None = field(default=None, metadata={
         "help": "what the model is shown along the path (clips: the memory of their first frame): memory (default "
                 "for a model conditioned on a render of the path, as the shipped one) or last_frame (the last frame "
