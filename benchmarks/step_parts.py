@@ -49,6 +49,7 @@ class Args:
     checkpoint: str | None = None
     control_encoder: str = "full"
     sampling_steps: int | None = None
+    decoder: str = "full"
     json: bool = False
 
 
@@ -82,11 +83,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="default: the shipped tiny model")
     parser.add_argument("--control-encoder", choices=["full", "distilled"], default="full")
     parser.add_argument("--sampling-steps", type=int, default=None, help="denoising steps (default: the model's)")
+    parser.add_argument("--decoder", choices=["full", "fast"], default="full")
     parser.add_argument("--json", action="store_true")
     args = Args(**vars(parser.parse_args()))
 
     env = gym.make("LV2/World-v0", checkpoint=args.checkpoint, goal_radius=None, precision=args.precision,
-                   control_encoder=args.control_encoder, sampling_steps=args.sampling_steps)
+                   control_encoder=args.control_encoder, sampling_steps=args.sampling_steps,
+                   decoder=args.decoder)
     world = env.unwrapped
     autocast = world.model.autocast
 
@@ -124,13 +127,14 @@ def main() -> None:
     result = {
         "precision": world.precision, "threads": torch.get_num_threads(),
         "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-        "control_encoder": world.model.control_encoder_name,
+        "control_encoder": world.model.control_encoder_name, "decoder": args.decoder,
+        "sampling_steps": world.model.sampling_options().steps,
         "peak_matmul_gflops": peak, "step_seconds": step_seconds, "steps_per_second": 1 / step_seconds,
         "total_gflop": total_gflop, "fraction_of_peak": total_gflop / step_seconds / peak, "parts": rows,
     }
     print(f"# {world.precision}, {result['threads']} threads, capability {result['capability']}, torch "
           f"{result['torch']}, control encoder {result['control_encoder']}, "
-          f"{world.model.sampling_options().steps} denoising steps; matmul peak {peak:.0f} GFLOP/s; "
+          f"{world.model.sampling_options().steps} denoising steps, {args.decoder} decoder; matmul peak {peak:.0f} GFLOP/s; "
           f"median of {args.steps} steps")
     print("| part | seconds | GFLOP | GFLOP/s | fraction of peak |")
     print("|---|---|---|---|---|")
