@@ -16,7 +16,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from model.transformer import LongVieTransformer
-from model.vae import VideoVAE, num_latent_frames
+from model.vae import num_latent_frames
 
 # The reference blends the first latent frame of the unified noise with the last history latent.
 HISTORY_NOISE_BLEND = 0.074
@@ -81,11 +81,6 @@ def condition_from_latent(latent: torch.Tensor) -> torch.Tensor:
     """``[B, 20, T, h, w]``: the first-frame mask, then the latent of :func:`condition_video`."""
     b, _, t, h, w = latent.shape
     return torch.cat([first_frame_mask(t, h, w, b).to(latent), latent], dim=1)
-
-
-def i2v_condition(vae: VideoVAE, first_frame: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[B, 20, T, h, w]``: the mask, then the latent of the video [first frame, zeros...] of ``frames`` frames."""
-    return condition_from_latent(vae.encode(condition_video(first_frame, frames)))
 
 
 def make_scheduler(shift: float) -> FlowMatchEulerDiscreteScheduler:

@@ -42,6 +42,8 @@ from model.training.config import STAGES, LoopConfig, StageArgs, stages_of_kind
 
 ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}
 GOAL_POLICIES = ("agent", "teacher")
+# Rollouts and play last as long as the user says (--seconds, or until Esc), never the registered 100 steps.
+UNLIMITED_EPISODE_STEPS = 10**9
 
 
 def goal_policy(name: str, env, agent: str):
@@ -130,13 +132,13 @@ def _rollout(args: argparse.Namespace) -> int:
                        action_mode=args.action_mode, style=args.style, **task,
                        sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
                        control_encoder=args.control_encoder, device=args.device, conditioning=args.conditioning, composite=args.composite,
-                       max_episode_steps=10**9)
+                       max_episode_steps=UNLIMITED_EPISODE_STEPS)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode,
                        height=128 if args.height is None else args.height,
                        width=128 if args.width is None else args.width,
                        clip_frames=17 if args.clip_frames is None else args.clip_frames,
-                       style=args.style, **task, max_episode_steps=10**9)
+                       style=args.style, **task, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     flag, value, unit_seconds = length
     steps, note = whole_clips(value, flag, env.unwrapped.clip.duration, unit_seconds=unit_seconds)
     if note:
@@ -212,9 +214,9 @@ def _play(args: argparse.Namespace) -> int:
                        goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
                        decoder=args.decoder, control_encoder=args.control_encoder, device=args.device,
                        conditioning=args.conditioning, composite=args.composite,
-                       control_source="cache" if args.image else args.control_source, max_episode_steps=10**9)
+                       control_source="cache" if args.image else args.control_source, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     else:
-        env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=10**9)
+        env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     options = {}
     if args.image:
         options["image"] = args.image
