@@ -19,6 +19,7 @@ from torch import nn
 
 from model.vae import num_latent_frames
 
+CONTROL_ENCODER_FOLDER = "control-encoder"  # its folder in a model directory
 FRAMES_PER_LATENT = 4  # Wan's VAE: 4x in time after the first frame
 SPATIAL_STRIDE = 8  # and 8x in space
 

@@ -17,13 +17,12 @@ from model.checkpoint import Checkpoint, load_checkpoint
 from model.generator import BatchGenerator, LongVideoGenerator
 from model.pipeline import SamplingOptions
 from model.checkpoint_files import check_diffusers_model
-from model.control_encoder import ControlEncoder
+from model.control_encoder import CONTROL_ENCODER_FOLDER, ControlEncoder
 from model.precision import check_device, precision_name, resolve_precision
 from model.presets import CONTROL_ENCODERS, DECODERS, Preset
 from model.vae import VideoVAE
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
-CONTROL_ENCODER_FOLDER = "control-encoder"
 
 
 def shipped_checkpoint() -> Path:

@@ -27,11 +27,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.control_encoder import ControlEncoder
+from model.control_encoder import CONTROL_ENCODER_FOLDER, ControlEncoder
 from model.precision import autocast_context, precision_name, resolve_precision
 from model.vae import VideoVAE, frames_to_tensor
-
-CONTROL_ENCODER_FOLDER = "control-encoder"
 
 
 @dataclass
