@@ -57,6 +57,11 @@ class Checkpoint:
     # The distilled encoder of the conditioning videos (model.control_encoder), or None: the VAE encoder does it.
     control_encoder: Any = None
 
+    @property
+    def control_encoder_name(self) -> str:
+        """What encodes the conditioning videos: ``"distilled"`` or ``"full"`` (the VAE encoder)."""
+        return "full" if self.control_encoder is None else "distilled"
+
     def generator(
         self,
         options: SamplingOptions | None = None,

@@ -99,7 +99,7 @@ class WorldModel:
     @property
     def control_encoder_name(self) -> str:
         """What encodes the conditioning videos: ``"distilled"`` or ``"full"`` (the VAE encoder)."""
-        return "full" if self.checkpoint.control_encoder is None else "distilled"
+        return self.checkpoint.control_encoder_name
 
     @property
     def preset(self) -> Preset:

@@ -36,7 +36,7 @@ EVAL_DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``lv2 eval``: :class:`EvalSettings`' fields, with the shared generation options."""
-    # the shared options' flags:
+    # These three fields take the flags every generating verb shares (below).
     add_dataclass_arguments(p, EvalSettings, skip=("sampling_steps", "precision", "control_encoder"))
     add_generation_options(p, steps_flags=("--steps", "--sampling-steps"))
 
@@ -244,7 +244,7 @@ def run_clips(settings: EvalSettings) -> None:
     report = evaluate_clips(generate, clips, names=names)
     report["settings"] = {"checkpoint": str(settings.checkpoint), "data": str(settings.data), "clip_indices": indices,
                           "steps": options.steps, "precision": precision, "seed": settings.seed,
-                          "control_encoder": "full" if checkpoint.control_encoder is None else "distilled",
+                          "control_encoder": checkpoint.control_encoder_name,
                           "history_latent_frames": 0, "conditioning": conditioning if rendered_model else None,
                           "composite": composite}
 

@@ -131,8 +131,8 @@ def _rollout(args: argparse.Namespace) -> int:
                        clip_frames=args.clip_frames,
                        action_mode=args.action_mode, style=args.style, **task,
                        sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
-                       control_encoder=args.control_encoder, device=args.device, conditioning=args.conditioning, composite=args.composite,
-                       max_episode_steps=UNLIMITED_EPISODE_STEPS)
+                       control_encoder=args.control_encoder, device=args.device, conditioning=args.conditioning,
+                       composite=args.composite, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     else:
         env = gym.make(ENVS["groundtruth"], action_mode=args.action_mode,
                        height=128 if args.height is None else args.height,
@@ -214,7 +214,8 @@ def _play(args: argparse.Namespace) -> int:
                        goal_radius=None, sampling_steps=args.sampling_steps, precision=args.precision,
                        decoder=args.decoder, control_encoder=args.control_encoder, device=args.device,
                        conditioning=args.conditioning, composite=args.composite,
-                       control_source="cache" if args.image else args.control_source, max_episode_steps=UNLIMITED_EPISODE_STEPS)
+                       control_source="cache" if args.image else args.control_source,
+                       max_episode_steps=UNLIMITED_EPISODE_STEPS)
     else:
         env = gym.make(ENVS["groundtruth"], goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     options = {}

@@ -22,8 +22,9 @@ class WorldVectorEnv(gym.vector.VectorEnv):
     ``NEXT_STEP`` mode: the step after a world terminates or is truncated resets it (its action is ignored,
     reward 0) and returns its first observation. Truncation comes from ``max_episode_steps`` (the registered
     100 steps unless given). ``seed`` in :meth:`reset` may be an int (world ``i`` gets ``seed + i``) or a list.
-    ``precision``, ``torch_threads``, ``decoder``, ``control_encoder`` and ``device`` are those of :class:`WorldEnv` (one process: all of its cores by
-    default). Every other keyword goes to each :class:`WorldEnv`.
+    ``precision``, ``torch_threads``, ``decoder``, ``control_encoder`` and ``device`` are those of
+    :class:`WorldEnv` (one process: all of its cores by default). Every other keyword goes to each
+    :class:`WorldEnv`.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
