@@ -160,13 +160,16 @@ def main() -> None:
     parser.add_argument("--decoder", choices=["full", "fast"], default="full")
     parser.add_argument("--control-encoder", choices=["full", "distilled"], default="full")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--no-ground-truth-frames", action="store_true",
+                        help="ground_truth_frames=False: skip shading the truth's render (what an agent's run uses)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one run, for the parent
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
-    world = {"decoder": args.decoder, "control_encoder": args.control_encoder, "device": args.device}
+    world = {"decoder": args.decoder, "control_encoder": args.control_encoder, "device": args.device,
+             "ground_truth_frames": not args.no_ground_truth_frames}
     if args.json:  # a child run: one measurement, one JSON line
         kind, value = args.only.split("=")
         if kind == "precision":
@@ -180,7 +183,8 @@ def main() -> None:
 
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu_description()}")
     common = ["--steps", str(args.steps), "--vec-steps", str(args.vec_steps), "--seed", str(args.seed),
-              "--decoder", args.decoder, "--control-encoder", args.control_encoder, "--device", args.device]
+              "--decoder", args.decoder, "--control-encoder", args.control_encoder, "--device", args.device,
+              *(["--no-ground-truth-frames"] if args.no_ground_truth_frames else [])]
     if args.checkpoint:
         common += ["--checkpoint", args.checkpoint]
     for precision in args.precisions:

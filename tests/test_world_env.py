@@ -46,6 +46,21 @@ def test_each_step_generates_a_clip_that_continues_the_last(checkpoint):
     assert np.array_equal(info2["frames"][0], info["frames"][-1]) and info2["clip_index"] == 2
 
 
+def test_skipping_the_truths_pixels_changes_nothing_the_model_sees(checkpoint):
+    """ground_truth_frames=False skips shading the scene's render: the same generated episode, no truth frames."""
+    def episode(**kwargs):
+        env = _make(checkpoint, **kwargs)
+        _, info = env.reset(seed=5)
+        infos = [info] + [env.step(a)[-1] for a in (1, 4, 2)]
+        return infos
+
+    shaded, unshaded = episode(), episode(ground_truth_frames=False)
+    for a, b in zip(shaded, unshaded):
+        assert np.array_equal(a["frames"], b["frames"]) and np.array_equal(a["depth"], b["depth"])
+        assert np.array_equal(a["ground_truth_object_ids"], b["ground_truth_object_ids"])
+        assert a["ground_truth_frames"] is not None and b["ground_truth_frames"] is None
+
+
 def test_same_seed_same_episode_other_seed_other_noise(checkpoint):
     def episode(seed):
         env = _make(checkpoint)

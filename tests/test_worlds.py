@@ -235,6 +235,14 @@ def test_chunking_does_not_change_the_output():
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
 
 
+def test_geometry_without_shading_is_the_same_geometry():
+    scene, poses = generate_scene(2), _clip(3)
+    shaded, unshaded = Renderer(scene, SMALL).render(poses), Renderer(scene, SMALL).render(poses, shade=False)
+    assert unshaded.rgb is None
+    for field in ("depth", "points", "object_id"):
+        assert np.array_equal(getattr(shaded, field), getattr(unshaded, field)), field
+
+
 def test_each_style_renders_differently():
     pose = pose_from_state([0, 0, 1.6, 0.3, 0.0, 0.0])[None]
     frames = {name: Renderer(generate_scene(4, name), SMALL).render(pose).rgb[0].astype(int) for name in STYLES}

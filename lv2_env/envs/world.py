@@ -153,7 +153,8 @@ class WorldEnv(CameraEnv):
     action_mode="discrete", obs_mode="frame", height=None, width=None, clip_frames=None, fps=None, fov_deg=70.0,
     style=None, reward_fn=None, goal_radius=1.5, depth_range=None, sampling_steps=None, precision="auto",
     torch_threads=None, decoder="full", control_encoder="full", preset="tiny", device="cpu", model=None,
-    generator=None, conditioning=None, memory_capacity=262144, composite=None, goal_observation=False)``.
+    generator=None, conditioning=None, memory_capacity=262144, composite=None, goal_observation=False,
+    ground_truth_frames=True)``.
     ``height``, ``width``, ``clip_frames`` and ``fps`` are ``LV2/GroundTruth-v0``'s size arguments, so the same
     keywords (and SB3's ``make_vec_env(..., env_kwargs=...)``) make either env; a world has its model's size
     (128x128, 17-frame clips at 16 fps for the tiny model), so ``None`` (the default) or the model's own values
@@ -186,6 +187,9 @@ class WorldEnv(CameraEnv):
     frames a viewer streams, ``info["frames"]`` and the next clip's first frame are the composite. ``model`` (a
     loaded :class:`model.world_model.WorldModel`)
     and ``generator`` (one slot of its batch generator) are how the vector env shares one model among its worlds.
+    ``ground_truth_frames=False`` skips shading the scene's exact render of each path (``info["ground_truth_frames"]``
+    is then None): the controls need only its geometry, so a step is faster (an agent
+    training in the world never reads the truth's pixels).
 
     ## Version History
 
@@ -222,6 +226,7 @@ class WorldEnv(CameraEnv):
         memory_capacity: int = 1 << 18,
         composite: bool | None = None,
         goal_observation: bool = False,
+        ground_truth_frames: bool = True,
     ) -> None:
         from model.world_model import WorldModel
 
@@ -245,6 +250,7 @@ class WorldEnv(CameraEnv):
         self.action_space = self.world.action_space
         self.observation_space = self.world.observation_space
         self.control_source = control_source
+        self.ground_truth_frames = bool(ground_truth_frames)
         self.generator = generator if generator is not None else self.model.generator()
         self.prompt = ""
         self.clip_index = 0
@@ -289,7 +295,8 @@ class WorldEnv(CameraEnv):
             self._last_depth, self._ground_truth, self._ground_truth_ids = None, None, None
         else:
             out = self.world.start(self.np_random, options)
-            self._last_rgb, self._last_depth, self._ground_truth = out.rgb[0], out.depth[0], out.rgb
+            self._last_rgb, self._last_depth = out.rgb[0], out.depth[0]
+            self._ground_truth = out.rgb if self.ground_truth_frames else None
             self._ground_truth_ids = out.object_id
         self._clip_frames = self._last_rgb[None]
         self.generator.reset(self._last_rgb, seed=int(self.np_random.integers(0, 2**31 - 1)))
@@ -332,8 +339,9 @@ class WorldEnv(CameraEnv):
         # 2. Depth along the path: the scene's exact depth, or the point cache's.
         ground_truth, ground_truth_ids, next_depth = None, None, None
         if self.scene is not None:
-            out = self.world.renderer.render(path.poses[1:])
-            ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
+            out = self.world.renderer.render(path.poses[1:], shade=self.ground_truth_frames)
+            if self.ground_truth_frames:
+                ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
             ground_truth_ids = np.concatenate([self._ground_truth_ids[-1:], out.object_id])
             next_depth = out.depth[-1]
         if self.control_source == "scene":

@@ -39,7 +39,7 @@ _SHAPE_GROUPS = (SHAPE_SPHERE, SHAPE_BOX, SHAPE_CYLINDER)
 class RenderOutput:
     """Frames of a clip. ``object_id``: -1 sky, 0 ground, ``k + 1`` for ``scene.objects[k]``."""
 
-    rgb: np.ndarray  # [F, H, W, 3] uint8
+    rgb: np.ndarray | None  # [F, H, W, 3] uint8; None when rendered with shade=False
     depth: np.ndarray  # [F, H, W] float32, camera-frame z in metres; sky = scene.far
     points: np.ndarray  # [F, H, W, 3] float32 world points; sky: camera position + far * ray (ray z = 1)
     object_id: np.ndarray  # [F, H, W] int16
@@ -99,8 +99,11 @@ class Renderer:
 
     # ------------------------------------------------------------------------------------------ public
 
-    def render(self, poses: np.ndarray) -> RenderOutput:
-        """Render camera-to-world ``poses [F, 4, 4]`` into RGB, depth, world points and object ids."""
+    def render(self, poses: np.ndarray, shade: bool = True) -> RenderOutput:
+        """Render camera-to-world ``poses [F, 4, 4]`` into RGB, depth, world points and object ids.
+
+        ``shade=False`` skips the colours (``rgb`` is None), over half of the cost: a generated world's
+        control signals need only the geometry."""
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 3 or poses.shape[1:] != (4, 4):
             raise ValueError(f"expected camera-to-world poses of shape [F, 4, 4], got {poses.shape}")
@@ -109,7 +112,7 @@ class Renderer:
         h, w = self.intrinsics.height, self.intrinsics.width
         n = len(poses)
         out = RenderOutput(
-            rgb=np.empty((n, h, w, 3), np.uint8),
+            rgb=np.empty((n, h, w, 3), np.uint8) if shade else None,
             depth=np.empty((n, h, w), np.float32),
             points=np.empty((n, h, w, 3), np.float32),
             object_id=np.empty((n, h, w), np.int16),
@@ -121,8 +124,9 @@ class Renderer:
                 f1 = min(n, f0 + frames_per_chunk)
                 for r0 in range(0, h, rows_per_chunk):
                     r1 = min(h, r0 + rows_per_chunk)
-                    rgb, depth, points, ids = self._render_chunk(poses[f0:f1], r0, r1)
-                    out.rgb[f0:f1, r0:r1] = rgb.numpy()
+                    rgb, depth, points, ids = self._render_chunk(poses[f0:f1], r0, r1, shade)
+                    if shade:
+                        out.rgb[f0:f1, r0:r1] = rgb.numpy()
                     out.depth[f0:f1, r0:r1] = depth.numpy()
                     out.points[f0:f1, r0:r1] = points.numpy()
                     out.object_id[f0:f1, r0:r1] = ids.numpy()
@@ -135,8 +139,9 @@ class Renderer:
         rows = max(1, self.chunk_rays // self.intrinsics.width)
         return max(self.tile, rows // self.tile * self.tile)
 
-    def _render_chunk(self, poses: np.ndarray, r0: int, r1: int):
-        """Frames ``poses [Fc, 4, 4]``, image rows ``r0:r1``; returns rgb, depth, points, ids as tensors."""
+    def _render_chunk(self, poses: np.ndarray, r0: int, r1: int, shade: bool = True):
+        """Frames ``poses [Fc, 4, 4]``, image rows ``r0:r1``; returns rgb (None unless ``shade``), depth, points,
+        ids as tensors."""
         fc, hc, w = len(poses), r1 - r0, self.intrinsics.width
         rot = torch.from_numpy(poses[:, :3, :3].astype(np.float32))  # [Fc, 3, 3]
         origin = torch.from_numpy(poses[:, :3, 3].astype(np.float32))  # [Fc, 3]
@@ -167,9 +172,12 @@ class Renderer:
         id_best = torch.where(sky, -1, id_best)
         t = torch.where(sky, torch.full_like(t_best, far), t_best)  # [R]
         points = origin[frame] + t[:, None] * dirs  # [R, 3]
-        rgb = self._shade(dirs, t, id_best, points, oc if len(self.scene.objects) else None, frame, origin)
+        rgb = None
+        if shade:
+            rgb = self._shade(dirs, t, id_best, points, oc if len(self.scene.objects) else None, frame, origin)
+            rgb = rgb.reshape(fc, hc, w, 3)
         return (
-            rgb.reshape(fc, hc, w, 3),
+            rgb,
             t.reshape(fc, hc, w),
             points.reshape(fc, hc, w, 3),
             id_best.to(torch.int16).reshape(fc, hc, w),
