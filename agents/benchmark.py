@@ -38,7 +38,7 @@ from agents.imitation import CollectConfig, TrainConfig, collect, load_collectio
 from agents.pixel import AgentConfig, load_agent
 from agents.scripted import DollyPolicy
 from agents.teacher import GoalTeacher
-from lv2_env.data.procedural import AGENT_TEST_SCENES, split_scenes
+from lv2_env.data.splits import AGENT_TEST_SCENES, split_scenes
 
 TRUTH_ID, WORLD_ID = "LV2/GroundTruth-v0", "LV2/World-v0"
 TEST_SPLIT = "agent_test"

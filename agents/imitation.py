@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from agents.pixel import NOOP, AgentConfig, PixelAgent, PixelPolicyNet, downsample
 from agents.teacher import ACTION, GoalTeacher
-from lv2_env.data.procedural import split_scenes
+from lv2_env.data.splits import split_scenes
 from lv2_env.signals.collision import obstacles_at
 from lv2_env.worlds import generate_scene
 

@@ -26,7 +26,7 @@ from agents.evaluation import run_episode
 from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, train
 from agents.pixel import AgentConfig
 from agents.teacher import GoalTeacher
-from lv2_env.data.procedural import split_scenes
+from lv2_env.data.splits import split_scenes
 
 LETTERS = "0FBLRlrudUD"  # one per discrete action
 

@@ -23,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import lv2_env  # noqa: F401
 from agents.evaluation import MAX_STEPS, score_policy
-from lv2_env.data.procedural import split_scenes
+from lv2_env.data.splits import split_scenes
 
 
 @dataclass

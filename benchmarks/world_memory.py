@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from lv2_env.data.procedural import SPLIT_SEEDS
+from lv2_env.data.splits import SPLIT_SEEDS
 from lv2_env.envs.world import WorldEnv
 from lv2_env.evaluation.baselines import memory_inpaint
 from lv2_env.evaluation.rollouts import WALK

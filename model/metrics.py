@@ -31,6 +31,20 @@ def _check_frames(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, 
     return a, b
 
 
+def _pixel_mask(mask: np.ndarray | None, frames: np.ndarray) -> np.ndarray | None:
+    """A boolean ``mask`` shaped ``[F, H, W]`` (or ``[H, W]``, the same pixels in every frame) broadcast to
+    ``frames.shape[:-1]``; a mask of another shape or type raises."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise ValueError(f"mask must be boolean, got {mask.dtype}")
+    if mask.shape not in (frames.shape[:-1], frames.shape[-3:-1]):
+        raise ValueError(f"mask must be shaped {frames.shape[:-1]} or {frames.shape[-3:-1]} for frames "
+                         f"{frames.shape}, got {mask.shape}")
+    return np.broadcast_to(mask, frames.shape[:-1])
+
+
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """PSNR in dB between uint8 frames ``[..., H, W, 3]``: ``10 log10(255^2 / MSE)``, inf when identical.
 
@@ -45,12 +59,7 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     if mask is None:
         mse = float(error.mean())
     else:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_:
-            raise ValueError(f"mask must be boolean, got {mask.dtype}")
-        if mask.shape not in (a.shape[:-1], a.shape[-3:-1]):
-            raise ValueError(f"mask must be shaped {a.shape[:-1]} or {a.shape[-3:-1]} for frames {a.shape}, got {mask.shape}")
-        mask = np.broadcast_to(mask, a.shape[:-1])
+        mask = _pixel_mask(mask, a)
         count = int(mask.sum())
         if count == 0:
             return math.nan
@@ -101,12 +110,25 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return value.reshape(-1, 3, h - SSIM_WINDOW + 1, w - SSIM_WINDOW + 1).numpy()
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean SSIM of uint8 frames ``[H, W, 3]`` or ``[F, H, W, 3]``: over RGB channels, valid windows and frames.
 
     1.0 for identical frames. Channels are scored separately (not on luminance), so colour errors count.
+    ``mask`` (boolean ``[F, H, W]`` or ``[H, W]``) keeps the windows that are mostly its pixels (at least half of
+    the window's Gaussian weight), so a thin masked region is not scored by the pixels around it; NaN if none is.
     """
-    return float(ssim_map(a, b).mean())
+    values = ssim_map(a, b)
+    mask = _pixel_mask(mask, np.asarray(a))
+    if mask is None:
+        return float(values.mean())
+    h, w = mask.shape[-2:]
+    g = torch.from_numpy(_gaussian_window())
+    share = torch.from_numpy(mask.reshape(-1, 1, h, w).astype(np.float64))
+    share = torch.nn.functional.conv2d(torch.nn.functional.conv2d(share, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+    windows = share[:, 0].numpy() >= 0.5  # [N, h', w'], one per valid window
+    if not windows.any():
+        return math.nan
+    return float(values.transpose(0, 2, 3, 1)[windows].mean())
 
 
 
@@ -127,18 +149,26 @@ def psnr_finite(a: np.ndarray, b: np.ndarray) -> float:
     return min(psnr(a, b), PSNR_LOG_CEILING)
 
 
-def gradient_energy(frames: np.ndarray) -> float:
-    """Mean squared spatial gradient of uint8 frames ``[..., H, W, 3]`` (grey levels squared): what blur removes."""
+def gradient_energy(frames: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared spatial gradient of uint8 frames ``[..., H, W, 3]`` (grey levels squared): what blur removes.
+    ``mask`` (boolean, the frames' shape without channels, or ``[H, W]``): only differences between two
+    neighbours both in it; NaN if there are none."""
     x = np.asarray(frames).astype(np.float64)
-    return float(np.mean(np.diff(x, axis=-3) ** 2) + np.mean(np.diff(x, axis=-2) ** 2))
+    if mask is None:
+        return float(np.mean(np.diff(x, axis=-3) ** 2) + np.mean(np.diff(x, axis=-2) ** 2))
+    mask = _pixel_mask(mask, x)
+    pairs_y, pairs_x = mask[..., 1:, :] & mask[..., :-1, :], mask[..., :, 1:] & mask[..., :, :-1]
+    if not (pairs_y.any() and pairs_x.any()):
+        return math.nan
+    return float(np.mean(np.diff(x, axis=-3)[pairs_y] ** 2) + np.mean(np.diff(x, axis=-2)[pairs_x] ** 2))
 
 
-def sharpness_ratio(frames: np.ndarray, truth: np.ndarray) -> float:
+def sharpness_ratio(frames: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The frames' gradient energy over the truth's: 1 as sharp as the truth, toward 0 as frames turn to blobs.
-    PSNR rewards blur; this falls with it, and needs no downloaded weights."""
+    PSNR rewards blur; this falls with it, and needs no downloaded weights. ``mask``: as :func:`gradient_energy`."""
     frames, truth = _check_frames(frames, truth, "sharpness_ratio")
-    reference = gradient_energy(truth)
-    return gradient_energy(frames) / reference if reference > 0 else math.nan
+    reference = gradient_energy(truth, mask)
+    return gradient_energy(frames, mask) / reference if reference > 0 else math.nan
 
 
 MIN_DEPTH = 1e-3  # metres; depth below this (or non-finite) is not a valid target

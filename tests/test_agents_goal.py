@@ -16,7 +16,7 @@ from agents.evaluation import RandomPolicy, pearson, ranks, run_episode, spearma
 from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, mirror_batch, train
 from agents.pixel import AgentConfig, PixelAgent, PixelPolicyNet, load_agent
 from agents.teacher import ACTION, GoalTeacher
-from lv2_env.data.procedural import AGENT_TEST_SCENES, SPLIT_SEEDS, split_scenes
+from lv2_env.data.splits import AGENT_TEST_SCENES, SPLIT_SEEDS, split_scenes
 from lv2_env.envs.core import GOAL_COLOURS, GOAL_KINDS
 from lv2_env.worlds.styles import STYLES
 

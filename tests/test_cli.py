@@ -91,11 +91,17 @@ def test_train_and_eval_keep_their_flags():
                                          "--precision", "--seed", "--grid-clips", "--rollouts", "--rollout-seconds",
                                          "--conditioning", "--composite", "--no-composite",  # the world memory
                                          "--there-and-back-seconds", "--resume",
-                                         "--control-encoder"}  # what encodes the conditioning videos
+                                         "--control-encoder",  # what encodes the conditioning videos
+                                         "--split"}  # test (default) or validation
     args = parse_args(["eval", "--checkpoint", "ckpt", "--data", "eval", "--out", "o", "--steps", "3"])
     settings = dataclass_from_args(EvalSettings, args)
     assert settings == EvalSettings(checkpoint=Path("ckpt"), data=Path("eval"), out=Path("o"), sampling_steps=3)
     assert settings.clips == 8 and settings.rollout_seconds == 60 and settings.precision == "auto"
+    assert settings.split == "test"
+    with pytest.raises(ValueError, match="the test split holds 12 scenes"):
+        dataclass_from_args(EvalSettings, parse_args(["eval", "--checkpoint", "c", "--out", "o", "--rollouts", "13"]))
+    assert dataclass_from_args(EvalSettings, parse_args(["eval", "--checkpoint", "c", "--out", "o", "--rollouts", "13",
+                                                         "--split", "validation"])).rollouts == 13
     assert parse_args(["rollout", "--sampling-steps", "2"]).sampling_steps == 2
     with pytest.raises(ValueError, match="nothing to evaluate"):
         dataclass_from_args(EvalSettings, parse_args(["eval", "--checkpoint", "c", "--out", "o"]))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lv2_env.signals.control import DepthRange
-from lv2_env.data.procedural import SPLIT_SEEDS, SequenceSpec, build_procedural, scene_seed
+from lv2_env.data.procedural import SequenceSpec, build_procedural
+from lv2_env.data.splits import SPLIT_SEEDS, scene_seed
 from model.clips import ClipDataset, read_index
 
 SPEC = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=3, history_frames=4)

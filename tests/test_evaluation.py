@@ -11,7 +11,7 @@ from lv2_env.cli import main as lv2_main
 from lv2_env.evaluation.clips import evaluate_clips, markdown_table, plot_per_frame_psnr, repeat_first_frame, spread_indices
 from lv2_env.evaluation.report import picture_grid, write_report
 from lv2_env.signals.warp import warp_first_frame
-from model.metrics import SSIM_K1, SSIM_K2, _gaussian_window, psnr, ssim
+from model.metrics import SSIM_K1, SSIM_K2, _gaussian_window, psnr, sharpness_ratio, ssim
 from lv2_env.worlds import Renderer, generate_scene
 
 SIZE = 64
@@ -106,6 +106,27 @@ def reference_ssim(a: np.ndarray, b: np.ndarray) -> float:
                     cov = (window * (px - mx) * (py - my)).sum()
                     values.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     return float(np.mean(values))
+
+
+def test_masked_ssim_and_sharpness_score_only_the_masked_region():
+    """The model-only measures: a noisy block in otherwise exact frames scores badly on the block, perfectly off
+    it; a region thinner than SSIM's window has no window of its own (NaN), not the score of its surroundings."""
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], 64, axis=0)[None].repeat(3, -1)
+    truth = np.concatenate([truth, truth[:, ::-1]])  # [2, 64, 64, 3] smooth gradients
+    frames = truth.copy()
+    frames[:, 16:48, 16:48] = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    block = np.zeros((64, 64), bool)
+    block[16:48, 16:48] = True
+    assert ssim(frames, truth, block) < 0.2 and ssim(frames, truth, ~block) > 0.7  # windows near the block: < 1
+    assert ssim(frames, truth, np.ones((2, 64, 64), bool)) == pytest.approx(ssim(frames, truth))
+    assert sharpness_ratio(frames, truth, block) > 10 and sharpness_ratio(frames, truth, ~block) == pytest.approx(1.0)
+    assert psnr(frames, truth, block) < 12 and psnr(frames, truth, ~block) == math.inf
+    thin = np.zeros((64, 64), bool)
+    thin[:, 30:32] = True
+    assert math.isnan(ssim(frames, truth, thin)) and math.isnan(ssim(frames, truth, np.zeros((64, 64), bool)))
+    with pytest.raises(ValueError, match="mask must be boolean"):
+        sharpness_ratio(frames, truth, block.astype(np.uint8))
 
 
 def test_ssim_identical_and_against_the_slow_reference():
@@ -242,13 +263,15 @@ def test_spread_indices():
 
 
 def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
-    """The whole command: a tiny untrained checkpoint for 64x64 clips of 9 frames, two eval clips."""
+    """The whole command: a tiny untrained checkpoint for 64x64 clips of 9 frames, two test-split clips; clips of
+    the validation split are refused under the default --split test, and scored under --split validation."""
     from lv2_env.data.procedural import SequenceSpec, build_procedural
     from model.checkpoint import build_from_preset, save_checkpoint
     from lv2_env.worlds import CAPTION_VOCABULARY
 
-    data = build_procedural(tmp_path / "eval", "eval", 1, SequenceSpec(64, 64, 9, clips_per_sequence=2, history_frames=4),
-                            progress=False)
+    spec = SequenceSpec(64, 64, 9, clips_per_sequence=2, history_frames=4)
+    data = build_procedural(tmp_path / "test", "test", 1, spec, progress=False)
+    validation = build_procedural(tmp_path / "eval", "eval", 1, spec, progress=False)
     checkpoint = tmp_path / "ckpt"
     save_checkpoint(build_from_preset("tiny", vocabulary=list(CAPTION_VOCABULARY), seed=0), checkpoint)
     meta = json.loads((checkpoint / "lv2.json").read_text())
@@ -260,8 +283,20 @@ def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
                  "--precision", "fp32"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["clips"] == 2 and report["settings"]["history_latent_frames"] == 0
+    assert report["settings"]["split"] == "test"
     assert all(len(c["model"]["psnr_per_frame"]) == 8 for c in report["clips"])
+    own = report["mean"]["model"]  # the model-only measures: its own drawing, where frame 0 saw nothing
+    assert np.isfinite(own["psnr_revealed"]) and np.isfinite(own["sharpness_revealed"]), own
+    assert own["psnr_revealed"] < 30  # an untrained model draws noise where nothing was seen
+    assert "ssim_revealed" in own  # None here: 3% of 64x64 pixels, no SSIM window mostly revealed
     for name in ("grid.png", "psnr_per_frame.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "| model |" in printed and "| repeat |" in printed and "| warp |" in printed
+    assert "| model |" in printed and "| repeat |" in printed and "| warp |" in printed and "(test)" in printed
+
+    argv = ["eval", "--checkpoint", str(checkpoint), "--data", str(validation), "--clips", "1", "--out", str(out),
+            "--precision", "fp32"]
+    assert lv2_main(argv) == 2
+    assert "validation split" in capsys.readouterr().err
+    assert lv2_main(argv + ["--split", "validation"]) == 0
+    assert json.loads((out / "report.json").read_text())["settings"]["split"] == "validation"

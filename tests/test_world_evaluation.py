@@ -23,6 +23,12 @@ def test_scores_of_a_rollout(world_checkpoint):
     assert scores["repeat"]["psnr_per_frame"][0] < 100
     assert scores["boundaries"]["truth"]["ratio"] > 0 and np.isfinite(scores["boundaries"]["model"]["jump"])
     assert set(scores["depth_following"]) == {"model", "truth", "repeat"}
+    # The model-only measures: where the world memory held nothing (composited everywhere else).
+    assert video["known"].shape == video["truth"].shape[:3] and video["known"][0].all()
+    assert 0.0 < scores["revealed_fraction"] < 1.0
+    revealed = ~video["known"][1:]
+    assert scores["model"]["psnr_revealed"] == psnr(video["generated"][1:], video["truth"][1:], revealed)
+    assert np.isfinite(scores["model"]["psnr_revealed"]) and scores["model"]["psnr_revealed"] < scores["model"]["psnr"]
 
 
 def test_the_loop_path_turns_a_full_circle():
@@ -47,6 +53,9 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "world_report.json").read_text())
     assert report["settings"]["steps"] == 4 and "loop" in report["mean"] and "depth_following" in report["mean"]
+    assert report["settings"]["split"] == "test" and report["rollouts"][0]["scene_seed"] == 1_100_000
+    assert np.isfinite(report["mean"]["loop"]["model_only_last_vs_first"])  # composited, it is inf
+    assert "held-out scenes of the test split" in done.stdout and "compositing off" in done.stdout
     # Whether the history context was on is part of what was measured (and of what --resume must match).
     from model.checkpoint import read_checkpoint_info
 
@@ -151,7 +160,10 @@ def test_there_and_back_returns_to_the_start_pose(world_checkpoint):
     # Composited, the start pose shows the start frame's surfels and sky first, so the picture comes back exactly.
     assert result["psnr_last_vs_first"] == float("inf")
     raw = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None, composite=False)
-    assert np.isfinite(comes_back(raw, there_and_back(2), scene_seed=1_000_000)["psnr_last_vs_first"])
+    alone = comes_back(raw, there_and_back(2), scene_seed=1_000_000)["psnr_last_vs_first"]
+    assert np.isfinite(alone)
+    # Beside the composited figure, the same path with compositing off: the model's own drawing, not the memory's.
+    assert result["model_only_last_vs_first"] == pytest.approx(alone) and env.composite  # and switched back on
 
 
 def test_the_picture_strip_is_at_0_1_3_and_5_minutes():

@@ -99,7 +99,7 @@ def run_world(settings: EvalSettings) -> None:
     outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "strip": out / "world_strip.png"}
     back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
         if settings.there_and_back_seconds else 0
-    run = {"checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
+    run = {"split": settings.split, "checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
            "seed": settings.seed, "sampling_steps": settings.sampling_steps, "precision": env.precision,
            "conditioning": env.conditioning, "composite": env.composite,
            "control_encoder": env.model.control_encoder_name,
@@ -123,20 +123,20 @@ def run_world(settings: EvalSettings) -> None:
         np.savez_compressed(strips / f"scene_{r:03d}.npz", name=name, truth=video["truth"][picks],
                             generated=video["generated"][picks])
         strip_rows.extend([(f"{name}\ntruth", video["truth"][picks]), (f"{name}\nmodel", video["generated"][picks])])
-        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"])
+        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"], settings.split)
         print(f"  scene {r + 1}/{settings.rollouts}: model {report['rollouts'][-1]['model']['psnr']:.2f} dB; "
               f"wrote {journal}, {outputs['report']}", flush=True)
 
-    print(f"{settings.rollouts} held-out scenes, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
+    print(f"{settings.rollouts} held-out scenes of the {settings.split} split, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
           f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''}, "
           f"history {env.generator.history_latent_frames or 'off'})"
           + (f"; {len(done)} already done in {journal}" if done else ""))
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,
-                            on_rollout=write_rollout, there_and_back_seconds=back, done=done)
+                            on_rollout=write_rollout, there_and_back_seconds=back, done=done, split=settings.split)
     if len(done) == settings.rollouts:  # nothing was left to run: write what the finished scenes give
         write_report(report, outputs["report"])
         plot_world(report, outputs["plot"])
-        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"])
+        draw_strip(strip_rows, report["rollouts"][-1]["strip"], outputs["strip"], settings.split)
     print(world_table(report))
     print()
     print(scene_table(report))
@@ -178,10 +178,10 @@ def resumed_rollouts(out: Path, run: Mapping[str, Any], rollouts: int) -> tuple[
     return done, rows
 
 
-def draw_strip(rows: list, labels: list[str], path: Path) -> None:
+def draw_strip(rows: list, labels: list[str], path: Path, split: str) -> None:
     from lv2_env.evaluation.report import picture_grid
 
-    picture_grid(rows, range(len(labels)), path=path, title="held-out walks: truth above generated",
+    picture_grid(rows, range(len(labels)), path=path, title=f"{split} walks: truth above generated",
                  column_titles=labels)
 
 
@@ -209,6 +209,7 @@ def run_clips(settings: EvalSettings) -> None:
         settings.data, fields=CLIP_FIELDS,
         expect={"height": preset.height, "width": preset.width, "frames": preset.frames},
     )
+    split = data_split(dataset, settings.split)
     indices = spread_indices(len(dataset), settings.clips)
     options = SamplingOptions.from_preset(preset.sampling, steps=settings.sampling_steps)
     autocast = resolve_precision(settings.precision)
@@ -238,11 +239,12 @@ def run_clips(settings: EvalSettings) -> None:
         return frames
 
     precision = precision_name(autocast)
-    print(f"evaluating {len(clips)} clips of {settings.data} with {settings.checkpoint} "
+    print(f"evaluating {len(clips)} clips of {settings.data} ({split}) with {settings.checkpoint} "
           f"({options.steps} steps, {precision}" + (f", conditioning {conditioning}{', composite' if composite else ''}"
                                                       if rendered_model else "") + ")")
     report = evaluate_clips(generate, clips, names=names)
-    report["settings"] = {"checkpoint": str(settings.checkpoint), "data": str(settings.data), "clip_indices": indices,
+    report["settings"] = {"split": split, "checkpoint": str(settings.checkpoint), "data": str(settings.data),
+                          "clip_indices": indices,
                           "steps": options.steps, "precision": precision, "seed": settings.seed,
                           "control_encoder": checkpoint.control_encoder_name,
                           "history_latent_frames": 0, "conditioning": conditioning if rendered_model else None,
@@ -262,3 +264,23 @@ def run_clips(settings: EvalSettings) -> None:
     print(markdown_table(report))
     print("wrote " + ", ".join(str(p) for p in written))
 
+
+def data_split(dataset, asked: str) -> str:
+    """Which split the clips of ``dataset`` (a ``model.clips.ClipDataset``) come from: ``"test"``,
+    ``"validation"`` (the eval seed range), or ``"your own clips"`` when they carry no procedural scene seed.
+    Procedural clips of another split than ``asked`` (or of the training split) raise ``ValueError`` saying how to
+    make the right ones."""
+    from lv2_env.data.splits import split_of
+
+    seeds = {c.get("scene_seed") for c in dataset.clips}
+    if None in seeds:
+        return "your own clips"
+    names = sorted({{"eval": "validation"}.get(split_of(int(s)), str(split_of(int(s)))) for s in seeds})
+    if names == [asked]:
+        return asked
+    other = "validation" if asked == "test" else "test"
+    fix = f"make {asked} clips with `lv2 data procedural --split {'test' if asked == 'test' else 'eval'} --out DIR`"
+    if names == [other]:
+        fix += f", or give --split {other}"
+    raise ValueError(f"--data holds clips of the {' and '.join(names)} split (scene seeds {min(seeds)}-{max(seeds)}) "
+                     f"but --split is {asked}: {fix}")

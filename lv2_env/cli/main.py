@@ -426,7 +426,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         "keeps the clips already written.",
     )
     proc.add_argument("--out", required=True, help="output directory")
-    proc.add_argument("--split", choices=["train", "eval"], default="train", help="disjoint scene seed ranges")
+    proc.add_argument("--split", choices=["train", "eval", "test"], default="train",
+                      help="disjoint scene seed ranges: train, eval (validation), test (frozen, 12 scenes)")
     proc.add_argument("--sequences", type=int, default=500, help="camera paths (scenes) to render")
     proc.add_argument("--clips-per-sequence", type=int, default=4)
     _add_clip_shape_arguments(proc)
@@ -507,7 +508,8 @@ def _data_memory_renders(args: argparse.Namespace) -> int:
 
 def _data_controls(args: argparse.Namespace) -> int:
     from lv2_env.data.controls import render_controls, write_controls
-    from lv2_env.data.procedural import SPLIT_SEEDS, SequenceSpec
+    from lv2_env.data.procedural import SequenceSpec
+    from lv2_env.data.splits import SPLIT_SEEDS
     from lv2_env.signals.actions import ClipSpec
     from lv2_env.signals.camera import Intrinsics
     from lv2_env.worlds import get_style

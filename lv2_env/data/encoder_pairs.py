@@ -39,7 +39,7 @@ def collect_encoder_pairs(out: str | Path, episodes: int, steps: int, checkpoint
     import gymnasium as gym
 
     import lv2_env  # noqa: F401
-    from lv2_env.data.procedural import split_scenes
+    from lv2_env.data.splits import split_scenes
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"episodes and steps must be positive, got {episodes} and {steps}")

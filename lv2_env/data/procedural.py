@@ -20,25 +20,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lv2_env.data.splits import scene_seed
 from lv2_env.signals.camera import Intrinsics, apply_motion, poses_from_states
 from lv2_env.signals.collision import resolve_collisions
 from lv2_env.signals.control import DepthRange, compute_control_signals
 from lv2_env.worlds import Renderer, generate_scene
 from model.clips import CLIPS_FOLDER, check_index_header, clip_file, clip_record, save_clip_atomic, write_index
-
-# Scene seeds of each split, [low, high): disjoint, so evaluation scenes are never seen in training. The world
-# model trains on "train" and is scored by `lv2 eval` on "eval"; agents (`lv2 bench agents`) have their own three,
-# none of which the world model or `lv2 eval` ever used: "agent_train" to learn in, "agent_val" for every choice
-# made about agents, and "agent_test", frozen (AGENT_TEST_SCENES scenes), for the final tables only.
-AGENT_TEST_SCENES = 60
-SPLIT_SEEDS = {
-    "train": (0, 1_000_000),
-    "eval": (1_000_000, 1_100_000),
-    "agent_train": (2_000_000, 2_100_000),
-    "agent_val": (2_100_000, 2_200_000),
-    "agent_test": (2_200_000, 2_200_000 + AGENT_TEST_SCENES),
-}
-
 
 @dataclass(frozen=True)
 class SequenceSpec:
@@ -55,24 +42,6 @@ class SequenceSpec:
     @property
     def total_frames(self) -> int:
         return self.history_frames + self.clips_per_sequence * (self.frames - 1) + 1
-
-
-def scene_seed(split: str, sequence: int) -> int:
-    if split not in SPLIT_SEEDS:
-        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SEEDS)}")
-    low, high = SPLIT_SEEDS[split]
-    if not 0 <= sequence < high - low:
-        raise ValueError(f"sequence index must be in [0, {high - low}), got {sequence}")
-    return low + sequence
-
-
-def split_scenes(split: str, count: int, start: int = 0) -> list[tuple[int, str]]:
-    """``count`` scenes of ``split`` from its ``start``-th on, as ``(scene_seed, style)``: scene ``i`` has seed
-    ``low + i`` and the ``i % 6``-th style, so any six consecutive scenes cover every style once."""
-    from lv2_env.worlds.styles import STYLES
-
-    names = list(STYLES)
-    return [(scene_seed(split, i), names[i % len(names)]) for i in range(start, start + count)]
 
 
 def random_camera_states(rng: np.random.Generator, scene, frames: int, fps: int) -> np.ndarray:

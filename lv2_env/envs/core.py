@@ -112,7 +112,9 @@ class WorldStepInfo(StepInfo):
       0 ground, ``k + 1`` the scene's object ``k``; ``None`` without a scene), ``control_source`` (``"scene"`` or
       ``"cache"``);
     * ``memory_frames`` (uint8 ``[F, H, W, 3]``, the world memory's render of the clip's path, black in its holes;
-      ``None`` unless ``conditioning="memory"``).
+      ``None`` unless ``conditioning="memory"``) and ``memory_known`` (bool ``[F, H, W]``, where that render
+      holds a surface or sky, frame 0 False: with ``composite`` these pixels are the memory's, the rest the
+      model's own drawing; ``None`` unless ``conditioning="memory"``).
     """
 
     prompt: str = ""
@@ -121,6 +123,7 @@ class WorldStepInfo(StepInfo):
     ground_truth_object_ids: np.ndarray | None = None
     control_source: str = "scene"
     memory_frames: np.ndarray | None = None
+    memory_known: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

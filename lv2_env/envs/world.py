@@ -64,6 +64,7 @@ class StepPlan:
     memory_frames: np.ndarray | None = None  # [F, H, W, 3] the world memory's render of the path (black: holes)
     known: KnownPixels | None = None  # composite=True: the memory's pixels, shown over the generated ones
     ground_truth_ids: np.ndarray | None = None  # [F, H, W] int16 the renderer's object id of each true pixel
+    memory_known: np.ndarray | None = None  # [F, H, W] bool where the memory's render holds something
 
     @property
     def controls(self) -> dict[str, np.ndarray]:
@@ -352,16 +353,17 @@ class WorldEnv(CameraEnv):
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the world memory (or
         #    the last frame alone) rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
-        rendered, memory_frames, known = None, None, None
+        rendered, memory_frames, known, memory_known = None, None, None, None
         if self.model.preset.condition == "rendered" and self.memory is None:
             rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
         elif self.model.preset.condition == "rendered":
             conditioning = condition_on_memory(self.memory, self._last_rgb, path.poses, depth)
             rendered, memory_frames = conditioning.rendered, conditioning.render.frames
+            memory_known = conditioning.known
             if self.composite:
                 known = conditioning.known_pixels()
         return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
-                        memory_frames, known, ground_truth_ids)
+                        memory_frames, known, ground_truth_ids, memory_known)
 
     def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
@@ -387,7 +389,7 @@ class WorldEnv(CameraEnv):
         self._ground_truth_ids = plan.ground_truth_ids
         self.clip_index += 1
         self.last_timings = timings
-        info = self._info(frames, plan.depth, plan.path, plan.control, plan.memory_frames)
+        info = self._info(frames, plan.depth, plan.path, plan.control, plan.memory_frames, plan.memory_known)
         if self.render_mode == "human":
             self.render()
         return self.world.observation(frames[1:]), reward, reached, False, info
@@ -407,8 +409,9 @@ class WorldEnv(CameraEnv):
     # ------------------------------------------------------------------ helpers
 
     def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals,
-              memory_frames: np.ndarray | None = None) -> dict[str, Any]:
+              memory_frames: np.ndarray | None = None, memory_known: np.ndarray | None = None) -> dict[str, Any]:
         return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
                                clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
                                ground_truth_object_ids=self._ground_truth_ids,
-                               control_source=self.control_source, memory_frames=memory_frames)
+                               control_source=self.control_source, memory_frames=memory_frames,
+                               memory_known=memory_known)

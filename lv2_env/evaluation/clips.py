@@ -45,7 +45,8 @@ JSON_NOTE = (
     "PSNR in dB over frames 1..F-1 (frame 0 is given); clip PSNR pools the MSE of all scored frames. "
     "'revealed' = pixels the forward-warped frame 0 does not cover (the motion newly reveals them; the warp "
     "baseline is black there), 'covered' = the rest. SSIM: 11x11 Gaussian window, sigma 1.5, mean over RGB "
-    "channels. Sharpness: gradient energy over the truth's (1 = as sharp; blur scores near 0). memory+inpaint: "
+    "channels. Sharpness: gradient energy over the truth's (1 = as sharp; blur scores near 0); on revealed pixels, SSIM "
+    "windows centred on them and gradients between two of them. memory+inpaint: "
     "frame 0 remembered, rendered along the path and its holes inpainted (OpenCV; left out where it is not "
     "installed). Means are over clips where a value is defined. In report.json, null stands for a value that is "
     "infinite (identical frames) or undefined (no pixels in the mask)."
@@ -82,6 +83,8 @@ def _method_scores(frames: np.ndarray, truth: np.ndarray, covered: np.ndarray) -
         "psnr": psnr(scored, gt),
         "ssim": ssim(scored, gt),
         "psnr_revealed": psnr(scored, gt, ~cov),
+        "ssim_revealed": ssim(scored, gt, ~cov),
+        "sharpness_revealed": sharpness_ratio(scored, gt, ~cov),
         "psnr_covered": psnr(scored, gt, cov),
         "sharpness": sharpness_ratio(scored, gt),
         "psnr_per_frame": [psnr(scored[k], gt[k]) for k in range(len(scored))],
@@ -142,7 +145,8 @@ def evaluate_clips(
     longest = max(c["frames"] for c in per_clip) - 1
     for m in (m for m in METHODS if m in per_clip[0]):
         scores = {k: mean_defined([c[m][k] for c in per_clip])
-                  for k in ("psnr", "ssim", "psnr_revealed", "psnr_covered", "sharpness")}
+                  for k in ("psnr", "ssim", "psnr_revealed", "ssim_revealed", "sharpness_revealed", "psnr_covered",
+                            "sharpness")}
         scores["psnr_per_frame"] = [
             mean_defined([c[m]["psnr_per_frame"][k] for c in per_clip if k < c["frames"] - 1]) for k in range(longest)
         ]
@@ -162,19 +166,22 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         return "n/a" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.{digits}f}")
 
     lines = [
-        "| method | PSNR (dB) | SSIM | PSNR revealed (dB) | PSNR covered (dB) | sharpness |",
-        "|---|---|---|---|---|---|",
+        "| method | PSNR (dB) | SSIM | sharpness | PSNR covered (dB) | PSNR revealed (dB) | SSIM revealed | "
+        "sharpness revealed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in (m for m in METHODS if m in report["mean"]):
         s = report["mean"][m]
         lines.append(
-            f"| {m} | {cell(s['psnr'], 2)} | {cell(s['ssim'], 4)} | {cell(s['psnr_revealed'], 2)} | "
-            f"{cell(s['psnr_covered'], 2)} | {cell(s.get('sharpness', math.nan), 2)} |"
+            f"| {m} | {cell(s['psnr'], 2)} | {cell(s['ssim'], 4)} | {cell(s.get('sharpness', math.nan), 2)} | "
+            f"{cell(s['psnr_covered'], 2)} | {cell(s['psnr_revealed'], 2)} | "
+            f"{cell(s.get('ssim_revealed', math.nan), 4)} | {cell(s.get('sharpness_revealed', math.nan), 2)} |"
         )
     summary = report["summary"]
     lines.append("")
     lines.append(
-        f"{summary['clips']} clips, {100 * report['mean']['revealed_fraction']:.1f}% of pixels revealed; "
+        f"{summary['clips']} clips, {100 * report['mean']['revealed_fraction']:.1f}% of pixels revealed (frame 0 never "
+        f"saw them: the model's own drawing even with compositing on); "
         f"beats repeat on every clip: {summary['beats_repeat_on_every_clip']}; "
         f"beats warp on revealed pixels: {summary['beats_warp_on_revealed']}"
     )

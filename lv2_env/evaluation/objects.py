@@ -34,10 +34,32 @@ def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     return out
 
 
-def object_scores(frames: np.ndarray, truth: np.ndarray, object_ids: np.ndarray) -> dict[str, Any]:
-    """Colour error and visibility of the objects (ids >= 1 of ``object_ids`` ``[N, H, W]``) in ``frames`` against
-    ``truth`` (uint8 ``[N, H, W, 3]`` each): ``colour_error`` (mean over object-frames), ``visible`` (the share of
-    the judged object-frames in which the object is visible), and how many were scored and judged."""
+def objects_drawn_first(object_ids: np.ndarray, revealed: np.ndarray) -> set[int]:
+    """The objects (ids of ``object_ids`` ``[N, H, W]``) the model drew first: in the first frame that shows an
+    object over at least :data:`MIN_OBJECT_PIXELS` pixels, most of them are ``revealed`` (bool ``[N, H, W]``:
+    pixels nothing the world showed before covers, so the model, not a memory, drew them)."""
+    if object_ids.shape != revealed.shape:
+        raise ValueError(f"expected object ids and revealed pixels of one shape, got {object_ids.shape} and "
+                         f"{revealed.shape}")
+    seen: set[int] = set()
+    drawn: set[int] = set()
+    for ids, new in zip(object_ids, revealed):
+        for k in np.unique(ids[ids >= 1]):
+            mask = ids == k
+            if int(k) in seen or mask.sum() < MIN_OBJECT_PIXELS:
+                continue
+            seen.add(int(k))
+            if new[mask].mean() > 0.5:
+                drawn.add(int(k))
+    return drawn
+
+
+def object_scores(frames: np.ndarray, truth: np.ndarray, object_ids: np.ndarray,
+                  only: set[int] | None = None) -> dict[str, Any]:
+    """Colour error and visibility of the objects (ids >= 1 of ``object_ids`` ``[N, H, W]``; those in ``only``
+    if given) in ``frames`` against ``truth`` (uint8 ``[N, H, W, 3]`` each): ``colour_error`` (mean over
+    object-frames), ``visible`` (the share of the judged object-frames in which the object is visible), and how
+    many were scored and judged."""
     if not (frames.shape == truth.shape and truth.shape[:3] == object_ids.shape):
         raise ValueError(f"expected frames and truth [N, H, W, 3] and object ids [N, H, W] of the same N, H, W; got "
                          f"{frames.shape}, {truth.shape} and {object_ids.shape}")
@@ -46,7 +68,7 @@ def object_scores(frames: np.ndarray, truth: np.ndarray, object_ids: np.ndarray)
     for g, t, ids in zip(frames.astype(np.float32), truth.astype(np.float32), object_ids):
         for k in np.unique(ids[ids >= 1]):
             mask = ids == k
-            if mask.sum() < MIN_OBJECT_PIXELS:
+            if mask.sum() < MIN_OBJECT_PIXELS or (only is not None and int(k) not in only):
                 continue
             true_colour, colour = t[mask].mean(axis=0), g[mask].mean(axis=0)
             errors.append(float(np.linalg.norm(colour - true_colour)))

@@ -1,8 +1,10 @@
 """Long generated rollouts against the exact render of the same camera path.
 
 ``lv2 eval --rollouts N --rollout-seconds S`` steps LV2/World-v0 (controls from the scene) along fixed camera
-paths in ``N`` held-out scenes (seeds from the eval range, never used in training; the styles cycle through
-:data:`STYLE_CYCLE`, so 6 scenes include night and fog) and scores every frame against the ground truth that the
+paths in ``N`` held-out scenes of a split (:func:`rollout_scenes`: ``"test"``, the frozen
+:data:`~lv2_env.data.procedural.WORLD_TEST_SCENES` scenes no choice looked at, two of each style; or
+``"validation"``, the scenes every choice about the model and the memory was made on, seeds spread over the eval
+range with the styles cycling through :data:`STYLE_CYCLE`; neither ever seen in training) and scores every frame against the ground truth that the
 env renders beside it, next to the baselines that need no model (:mod:`lv2_env.evaluation.baselines`: repeat the
 episode's first frame; warp it with the known depth and path; remember it and render the memory along the path
 with its holes inpainted, where OpenCV is installed). Each scene runs three paths:
@@ -43,9 +45,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lv2_env.data.procedural import SPLIT_SEEDS
+from lv2_env.data.splits import SPLIT_SEEDS, WORLD_TEST_SCENES, split_scenes
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
-from lv2_env.evaluation.objects import object_scores
+from lv2_env.evaluation.objects import object_scores, objects_drawn_first
 from lv2_env.envs.world import scene_atmosphere
 from lv2_env.evaluation.report import save_figure
 from lv2_env.signals.warp import warp_first_frame
@@ -59,6 +61,21 @@ STYLE_CYCLE = ("sunny", "night", "fog", "dusk", "snow", "desert")  # scene r has
 DEPTH_EVERY = 4  # depth following, SSIM, sharpness and objects are measured on every 4th frame
 STRIP_SECONDS = (0, 60, 180, 300)  # the picture strip's moments, for a 5-minute walk
 METHODS = ("model", "repeat", "warp", "memory+inpaint")
+EVAL_SPLITS = ("test", "validation")
+
+
+def rollout_scenes(split: str, count: int) -> list[tuple[int, str]]:
+    """The first ``count`` scenes of ``split`` as ``(scene_seed, style)``: ``"validation"``, seeds spread over the
+    eval range (7919 apart) with the styles cycling through :data:`STYLE_CYCLE`; ``"test"``, the frozen test
+    split's scenes in order (at most :data:`~lv2_env.data.procedural.WORLD_TEST_SCENES`)."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {list(EVAL_SPLITS)}, got {split!r}")
+    if split == "test":
+        if count > WORLD_TEST_SCENES:
+            raise ValueError(f"the test split holds {WORLD_TEST_SCENES} scenes, {count} were asked for: give at most "
+                             f"{WORLD_TEST_SCENES}, or --split validation for more")
+        return split_scenes("test", count)
+    return [(EVAL_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]) for r in range(count)]
 
 
 def there_and_back(steps_each_way: int) -> tuple[int, ...]:
@@ -82,7 +99,9 @@ def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:
 def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int = 0,
              style: str | None = None) -> dict[str, np.ndarray]:
     """Step ``env`` (a LV2/World-v0, scene controls) ``steps`` times cycling ``actions`` in the scene of
-    ``scene_seed`` (in ``style``, or the scene's own); the whole video, its truth, depth, poses and object ids."""
+    ``scene_seed`` (in ``style``, or the scene's own); the whole video, its truth, depth, poses, object ids and,
+    with a world memory, ``known`` (bool ``[N, H, W]``: the pixels its render held, which the model did not draw
+    when they are composited; frame 0 counts as known)."""
     options: dict[str, Any] = {"scene_seed": int(scene_seed)}
     if style is not None:
         options["style"] = style
@@ -90,11 +109,15 @@ def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int
     keys = {"generated": "frames", "truth": "ground_truth_frames", "object_ids": "ground_truth_object_ids",
             "depth": "depth", "poses": "poses"}
     parts = {name: [info[key][-1:]] for name, key in keys.items()}
+    known = [np.ones_like(info["depth"][-1:], dtype=bool)]  # frame 0: what the world starts from, not drawn
     for k in range(steps):
         _, _, _, _, info = env.step(actions[k % len(actions)])
         for name, key in keys.items():
             parts[name].append(info[key][1:])
-    return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, "intrinsics": info["intrinsics"],
+        if info.get("memory_known") is not None:
+            known.append(info["memory_known"][1:])
+    memory = {"known": np.concatenate(known)} if len(known) == steps + 1 else {}
+    return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, **memory, "intrinsics": info["intrinsics"],
             "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"],
             "atmosphere": scene_atmosphere(env.unwrapped.scene)}
 
@@ -132,6 +155,12 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
     frames_per_minute = 60 * fps
     sampled = np.arange(1, len(truth), DEPTH_EVERY)
     out: dict[str, Any] = {"frames": int(len(truth)), "caption": video["caption"], "methods": list(methods)}
+    revealed, drawn_first = None, set()
+    if "known" in video:
+        revealed = ~video["known"]
+        drawn_first = objects_drawn_first(video["object_ids"], revealed)
+        out["revealed_fraction"] = float(revealed[1:].mean())
+        out["objects_drawn_first"] = len(drawn_first)
     for name, frames in methods.items():
         per_frame = [psnr(frames[i], truth[i]) for i in range(1, len(truth))]
         minutes = [float(np.mean(np.clip(per_frame[s : s + frames_per_minute], None, PSNR_LOG_CEILING)))
@@ -141,6 +170,16 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
         sharp = [sharpness_ratio(frames[i : i + 1], truth[i : i + 1]) for i in sampled]
         objects = [object_scores(frames[i : i + 1], truth[i : i + 1], video["object_ids"][i : i + 1]) for i in sampled]
         per_sample_minute = frames_per_minute // DEPTH_EVERY
+        revealed_scores = {}
+        if revealed is not None:  # the pixels the memory held nothing for: the model's own drawing
+            drawn = [object_scores(frames[i : i + 1], truth[i : i + 1], video["object_ids"][i : i + 1], drawn_first)
+                     for i in sampled]
+            revealed_scores = {
+                "psnr_revealed": psnr(frames[1:], truth[1:], revealed[1:]),
+                "ssim_revealed": ssim(frames[sampled], truth[sampled], revealed[sampled]),
+                "sharpness_revealed": sharpness_ratio(frames[sampled], truth[sampled], revealed[sampled]),
+                "colour_error_drawn_first": mean_finite([o["colour_error"] for o in drawn]),
+            }
         out[name] = {
             "psnr": psnr(frames[1:], truth[1:]),
             "ssim": mean_finite(ssims),
@@ -154,6 +193,7 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
             "sharpness_per_minute": _per_minute(sharp, per_sample_minute),
             "colour_error_per_minute": _per_minute([o["colour_error"] for o in objects], per_sample_minute),
             "drift_db_per_minute": drift,
+            **revealed_scores,
         }
     # Clip boundaries: frame 16k is the last frame of clip k, 16k + 1 the first new frame of clip k + 1.
     step = video["clip_frames"] - 1
@@ -181,11 +221,23 @@ def _share(objects: Sequence[dict[str, Any]]) -> float:
 
 def comes_back(env, actions: Sequence[int], scene_seed: int, seed: int = 0, style: str | None = None,
                inpaint: bool = True) -> dict[str, Any]:
-    """A path that ends at its start pose: its last frame against the first, for the model and memory+inpaint."""
+    """A path that ends at its start pose: its last frame against the first, for the model and memory+inpaint.
+
+    With ``composite`` on, the last frame shows the memory's pixels (the start frame's surfaces, kept as first
+    seen), so the path runs a second time with it off: ``model_only_*``, the model's own drawing."""
     video = run_path(env, actions, len(actions), scene_seed, seed, style)
     out = {"psnr_last_vs_first": psnr(video["generated"][-1], video["truth"][0]),
            "psnr_last_vs_truth": psnr(video["generated"][-1], video["truth"][-1]),
            "truth_last_vs_first": psnr(video["truth"][-1], video["truth"][0])}
+    world = env.unwrapped
+    if getattr(world, "composite", False):
+        world.composite = False
+        try:
+            own = run_path(env, actions, len(actions), scene_seed, seed, style)
+        finally:
+            world.composite = True
+        out["model_only_last_vs_first"] = psnr(own["generated"][-1], own["truth"][0])
+        out["model_only_last_vs_truth"] = psnr(own["generated"][-1], own["truth"][-1])
     if inpaint and inpainting_available():  # the baseline alone: repeat and warp close any loop trivially
         baseline = memory_inpaint(video["truth"][0], video["depth"][0], video["poses"], video["intrinsics"],
                                   video["depth"], video.get("atmosphere"))
@@ -204,8 +256,9 @@ RolloutCallback = Callable[[dict[str, Any], dict[str, np.ndarray]], None]
 def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: int = 0, progress: bool = True,
                    on_rollout: RolloutCallback | None = None, inpaint: bool = True,
                    there_and_back_seconds: int = THERE_AND_BACK_SECONDS,
-                   done: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """``rollouts`` held-out scenes, each a walk of ``steps`` clips, a loop and a there-and-back path; the report.
+                   done: Sequence[dict[str, Any]] = (), split: str = "test") -> dict[str, Any]:
+    """``rollouts`` held-out scenes of ``split`` (:func:`rollout_scenes`), each a walk of ``steps`` clips, a loop
+    and a there-and-back path; the report.
 
     After each scene ``on_rollout(report, video)`` gets the report of the scenes finished so far (the new one is
     ``report["rollouts"][-1]``) and that scene's walk (:func:`run_path`), so that a caller can write both as they
@@ -220,9 +273,10 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
         raise ValueError(f"{len(done)} scenes are already done, more than the {rollouts} asked for")
     per: list[dict[str, Any]] = list(done)
     back = there_and_back(there_and_back_seconds)
+    scenes = rollout_scenes(split, rollouts)
 
     def report_of(seconds: float) -> dict[str, Any]:
-        return world_report(per, {"rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
+        return world_report(per, {"split": split, "rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
                                   "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
                                   "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
                                   "conditioning": getattr(env.unwrapped, "conditioning", None),
@@ -233,7 +287,7 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
     report = report_of(steps * env.unwrapped.clip.duration) if per else {}
     for r in tqdm(range(len(per), rollouts), desc="world rollouts", unit="scene", disable=not progress,
                   initial=len(per), total=rollouts):
-        scene, style = EVAL_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]  # spread over the eval range
+        scene, style = scenes[r]
         video = run_path(env, WALK, steps, scene, seed, style)
         scores = score_rollout(video, estimate_depth, inpaint)
         per.append({"scene_seed": scene, "style": style, **scores,
@@ -247,7 +301,8 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
     return report
 
 
-SCALARS = ("psnr", "ssim", "sharpness", "colour_error", "visible", "drift_db_per_minute")
+SCALARS = ("psnr", "ssim", "sharpness", "colour_error", "visible", "drift_db_per_minute",
+           "psnr_revealed", "ssim_revealed", "sharpness_revealed", "colour_error_drawn_first")
 PER_MINUTE = ("psnr_per_minute", "ssim_per_minute", "sharpness_per_minute", "colour_error_per_minute")
 
 
@@ -265,6 +320,9 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
         for key in PER_MINUTE:
             longest = max(len(s.get(key, ())) for s in scored)
             mean[m][key] = [mean_finite([s[key][i] for s in scored if i < len(s.get(key, ()))]) for i in range(longest)]
+    for key in ("revealed_fraction", "objects_drawn_first"):
+        if all(key in p for p in per):
+            mean[key] = mean_finite([p[key] for p in per])
     mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
     if all("depth_following" in p for p in per):
@@ -297,6 +355,17 @@ def world_table(report: dict[str, Any]) -> str:
                      f"{_cell(100 * s['visible'], 0)}% |")
     if "memory+inpaint" not in mean:
         lines += ["", "memory+inpaint: not scored (OpenCV is not installed: pip install opencv-python-headless)"]
+    if "revealed_fraction" in mean:
+        lines += ["", f"The model's own drawing: the {100 * mean['revealed_fraction']:.0f}% of pixels the world memory "
+                      "held nothing for (composited elsewhere), and the objects the model drew first "
+                      f"({mean['objects_drawn_first']:.1f} per scene):", "",
+                  "| method | PSNR revealed (dB) | SSIM revealed | sharpness revealed | colour error, objects drawn first |",
+                  "|---|---|---|---|---|"]
+        for m in METHODS:
+            if m in mean:
+                s = mean[m]
+                lines.append(f"| {m} | {_cell(s['psnr_revealed'])} | {_cell(s['ssim_revealed'], 3)} | "
+                             f"{_cell(s['sharpness_revealed'])} | {_cell(s['colour_error_drawn_first'], 1)} |")
     b = mean["boundaries"]
     lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
                   f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]
@@ -309,8 +378,10 @@ def world_table(report: dict[str, Any]) -> str:
         if path in mean:
             c = mean[path]
             baseline = c.get("memory+inpaint_last_vs_first")
+            own = c.get("model_only_last_vs_first")
             lines.append(f"{what}: model's last frame vs the first {_cell(c['psnr_last_vs_first'])} dB (vs the truth's "
                          f"last {_cell(c['psnr_last_vs_truth'])} dB)"
+                         + ("" if own is None else f"; compositing off (the model's own drawing) {_cell(own)} dB")
                          + ("" if baseline is None else f"; memory+inpaint {_cell(baseline)} dB"))
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lv2_env.data.splits import WORLD_TEST_SCENES
 from model.precision import parse_precision
 from model.presets import RENDERED_CONDITIONINGS
 
@@ -24,8 +25,14 @@ class EvalSettings:
     flags (``--steps``, ``--precision``, ``--control-encoder``) are ``lv2_env.cli.options.add_generation_options``'s."""
 
     checkpoint: Path = field(metadata={"help": "checkpoint directory (model.checkpoint format, with lv2.json)"})
+    split: str = field(default="test", metadata={
+        "help": "which held-out scenes: test (default; the frozen 12 scenes no choice looked at) or validation (the "
+                "scenes choices are made on); --data must hold clips of that split (`lv2 data procedural --split "
+                "test`, or `--split eval` for validation)",
+        "choices": ("test", "validation")})
     data: Path | None = field(default=None, metadata={
-        "help": "evaluation data directory (`lv2 data ...`, split eval): score single clips"})
+        "help": "evaluation data directory (`lv2 data procedural --split test|eval`, or your own videos): score "
+                "single clips"})
     clips: int = field(default=8, metadata={"help": "clips to evaluate, spread over the directory (default 8)"})
     out: Path = field(metadata={
         "help": "output directory (created): report.json, grid.png, psnr_per_frame.png for --data; "
@@ -47,8 +54,8 @@ class EvalSettings:
     seed: int = field(default=0, metadata={"help": "seed of the noise (the same for every clip)"})
     grid_clips: int = field(default=4, metadata={"help": "clips shown in grid.png (default 4)"})
     rollouts: int = field(default=0, metadata={
-        "help": "also run long LV2/World-v0 rollouts in this many held-out scenes (styles cycling sunny, night, fog, "
-                "dusk, snow, desert), each a walk, a 360-degree turn and a there-and-back path (world_report.json)"})
+        "help": "also run long LV2/World-v0 rollouts in this many held-out scenes of --split (at most 12 for test; "
+                "every style in any 6), each a walk, a 360-degree turn and a there-and-back path (world_report.json)"})
     rollout_seconds: int = field(default=60, metadata={
         "help": "seconds of video per rollout (default 60), in whole clips: 1 s each for the shipped model, so any "
                 "whole number of seconds; for a model with longer clips, rounded to the nearer number of clips "
@@ -76,6 +83,11 @@ class EvalSettings:
             raise ValueError(f"--rollout-seconds must be at least 1, got {self.rollout_seconds}")
         if self.resume and self.rollouts < 1:
             raise ValueError("--resume continues long rollouts: give --rollouts N")
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"--split must be test or validation, got {self.split!r}")
+        if self.split == "test" and self.rollouts > WORLD_TEST_SCENES:
+            raise ValueError(f"--rollouts {self.rollouts}: the test split holds {WORLD_TEST_SCENES} scenes; give at "
+                             f"most {WORLD_TEST_SCENES}, or --split validation for more")
         if self.there_and_back_seconds < 0:
             raise ValueError(f"--there-and-back-seconds must be 0 or more, got {self.there_and_back_seconds}")
         if self.sampling_steps is not None and self.sampling_steps < 1:
