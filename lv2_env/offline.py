@@ -7,7 +7,8 @@ when there are more clips than lines), and the generator chains the clips with i
 A model conditioned on its last frame *rendered along the camera path* (``condition="rendered"``, the shipped
 tiny model) also needs what the control videos do not carry: the camera path and its metric depth
 (:class:`CameraGeometry`). Each clip is then conditioned as ``LV2/World-v0`` conditions a step: by default on
-the world memory (:mod:`lv2_env.signals.world_memory`) of the first frame and of every clip's last frame,
+the world memory (:mod:`lv2_env.signals.world_memory`) of the first frame and of every clip's last frame
+(the :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` World-v0 runs),
 rendered into every camera of the clip with the given depth, and composited over the generated frames; or,
 with ``conditioning="last_frame"``, on the previous clip's last frame alone, lifted with its depth
 (:func:`lv2_env.signals.warp.render_along_path`).
@@ -25,8 +26,7 @@ from tqdm import tqdm
 
 from lv2_env.media.video import Mp4Writer, read_video
 from lv2_env.signals.camera import Intrinsics
-from lv2_env.signals.warp import render_along_path
-from lv2_env.signals.world_memory import WorldMemory, condition_on_memory, memory_options
+from lv2_env.signals.clip_conditioner import ClipConditioner, ClipConditioning
 
 NPY_MAGIC = b"\x93NUMPY"  # how every file numpy.save writes begins
 
@@ -126,11 +126,6 @@ class CameraGeometry:
     def __len__(self) -> int:
         return len(self.poses)
 
-    def render(self, frame: np.ndarray, start: int, frames: int) -> np.ndarray:
-        """``frame`` (uint8 ``[H, W, 3]``, seen from camera ``start`` with its depth) rendered into cameras
-        ``start .. start + frames - 1``: uint8 ``[frames, H, W, 3]``, the clip's rendered conditioning."""
-        return render_along_path(frame, self.depth[start], self.poses[start : start + frames], self.intrinsics)
-
 
 def intrinsics_from_matrix(matrix: np.ndarray, height: int, width: int) -> Intrinsics:
     """The :class:`Intrinsics` of a ``[3, 3]`` pinhole matrix ``K`` (pixels) for ``height x width`` frames."""
@@ -199,33 +194,27 @@ def generate_video(
     if rendered_condition and len(geometry) != total:
         raise ValueError(f"the camera path has {len(geometry)} frames but the control videos have {total}; "
                          "expected one pose and one depth map per control frame")
-    memory, show_memory = None, False
+    conditioner = None
     if rendered_condition:
-        conditioning, show_memory = memory_options(generator.condition, conditioning, composite, trained_conditioning)
-        if conditioning == "memory":
-            memory = WorldMemory(geometry.intrinsics)
-            memory.add(first_frame, geometry.depth[0], geometry.poses[0], protected=True)
+        conditioner = ClipConditioner(generator.condition, geometry.intrinsics, conditioning, composite,
+                                      trained_conditioning)
+        conditioner.start(first_frame, geometry.depth[0], geometry.poses[0])
     starts = clip_starts(total, generator.frames)
     if len(prompts) != len(starts):
         raise ValueError(f"expected one prompt per clip ({len(starts)}), got {len(prompts)}")
     generator.reset(first_frame)
-    last_frame = first_frame  # what the next clip starts from
     written = 0
     with Mp4Writer(out, fps=fps) as writer:
         for i, start in enumerate(tqdm(starts, desc="generating", unit="clip", disable=not progress)):
             clip_controls = {name: v[start : start + generator.frames] for name, v in controls.items()}
-            rendered, known = None, None
             window = slice(start, start + generator.frames)
-            if memory is not None:
-                remembered = condition_on_memory(memory, last_frame, geometry.poses[window], geometry.depth[window])
-                rendered, known = remembered.rendered, remembered.known_pixels() if show_memory else None
-            elif rendered_condition:
-                rendered = geometry.render(last_frame, start, generator.frames)
-            frames = generator.generate_clip(clip_controls, prompts[i], rendered=rendered, known=known)
+            conditioned = (conditioner.condition(geometry.poses[window], geometry.depth[window])
+                           if conditioner is not None else ClipConditioning())
+            frames = generator.generate_clip(clip_controls, prompts[i], rendered=conditioned.rendered,
+                                             known=conditioned.known)
             writer.write(frames if i == 0 else frames[1:])
             written += len(frames) if i == 0 else len(frames) - 1
-            last_frame = frames[-1]
-            if memory is not None:
+            if conditioner is not None:
                 end = start + generator.frames - 1
-                memory.add(last_frame, geometry.depth[end], geometry.poses[end])
+                conditioner.remember(frames[-1], geometry.depth[end], geometry.poses[end])
     return written

@@ -193,8 +193,9 @@ def run_clips(settings: EvalSettings) -> None:
         CLIP_FIELDS, evaluate_clips, markdown_table, plot_per_frame_psnr, spread_indices,
     )
     from lv2_env.evaluation.report import picture_grid, write_report
-    from lv2_env.signals.warp import render_clip, warp_first_frame
-    from lv2_env.data.memory_renders import first_frame_conditioning
+    from lv2_env.data.memory_renders import clip_conditioner
+    from lv2_env.signals.clip_conditioner import ClipConditioning
+    from lv2_env.signals.warp import warp_first_frame
     from lv2_env.signals.world_memory import memory_options
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
@@ -226,14 +227,12 @@ def run_clips(settings: EvalSettings) -> None:
 
     def generate(clip: Mapping[str, Any]) -> np.ndarray:
         generator.reset(clip["rgb"][0])
-        controls = control_videos(clip)
-        rendered, known = None, None
-        if rendered_model and conditioning == "last_frame":
-            rendered = render_clip(clip)
-        elif rendered_model:
-            remembered = first_frame_conditioning(clip)
-            rendered, known = remembered.rendered, remembered.known_pixels() if composite else None
-        frames = generator.generate_clip(controls, str(clip["caption"]), rendered=rendered, known=known)
+        conditioned = ClipConditioning()
+        if rendered_model:
+            conditioner = clip_conditioner(clip, conditioning, composite, preset.trained_conditioning)
+            conditioned = conditioner.condition(clip["poses"], clip["depth"])
+        frames = generator.generate_clip(control_videos(clip), str(clip["caption"]), rendered=conditioned.rendered,
+                                         known=conditioned.known)
         generated.append(frames)
         print(f"  {names[len(generated) - 1]}: generated in {sum(generator.last_timings.values()):.1f} s", flush=True)
         return frames

@@ -8,8 +8,8 @@ holds: looks taken at different times side by side, and its own earlier guesses 
 
 1. the memory starts from the sequence's first frame (protected, as the env's start frame), with the scene's fog
    (its style's :class:`~lv2_env.signals.world_memory.Atmosphere`, as the env's);
-2. each clip's conditioning is the memory rendered along its poses with its depth
-   (:func:`~lv2_env.signals.world_memory.condition_on_memory`), frame 0 the clip's own first frame;
+2. each clip's conditioning is the memory rendered along its poses with its depth (the
+   :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` World-v0 runs), frame 0 the clip's own first frame;
 3. what the world then "showed" for the clip is, with probability ``self_rollout``, the model's own generation of
    it from that conditioning (self-rollout training, as Self-Forcing does, at the tiny size), else the truth's
    last frame degraded as LongVie 2's ``T`` degrades a first frame (1 to ``MAX_ROUND_TRIPS`` VAE round trips,
@@ -33,7 +33,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lv2_env.signals.warp import as_intrinsics
-from lv2_env.signals.world_memory import Atmosphere, MemoryConditioning, WorldMemory, condition_on_memory
+from lv2_env.signals.clip_conditioner import ClipConditioner
+from lv2_env.signals.world_memory import Atmosphere
 from lv2_env.worlds.styles import get_style
 from model.clips import ClipDataset, control_videos
 
@@ -54,18 +55,21 @@ def clip_atmosphere(clip: Mapping[str, Any]) -> Atmosphere | None:
     return None if style is None else get_style(str(style)).atmosphere
 
 
-def first_frame_conditioning(clip: Mapping[str, Any]) -> MemoryConditioning:
-    """What a single clip gets in ``lv2 eval``, as World-v0's first clip does: the world memory of its first frame
-    alone (with its scene's fog), rendered along its path with its depth."""
+def clip_conditioner(clip: Mapping[str, Any], conditioning: str | None = None, composite: bool | None = None,
+                     trained_conditioning: str | None = None) -> ClipConditioner:
+    """A rendered-conditioning model's :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` started from a
+    clip's first frame, as World-v0's first clip is: its memory holds that frame alone, with the scene's fog."""
     height, width = clip["rgb"].shape[1:3]
-    memory = WorldMemory(as_intrinsics(clip["intrinsics"], width, height), atmosphere=clip_atmosphere(clip))
-    memory.add(clip["rgb"][0], clip["depth"][0], clip["poses"][0], protected=True)
-    return condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
+    conditioner = ClipConditioner("rendered", as_intrinsics(clip["intrinsics"], width, height), conditioning,
+                                  composite, trained_conditioning)
+    conditioner.start(clip["rgb"][0], clip["depth"][0], clip["poses"][0], clip_atmosphere(clip))
+    return conditioner
 
 
 def memory_of_first_frame(clip: Mapping[str, Any]) -> np.ndarray:
-    """:func:`first_frame_conditioning`'s render (uint8 ``[F, H, W, 3]``; frame 0 the first frame)."""
-    return first_frame_conditioning(clip).rendered
+    """What a single clip is conditioned on in ``lv2 eval`` and training: the world memory of its first frame
+    rendered along its path with its depth (uint8 ``[F, H, W, 3]``; frame 0 the first frame)."""
+    return clip_conditioner(clip).condition(clip["poses"], clip["depth"]).rendered
 
 
 def memory_render_loader(data: str | Path) -> Callable[[dict], np.ndarray]:
@@ -130,26 +134,23 @@ def build_memory_renders(data: str | Path, checkpoint: str | Path, self_rollout:
             continue
         rng = np.random.default_rng([seed, sequence])
         clips = [dataset[i] for i in members]
-        first = clips[0]
-        height, width = first["rgb"].shape[1:3]
-        memory = WorldMemory(as_intrinsics(first["intrinsics"], width, height), atmosphere=clip_atmosphere(first))
-        memory.add(first["rgb"][0], first["depth"][0], first["poses"][0], protected=True)
+        conditioner = clip_conditioner(clips[0], composite=True)
         for clip, path in zip(clips, paths):
-            conditioning = condition_on_memory(memory, clip["rgb"][0], clip["poses"], clip["depth"])
+            conditioning = conditioner.condition(clip["poses"], clip["depth"], first_frame=clip["rgb"][0])
             temporary = path.with_suffix(".tmp.npz")
             np.savez_compressed(temporary, rendered=conditioning.rendered)
             temporary.replace(path)
             if rng.random() < self_rollout:
                 generator.reset(clip["rgb"][0])
                 shown = generator.generate_clip(control_videos(clip), str(clip["caption"]),
-                                                rendered=conditioning.rendered, known=conditioning.known_pixels())
+                                                rendered=conditioning.rendered, known=conditioning.known)
                 last = shown[-1]
                 counts["self_rollout"] += 1
             else:
-                last = conditioning.known_pixels().apply(_degrade_last_frame(clip["rgb"][-1], vae, rng)[None],
-                                                         start=len(clip["rgb"]) - 1)[0]
+                last = conditioning.known.apply(_degrade_last_frame(clip["rgb"][-1], vae, rng)[None],
+                                                start=len(clip["rgb"]) - 1)[0]
                 counts["degraded_truth"] += 1
-            memory.add(last, clip["depth"][-1], clip["poses"][-1])
+            conditioner.remember(last, clip["depth"][-1], clip["poses"][-1])
     (out / "index.json").write_text(json.dumps({"checkpoint": str(checkpoint), "self_rollout": self_rollout,
                                                 "seed": seed, "max_round_trips": MAX_ROUND_TRIPS,
                                                 "noise_std_max": NOISE_STD_MAX, "atmosphere": "the scene's fog",

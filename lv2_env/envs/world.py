@@ -15,8 +15,8 @@ from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.media.image import load_image
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
 from lv2_env.signals.point_cache import PointCache
-from lv2_env.signals.warp import render_along_path
-from lv2_env.signals.world_memory import Atmosphere, WorldMemory, condition_on_memory, memory_options
+from lv2_env.signals.clip_conditioner import ClipConditioner, ClipConditioning
+from lv2_env.signals.world_memory import Atmosphere, WorldMemory
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
@@ -59,12 +59,19 @@ class StepPlan:
     control: ControlSignals
     ground_truth: np.ndarray | None  # [F, H, W, 3] the scene's render of the path
     next_depth: np.ndarray | None  # [H, W] the scene's depth of the last frame
-    rendered: np.ndarray | None  # [F, H, W, 3] the last frame rendered along the path (condition="rendered")
+    conditioning: ClipConditioning  # what the clip is conditioned on along the path
     seconds: float
-    memory_frames: np.ndarray | None = None  # [F, H, W, 3] the world memory's render of the path (black: holes)
-    known: KnownPixels | None = None  # composite=True: the memory's pixels, shown over the generated ones
     ground_truth_ids: np.ndarray | None = None  # [F, H, W] int16 the renderer's object id of each true pixel
-    memory_known: np.ndarray | None = None  # [F, H, W] bool where the memory's render holds something
+
+    @property
+    def rendered(self) -> np.ndarray | None:
+        """[F, H, W, 3] what a condition="rendered" model sees along the path (the memory's or last frame's render)."""
+        return self.conditioning.rendered
+
+    @property
+    def known(self) -> KnownPixels | None:
+        """composite=True: the memory's pixels, shown over the generated ones."""
+        return self.conditioning.known
 
     @property
     def controls(self) -> dict[str, np.ndarray]:
@@ -259,10 +266,8 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
-        self.conditioning, self.composite = memory_options(size.condition, conditioning, composite,
-                                                           size.trained_conditioning)
-        self.memory = (WorldMemory(self.world.intrinsics, capacity=memory_capacity)
-                       if self.conditioning == "memory" else None)
+        self.conditioner = ClipConditioner(size.condition, self.world.intrinsics, conditioning, composite,
+                                           size.trained_conditioning, memory_capacity)
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
         self._last_depth: np.ndarray | None = None  # [H, W]: the control source's depth of it
         self._clip_frames: np.ndarray | None = None
@@ -270,6 +275,27 @@ class WorldEnv(CameraEnv):
         self._ground_truth_ids: np.ndarray | None = None  # [F, H, W] the renderer's object ids of it
 
     # ------------------------------------------------------------------ Gymnasium API
+
+    @property
+    def memory(self) -> WorldMemory | None:
+        """The world memory (``conditioning="memory"``), else None."""
+        return self.conditioner.memory
+
+    @property
+    def conditioning(self) -> str:
+        """What the clips are conditioned on: ``"memory"`` or ``"last_frame"``."""
+        return self.conditioner.conditioning
+
+    @property
+    def composite(self) -> bool:
+        """Whether the memory's pixels are shown over the generated ones (settable between steps)."""
+        return self.conditioner.composite
+
+    @composite.setter
+    def composite(self, on: bool) -> None:
+        if on and self.conditioner.memory is None:
+            raise ValueError("composite=True shows the world memory's pixels, so it needs conditioning='memory'")
+        self.conditioner.composite = bool(on)
 
     @property
     def precision(self) -> str:
@@ -310,10 +336,8 @@ class WorldEnv(CameraEnv):
             if self.scene is None and self.world.fixed_depth_range is None:
                 self.world.depth_range = DepthRange.fit(self._last_depth, sky_depth=0.9 * self._point_cache.far)
             self._point_cache.add(self._last_depth, here.poses[0])
-        if self.memory is not None:  # the start frame (the truth, or the user's picture) is never forgotten
-            self.memory.clear()
-            self.memory.atmosphere = scene_atmosphere(self.scene)
-            self.memory.add(self._last_rgb, self._last_depth, here.poses[0], protected=True)
+        # The start frame (the truth, or the user's picture) is never forgotten.
+        self.conditioner.start(self._last_rgb, self._last_depth, here.poses[0], scene_atmosphere(self.scene))
         control = compute_control_signals(self._last_depth[None], here.poses, self.world.intrinsics,
                                           self.world.depth_range)
         self.last_timings = {}
@@ -353,17 +377,9 @@ class WorldEnv(CameraEnv):
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the world memory (or
         #    the last frame alone) rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
-        rendered, memory_frames, known, memory_known = None, None, None, None
-        if self.model.preset.condition == "rendered" and self.memory is None:
-            rendered = render_along_path(self._last_rgb, depth[0], path.poses, self.world.intrinsics)
-        elif self.model.preset.condition == "rendered":
-            conditioning = condition_on_memory(self.memory, self._last_rgb, path.poses, depth)
-            rendered, memory_frames = conditioning.rendered, conditioning.render.frames
-            memory_known = conditioning.known
-            if self.composite:
-                known = conditioning.known_pixels()
-        return StepPlan(path, depth, control, ground_truth, next_depth, rendered, time.perf_counter() - tick,
-                        memory_frames, known, ground_truth_ids, memory_known)
+        conditioning = self.conditioner.condition(path.poses, depth)
+        return StepPlan(path, depth, control, ground_truth, next_depth, conditioning, time.perf_counter() - tick,
+                        ground_truth_ids)
 
     def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
@@ -376,9 +392,9 @@ class WorldEnv(CameraEnv):
             self._last_depth = self.model.estimate_depth(frames[-1:])[0]
             self._point_cache.add(self._last_depth, plan.path.poses[-1])
             timings["depth_estimation"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        self.conditioner.remember(frames[-1], self._last_depth, plan.path.poses[-1])
         if self.memory is not None:
-            tick = time.perf_counter()
-            self.memory.add(frames[-1], self._last_depth, plan.path.poses[-1])
             timings["memory"] = time.perf_counter() - tick
 
         # 5. Task, on the true path.
@@ -389,7 +405,7 @@ class WorldEnv(CameraEnv):
         self._ground_truth_ids = plan.ground_truth_ids
         self.clip_index += 1
         self.last_timings = timings
-        info = self._info(frames, plan.depth, plan.path, plan.control, plan.memory_frames, plan.memory_known)
+        info = self._info(frames, plan.depth, plan.path, plan.control, plan.conditioning)
         if self.render_mode == "human":
             self.render()
         return self.world.observation(frames[1:]), reward, reached, False, info
@@ -409,9 +425,9 @@ class WorldEnv(CameraEnv):
     # ------------------------------------------------------------------ helpers
 
     def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals,
-              memory_frames: np.ndarray | None = None, memory_known: np.ndarray | None = None) -> dict[str, Any]:
+              conditioning: ClipConditioning = ClipConditioning()) -> dict[str, Any]:
         return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
                                clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
                                ground_truth_object_ids=self._ground_truth_ids,
-                               control_source=self.control_source, memory_frames=memory_frames,
-                               memory_known=memory_known)
+                               control_source=self.control_source, memory_frames=conditioning.memory_frames,
+                               memory_known=conditioning.memory_known)
