@@ -1,8 +1,9 @@
 """Model presets: the shapes of every component, recorded with each checkpoint.
 
 * ``tiny``: the model lv2 trains on its procedural worlds and ships; a few million parameters, sized for a 2-core
-  CPU (see ../shared/calibration.md and BENCHMARKS.md). 128x128, 17-frame clips, 8 DiT blocks of width 128, two
-  control branches of width 64 over the first 4 blocks, a small word-level text encoder, no image encoder.
+  CPU (from what small prototype VAEs and DiTs cost on these machines, and BENCHMARKS.md). 128x128, 17-frame
+  clips, 8 DiT blocks of width 128, two control branches of width 64 over the first 4 blocks, a small word-level
+  text encoder, no image encoder.
 * ``wan2.1-i2v-14b-480p``: the published LongVie 2 shape on Wan2.1-I2V-14B-480P (hidden 5120, 40 blocks,
   40 heads, ffn 13824, 36 input channels; control: 12 blocks per branch at 2560 / 20 heads / ffn 6912; CLIP
   ViT-H image cross-attention; umT5-XXL text), 352x640, 81-frame clips.

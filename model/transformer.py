@@ -5,7 +5,7 @@ Wan2.1-I2V checkpoint in diffusers layout loads into ``self.base`` unchanged), a
 stack of diffusers ``WanTransformerBlock`` at a reduced width. Only the forward pass is written here, because
 LongVie 2 interleaves the branches with the base blocks and prepends history tokens.
 
-How the branches are wired (../shared/longvie2-reference.md):
+How the branches are wired (docs/longvie2.md):
 
 * each control video is encoded by the VAE and concatenated with the I2V conditioning (4-channel first-frame
   mask + first-frame latent) to 36 channels, patchified by the *base* patch embedding (frozen in training),

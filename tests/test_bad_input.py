@@ -518,7 +518,7 @@ def test_train_bad_paths(files, capsys):
 
 
 def test_data_controls_then_generate_on_the_shipped_model(tmp_path):
-    """The README's offline example, from nothing: `lv2 data controls` for a 2-clip path, then `lv2 generate` on
+    """The offline example (docs/full-size-weights.md), from nothing: `lv2 data controls` for a 2-clip path, then `lv2 generate` on
     the shipped rendered-conditioning model."""
     ctl = tmp_path / "ctl"
     made = _lv2("data", "controls", "--out", ctl, "--seconds", "2", "--scene-seed", "3", "--style", "sunny")

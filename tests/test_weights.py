@@ -1,7 +1,7 @@
 """LongVie 2 published weights <-> LongVieTransformer.
 
 The published key list and the tensor shapes below are written by hand from the release's description
-(../shared/longvie2-reference.md, "Published weights and their names"), NOT derived from the model or from
+(docs/longvie2.md, "Published weights and their names"), NOT derived from the model or from
 ``model.weights.RENAME_MAP``: otherwise a wrong rename rule would produce a matching wrong file and pass.
 """
 

@@ -1,6 +1,6 @@
 """LongVie 2's two control signals for a clip: dense depth and sparse point tracks.
 
-Both follow the reference (../shared/longvie2-reference.md):
+Both follow LongVie 2 (docs/longvie2.md):
 
 * **Dense**: per-frame metric depth normalised with one GLOBAL range ``(p5, p95)`` for a whole rollout,
   ``d' = clip((p95 - d) / (p95 - p5), 0, 1)`` (near is bright), written as a 3-channel grey uint8 video.

@@ -35,17 +35,16 @@ the world shows its start frame, not a generated look that landed a few centimet
 
 With the world's :class:`Atmosphere` (the env passes a procedural scene's fog), the protected looks are rendered
 with the fog of the distance they are seen from now rather than of their first look: the start frame's far ground,
-grey in fog, comes out green as the camera walks up to it. Generated looks are shown as first seen: moving them out
-of the fog too enlarged the model's errors (6 held-out 60-second walks: 19.42 dB with the truth's looks refogged,
-19.19 with none, 18.99 with every look, where sunny and dusk lost 1 dB and fog's frames turned to a mottle of
-gradient energy 25 times the truth's). Instead, a generated look seen through much more fog than where it is seen
-from now (``MAX_FOG_GAIN_SHOWN``) is no longer drawn: it is a hole the model fills, and the model's nearer look
-replaces it in the memory, so in fog the ground the camera walks up to is drawn again as it comes out of the fog
-rather than kept at the grey of its first, far look.
+grey in fog, comes out green as the camera walks up to it. Generated looks are shown as first seen: a generated far
+look's difference from the fog colour is mostly the model's error, and moving it out of the fog enlarged that error
+(measured: docs/world-memory.md#refogging-the-models-own-looks). Instead, a generated look seen through much more fog
+than where it is seen from now (``MAX_FOG_GAIN_SHOWN``) is no longer drawn: it is a hole the model fills, and the
+model's nearer look replaces it in the memory, so in fog the ground the camera walks up to is drawn again as it comes
+out of the fog rather than kept at the grey of its first, far look.
 
 A full memory holds a whole walk, and a clip's cameras see a few of its bricks (2.56 m cubes of voxels, kept
 together by the voxel keys' order): the render projects only the surfels of bricks inside some camera's frustum,
-which draws the same pixels at a fraction of the cost (a full memory's 17-pose render went from ~300 to ~100 ms).
+which draws the same pixels at a fraction of the cost (measured: docs/world-memory.md#brick-culling).
 """
 
 from __future__ import annotations
@@ -80,10 +79,9 @@ MAX_DEFOG_GAIN = 4.0
 # A generated look is shown only while the fog it was seen through is at most this many times the fog of where it is
 # seen from now (in transmittance, exp(-density * d)): nearer, it is a hole the model draws again, and that nearer
 # look takes its voxel. In fog (0.07 per metre) a look is redrawn once the camera is 5.8 m nearer than it was.
-# `python benchmarks/world_memory.py --fog-gains 1.1 1.25 1.5 --scene-index 8` (a 60 s walk in fog scene 1063352, not
-# one of lv2 eval's six): 18.36 / 19.09 / 19.17 dB; with --scene-index 2 (the evaluation's fog scene) 1.0 (every nearer
-# look redrawn) / 1.1 / 1.25 / 1.5 / 2.0 scored 17.28 / 20.64 / 19.21 / 18.49 / 17.49: noisy, so 1.5, the value first
-# chosen and the best where the evaluation does not look, stays.
+# Too small a gain redraws every nearer look, too large keeps the grey far looks; the scores are noisy, and 1.5, the
+# value first chosen, scored best of the three tried on a fog scene outside lv2 eval's six.
+# Measured: docs/world-memory.md#max_fog_gain_shown
 MAX_FOG_GAIN_SHOWN = 1.5
 
 

@@ -1,4 +1,4 @@
-"""LongVie 2's degradations (../shared/longvie2-reference.md), as pure functions with their statistics tested.
+"""LongVie 2's degradations (docs/longvie2.md), as pure functions with their statistics tested.
 
 Stage 1 (control):
 * feature level: with probability 0.15 a sample's dense features are scaled by ``lambda ~ U[0.05, 1]``

@@ -3,7 +3,7 @@
 All four share one flow-matching objective (Wan's): ``x_t = (1 - s) z + s e`` with ``s`` drawn from the
 shifted uniform distribution, the model predicts the velocity ``e - z``, and the loss is its squared error,
 averaged per latent frame with per-frame weights. A :class:`DitRecipe` says what each stage trains and which
-of LongVie 2's degradations and losses it uses (../shared/longvie2-reference.md):
+of LongVie 2's degradations and losses it uses (docs/longvie2.md):
 
 ==============  ==========================  ==========  ==========  ===========  =========================
 stage           trains                      controls    degrad.     first frame  history

@@ -1,0 +1,53 @@
+"""What a user's clone must hold true: shipped files carry no machine's paths, nothing links outside the
+repository, and the README stays a page a newcomer reads."""
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = {".py", ".md", ".json", ".toml", ".txt", ".sh", ".cfg", ".yaml", ".yml"}
+SKIP = {".git", ".venv", "venv", "build", "dist", "__pycache__", ".pytest_cache"}
+README_MAX_LINES = 150
+
+
+def _project_text_files():
+    for path in ROOT.rglob("*"):
+        parts = set(path.relative_to(ROOT).parts)
+        if path.is_file() and path.suffix in TEXT_SUFFIXES and not parts & SKIP and not any(
+                p.endswith(".egg-info") for p in parts):
+            yield path
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_shipped_files_carry_no_local_paths():
+    absolute = re.compile(r"^(/|[A-Za-z]:\\)")
+    found = []
+    for path in sorted((ROOT / "model" / "shipped").rglob("*.json")):
+        found += [f"{path.relative_to(ROOT)}: {s}" for s in _strings(json.loads(path.read_text())) if absolute.match(s)]
+    assert not found, "absolute paths of the machine that trained the model:\n" + "\n".join(found)
+
+
+def test_nothing_links_outside_the_repository():
+    outside = "../" + "shared"  # split so this file does not match itself
+    found = [str(p.relative_to(ROOT)) for p in _project_text_files() if outside in p.read_text(errors="ignore")]
+    assert not found, f"files that point outside the repository (a user's clone has no {outside}/): {found}"
+
+
+def test_readme_is_a_page():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; move details to docs/"
+    links = re.findall(r"\]\(([^)#]+?)(?:#[^)]*)?\)", "\n".join(lines))
+    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
