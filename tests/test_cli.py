@@ -92,7 +92,8 @@ def test_train_and_eval_keep_their_flags():
                                          "--conditioning", "--composite", "--no-composite",  # the world memory
                                          "--there-and-back-seconds", "--resume",
                                          "--control-encoder",  # what encodes the conditioning videos
-                                         "--split"}  # test (default) or validation
+                                         "--split",  # test (default) or validation
+                                         "--control-source"}  # scene (default) or cache
     args = parse_args(["eval", "--checkpoint", "ckpt", "--data", "eval", "--out", "o", "--steps", "3"])
     settings = dataclass_from_args(EvalSettings, args)
     assert settings == EvalSettings(checkpoint=Path("ckpt"), data=Path("eval"), out=Path("o"), sampling_steps=3)

@@ -172,3 +172,31 @@ def test_the_picture_strip_is_at_0_1_3_and_5_minutes():
     assert strip_frames(4801, 16) == [("0.0 min", 0), ("1.0 min", 960), ("3.0 min", 2880), ("5.0 min", 4800)]
     assert [i for _, i in strip_frames(161, 16)] == [0, 32, 96, 160]  # 10 s: the same fractions of the walk
     assert strip_frames(161, 16)[1][0] == "2 s"
+
+
+def test_cache_diagnosis_finds_where_a_cache_world_breaks():
+    from lv2_env.evaluation.rollouts import cache_diagnosis
+
+    truth = np.full((9, 4, 4), 10.0, np.float32)
+    truth[:, 0] = 150.0  # a row of sky, left out of the depth error
+    cached = truth.copy()
+    cached[5:, 1:] = 15.0  # step 2's depth is 50% off
+    holes = np.zeros((9, 4, 4), bool)
+    holes[5:, 3] = True  # a quarter of step 2's pixels had no cached depth
+    video = {"depth": truth, "control_depth": cached, "depth_holes": holes, "clip_frames": 5}
+    out = cache_diagnosis(video, {"model": [30.0, 18.0], "repeat": [20.0, 20.0]})
+    assert out["depth_abs_rel_per_step"] == pytest.approx([0.0, 0.5]) and out["holes_per_step"] == [0.0, 0.25]
+    assert out["first_step_below_repeat"] == 2
+    assert cache_diagnosis(video, {"model": [30.0, 28.0], "repeat": [20.0, 20.0]})["first_step_below_repeat"] is None
+
+
+def test_a_cache_world_is_scored_against_the_true_depth(world_checkpoint):
+    env = WorldEnv(checkpoint=world_checkpoint, preset="test", goal_radius=None, control_source="cache")
+    video = run_path(env, (1, 5), 3, scene_seed=1_100_000)
+    assert video["control_depth"].shape == video["depth"].shape == video["depth_holes"].shape
+    # The baselines get the scene's exact depth; the model was steered by the cache's, which is not exact.
+    assert not np.allclose(video["control_depth"][1:], video["depth"][1:])
+    assert not video["depth_holes"][0].any() and video["depth_holes"].dtype == bool
+    scores = score_rollout(video)
+    assert len(scores["cache"]["depth_abs_rel_per_step"]) == 3 and np.isfinite(scores["cache"]["depth_abs_rel"])
+    assert 0.0 <= scores["cache"]["holes"] <= 1.0

@@ -79,7 +79,7 @@ def run_world(settings: EvalSettings) -> None:
     from lv2_env.evaluation.baselines import inpainting_available
     from lv2_env.evaluation.rollouts import evaluate_world, plot_world, scene_table, strip_frames, world_table
 
-    env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None,
+    env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None, control_source=settings.control_source,
                    sampling_steps=settings.sampling_steps, precision=settings.precision,
                    control_encoder=settings.control_encoder, conditioning=settings.conditioning,
                    composite=settings.composite)
@@ -99,7 +99,7 @@ def run_world(settings: EvalSettings) -> None:
     outputs = {"report": out / "world_report.json", "plot": out / "world_psnr.png", "strip": out / "world_strip.png"}
     back = whole_clips(settings.there_and_back_seconds, "--there-and-back-seconds", env.clip.duration)[0] \
         if settings.there_and_back_seconds else 0
-    run = {"split": settings.split, "checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
+    run = {"split": settings.split, "control_source": settings.control_source, "checkpoint": str(settings.checkpoint.resolve()), "steps": steps, "there_and_back_seconds": settings.there_and_back_seconds,
            "seed": settings.seed, "sampling_steps": settings.sampling_steps, "precision": env.precision,
            "conditioning": env.conditioning, "composite": env.composite,
            "control_encoder": env.model.control_encoder_name,
@@ -128,7 +128,7 @@ def run_world(settings: EvalSettings) -> None:
               f"wrote {journal}, {outputs['report']}", flush=True)
 
     print(f"{settings.rollouts} held-out scenes of the {settings.split} split, each a walk of {steps} clips, a 360-degree turn and a there-and-back "
-          f"path, with {settings.checkpoint} (conditioning {env.conditioning}{', composite' if env.composite else ''}, "
+          f"path, with {settings.checkpoint} (controls from the {settings.control_source}, conditioning {env.conditioning}{', composite' if env.composite else ''}, "
           f"history {env.generator.history_latent_frames or 'off'})"
           + (f"; {len(done)} already done in {journal}" if done else ""))
     report = evaluate_world(env, settings.rollouts, steps, estimate_depth=depth, seed=settings.seed,

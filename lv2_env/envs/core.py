@@ -114,7 +114,9 @@ class WorldStepInfo(StepInfo):
     * ``memory_frames`` (uint8 ``[F, H, W, 3]``, the world memory's render of the clip's path, black in its holes;
       ``None`` unless ``conditioning="memory"``) and ``memory_known`` (bool ``[F, H, W]``, where that render
       holds a surface or sky, frame 0 False: with ``composite`` these pixels are the memory's, the rest the
-      model's own drawing; ``None`` unless ``conditioning="memory"``).
+      model's own drawing; ``None`` unless ``conditioning="memory"``);
+    * ``depth_holes`` (bool ``[F, H, W]``, with ``control_source="cache"``: where no cached point landed, so the
+      control depth there is filled in rather than seen; ``None`` with scene control).
     """
 
     prompt: str = ""
@@ -124,6 +126,7 @@ class WorldStepInfo(StepInfo):
     control_source: str = "scene"
     memory_frames: np.ndarray | None = None
     memory_known: np.ndarray | None = None
+    depth_holes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

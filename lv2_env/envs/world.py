@@ -62,6 +62,7 @@ class StepPlan:
     conditioning: ClipConditioning  # what the clip is conditioned on along the path
     seconds: float
     ground_truth_ids: np.ndarray | None = None  # [F, H, W] int16 the renderer's object id of each true pixel
+    depth_holes: np.ndarray | None = None  # [F, H, W] bool cache control: depth filled, not seen
 
     @property
     def rendered(self) -> np.ndarray | None:
@@ -369,17 +370,20 @@ class WorldEnv(CameraEnv):
                 ground_truth = np.concatenate([self._ground_truth[-1:], out.rgb])
             ground_truth_ids = np.concatenate([self._ground_truth_ids[-1:], out.object_id])
             next_depth = out.depth[-1]
+        depth_holes = None
         if self.control_source == "scene":
             depth = np.concatenate([self._last_depth[None], out.depth])
         else:
-            depth = np.concatenate([self._last_depth[None], self._point_cache.render_depth(path.poses[1:])])
+            cached, holes = self._point_cache.render(path.poses[1:])
+            depth = np.concatenate([self._last_depth[None], cached])
+            depth_holes = np.concatenate([np.zeros_like(holes[:1]), holes])
 
         # 3. Control signals with the episode's depth range; for a model conditioned on it, the world memory (or
         #    the last frame alone) rendered along the path with its depth (GEN3C's rendered cache).
         control = compute_control_signals(depth, path.poses, self.world.intrinsics, self.world.depth_range)
         conditioning = self.conditioner.condition(path.poses, depth)
         return StepPlan(path, depth, control, ground_truth, next_depth, conditioning, time.perf_counter() - tick,
-                        ground_truth_ids)
+                        ground_truth_ids, depth_holes)
 
     def finish_step(self, plan: StepPlan, frames: np.ndarray, generation_timings: dict[str, float]):
         """Steps 4-5 of :meth:`step` once the clip's ``frames`` ``[F, H, W, 3]`` are generated."""
@@ -405,7 +409,7 @@ class WorldEnv(CameraEnv):
         self._ground_truth_ids = plan.ground_truth_ids
         self.clip_index += 1
         self.last_timings = timings
-        info = self._info(frames, plan.depth, plan.path, plan.control, plan.conditioning)
+        info = self._info(frames, plan.depth, plan.path, plan.control, plan.conditioning, plan.depth_holes)
         if self.render_mode == "human":
             self.render()
         return self.world.observation(frames[1:]), reward, reached, False, info
@@ -425,9 +429,10 @@ class WorldEnv(CameraEnv):
     # ------------------------------------------------------------------ helpers
 
     def _info(self, frames: np.ndarray, depth: np.ndarray, path: CameraPath, control: ControlSignals,
-              conditioning: ClipConditioning = ClipConditioning()) -> dict[str, Any]:
+              conditioning: ClipConditioning = ClipConditioning(),
+              depth_holes: np.ndarray | None = None) -> dict[str, Any]:
         return self.world.info(frames, depth, path, control, cls=WorldStepInfo, prompt=self.prompt,
                                clip_index=self.clip_index, ground_truth_frames=self._ground_truth,
                                ground_truth_object_ids=self._ground_truth_ids,
                                control_source=self.control_source, memory_frames=conditioning.memory_frames,
-                               memory_known=conditioning.memory_known)
+                               memory_known=conditioning.memory_known, depth_holes=depth_holes)

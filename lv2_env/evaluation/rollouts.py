@@ -58,6 +58,7 @@ WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, 
 LOOP = (5,) * 12
 THERE_AND_BACK_SECONDS = 10
 STYLE_CYCLE = ("sunny", "night", "fog", "dusk", "snow", "desert")  # scene r has style r % 6
+SKY_DEPTH, SKY_FRACTION = 150.0, 0.9  # the renderer's far plane; depth beyond 0.9 of it is sky
 DEPTH_EVERY = 4  # depth following, SSIM, sharpness and objects are measured on every 4th frame
 STRIP_SECONDS = (0, 60, 180, 300)  # the picture strip's moments, for a 5-minute walk
 METHODS = ("model", "repeat", "warp", "memory+inpaint")
@@ -98,10 +99,12 @@ def _mean_abs_change(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int = 0,
              style: str | None = None) -> dict[str, np.ndarray]:
-    """Step ``env`` (a LV2/World-v0, scene controls) ``steps`` times cycling ``actions`` in the scene of
-    ``scene_seed`` (in ``style``, or the scene's own); the whole video, its truth, depth, poses, object ids and,
-    with a world memory, ``known`` (bool ``[N, H, W]``: the pixels its render held, which the model did not draw
-    when they are composited; frame 0 counts as known)."""
+    """Step ``env`` (a LV2/World-v0 with a scene) ``steps`` times cycling ``actions`` in the scene of
+    ``scene_seed`` (in ``style``, or the scene's own); the whole video, its truth, the true depth, poses, object
+    ids and, with a world memory, ``known`` (bool ``[N, H, W]``: the pixels its render held, which the model did
+    not draw when they are composited; frame 0 counts as known). With ``control_source="cache"`` also
+    ``control_depth`` (the point cache's depth the model was steered by) and ``depth_holes`` (where it is filled
+    in, not seen)."""
     options: dict[str, Any] = {"scene_seed": int(scene_seed)}
     if style is not None:
         options["style"] = style
@@ -110,16 +113,46 @@ def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int
             "depth": "depth", "poses": "poses"}
     parts = {name: [info[key][-1:]] for name, key in keys.items()}
     known = [np.ones_like(info["depth"][-1:], dtype=bool)]  # frame 0: what the world starts from, not drawn
+    cache = env.unwrapped.control_source == "cache"
+    if cache:  # the controls' depth is the point cache's; the baselines and the diagnosis need the true depth
+        parts["control_depth"], parts["depth"] = parts["depth"], [_true_depth(env, info["poses"][-1:])]
+        parts["depth_holes"] = [np.zeros_like(known[0])]
     for k in range(steps):
         _, _, _, _, info = env.step(actions[k % len(actions)])
         for name, key in keys.items():
-            parts[name].append(info[key][1:])
+            parts["control_depth" if cache and name == "depth" else name].append(info[key][1:])
         if info.get("memory_known") is not None:
             known.append(info["memory_known"][1:])
+        if cache:
+            parts["depth"].append(_true_depth(env, info["poses"][1:]))
+            parts["depth_holes"].append(info["depth_holes"][1:])
     memory = {"known": np.concatenate(known)} if len(known) == steps + 1 else {}
     return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, **memory, "intrinsics": info["intrinsics"],
             "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"],
             "atmosphere": scene_atmosphere(env.unwrapped.scene)}
+
+
+def _true_depth(env, poses: np.ndarray) -> np.ndarray:
+    """The scene's exact depth ``[F, H, W]`` along ``poses`` (geometry only: no shading)."""
+    return env.unwrapped.world.renderer.render(poses, shade=False).depth
+
+
+def cache_diagnosis(video: dict[str, np.ndarray], per_step_psnr: dict[str, Sequence[float]]) -> dict[str, Any]:
+    """Where a world steered by its own point cache breaks, per one-second step: the cache's depth error against
+    the true depth (AbsRel over the true non-sky pixels), the share of the path's pixels with no cached depth,
+    and the first step whose frames score below repeating the first frame (None if none does)."""
+    step = video["clip_frames"] - 1
+    truth, cached, holes = video["depth"], video["control_depth"], video["depth_holes"]
+    error, empty = [], []
+    for start in range(1, len(truth), step):
+        t, c = truth[start : start + step], cached[start : start + step]
+        scene = t < SKY_FRACTION * SKY_DEPTH
+        error.append(float(np.mean(np.abs(c[scene] - t[scene]) / t[scene])) if scene.any() else float("nan"))
+        empty.append(float(holes[start : start + step].mean()))
+    model, repeat = per_step_psnr["model"], per_step_psnr["repeat"]
+    below = next((k + 1 for k, (m, r) in enumerate(zip(model, repeat)) if m < r), None)
+    return {"depth_abs_rel": mean_finite(error), "holes": float(np.mean(empty)), "first_step_below_repeat": below,
+            "depth_abs_rel_per_step": error, "holes_per_step": empty}
 
 
 def depth_following(estimate: np.ndarray, reference: np.ndarray, sky_depth: float = 150.0) -> float:
@@ -197,14 +230,18 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
         }
     # Clip boundaries: frame 16k is the last frame of clip k, 16k + 1 the first new frame of clip k + 1.
     step = video["clip_frames"] - 1
+    if "control_depth" in video:  # a world steered by its own point cache: where it breaks
+        per_step = {m: [psnr(methods[m][s : s + step], truth[s : s + step]) for s in range(1, len(truth), step)]
+                    for m in ("model", "repeat")}
+        out["cache"] = cache_diagnosis(video, per_step)
     boundary = [k for k in range(step, len(generated) - 1, step)]
     within = [k for k in range(len(generated) - 1) if k % step != 0]
     for name, frames in (("model", generated), ("truth", truth)):
         jump = float(np.mean([_mean_abs_change(frames[k + 1], frames[k]) for k in boundary])) if boundary else float("nan")
         inside = float(np.mean([_mean_abs_change(frames[k + 1], frames[k]) for k in within]))
         out.setdefault("boundaries", {})[name] = {"jump": jump, "within": inside, "ratio": jump / max(inside, 1e-9)}
-    if estimate_depth is not None:
-        reference = video["depth"][sampled]
+    if estimate_depth is not None:  # the depth the model was asked to follow: its control depth
+        reference = video.get("control_depth", video["depth"])[sampled]
         out["depth_following"] = {
             "model": depth_following(estimate_depth(generated[sampled]), reference),
             "truth": depth_following(estimate_depth(truth[sampled]), reference),
@@ -279,6 +316,7 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
         return world_report(per, {"split": split, "rollouts": rollouts, "rollouts_finished": len(per), "steps": steps,
                                   "seconds_of_video": seconds, "walk": list(WALK), "loop": list(LOOP),
                                   "there_and_back": list(back), "inpainting": inpaint and inpainting_available(),
+                                  "control_source": env.unwrapped.control_source,
                                   "conditioning": getattr(env.unwrapped, "conditioning", None),
                                   "composite": getattr(env.unwrapped, "composite", None),
                                   "history_latent_frames": getattr(getattr(env.unwrapped, "generator", None),
@@ -323,6 +361,12 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
     for key in ("revealed_fraction", "objects_drawn_first"):
         if all(key in p for p in per):
             mean[key] = mean_finite([p[key] for p in per])
+    if all("cache" in p for p in per):
+        below = [p["cache"]["first_step_below_repeat"] for p in per]
+        mean["cache"] = {"depth_abs_rel": mean_finite([p["cache"]["depth_abs_rel"] for p in per]),
+                         "holes": mean_finite([p["cache"]["holes"] for p in per]),
+                         "first_step_below_repeat": mean_finite([b for b in below if b is not None]),
+                         "never_below_repeat": sum(b is None for b in below)}
     mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
     if all("depth_following" in p for p in per):
@@ -366,6 +410,12 @@ def world_table(report: dict[str, Any]) -> str:
                 s = mean[m]
                 lines.append(f"| {m} | {_cell(s['psnr_revealed'])} | {_cell(s['ssim_revealed'], 3)} | "
                              f"{_cell(s['sharpness_revealed'])} | {_cell(s['colour_error_drawn_first'], 1)} |")
+    if "cache" in mean:
+        c = mean["cache"]
+        lines += ["", f"cache control: the point cache's depth is off the true depth by {_cell(100 * c['depth_abs_rel'], 0)}% "
+                      f"(AbsRel); {_cell(100 * c['holes'], 0)}% of the path's pixels had no cached depth; the model's "
+                      f"frames first fell below repeat at step {_cell(c['first_step_below_repeat'], 1)} (mean over the "
+                      f"scenes where they did; never in {c['never_below_repeat']} of {len(report['rollouts'])})"]
     b = mean["boundaries"]
     lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
                   f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]

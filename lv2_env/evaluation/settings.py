@@ -61,6 +61,11 @@ class EvalSettings:
                 "whole number of seconds; for a model with longer clips, rounded to the nearer number of clips "
                 "with a note"})
 
+    control_source: str = field(default="scene", metadata={
+        "help": "rollouts: where the control signals come from: scene (the exact geometry) or cache (the point cache "
+                "of the frames the world generated, as in a world from a picture; adds where it breaks: the cache's "
+                "depth error, its holes, the first step below repeat)",
+        "choices": ("scene", "cache")})
     there_and_back_seconds: int = field(default=10, metadata={
         "help": "rollouts: seconds forward, then as many back, of the there-and-back path (default 10; 0: none)"})
     resume: bool = field(default=False, metadata={

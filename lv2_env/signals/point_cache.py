@@ -95,5 +95,12 @@ class PointCache:
 
     def render_depth(self, poses: np.ndarray) -> np.ndarray:
         """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``."""
+        return self.render(poses)[0]
+
+    def render(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``, and where no point
+        landed (bool ``[F, H, W]``: the filled holes, depth guessed rather than seen)."""
         points = self.points().astype(np.float64)
-        return np.stack([fill_holes(splat_depth(points, pose, self.intrinsics), self.far) for pose in poses])
+        splats = [splat_depth(points, pose, self.intrinsics) for pose in poses]
+        return (np.stack([fill_holes(d, self.far) for d in splats]),
+                np.stack([d == 0 for d in splats]))
