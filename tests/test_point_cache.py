@@ -41,8 +41,38 @@ def test_capacity_bounds_memory_and_sky_stays_out():
     sky[:16] = 4.0
     for _ in range(10):
         cache.add(sky, _wall_pose())
-    assert len(cache) == 3 and len(cache.points()) == 3 * 16 * 48
+    assert len(cache) == 1 + 3 and len(cache.points()) == (1 + 3) * 16 * 48  # the start frame and the last 3
     with pytest.raises(ValueError, match="expected depth of shape"):
         cache.add(np.ones((8, 8)), _wall_pose())
     with pytest.raises(ValueError, match="capacity"):
         PointCache(INTRINSICS, capacity=0)
+
+
+def test_the_ground_prior_is_the_scenes_ground():
+    from lv2_env.worlds import Renderer, generate_scene
+
+    pose = pose_from_state(np.array([0.0, 0.0, 1.6, 0.3, -0.2, 0.0]))  # looking a little down
+    out = Renderer(generate_scene(4), INTRINSICS).render(pose[None])
+    ground = out.object_id[0] == 0
+    prior = PointCache(INTRINSICS, ground_z=0.0).ground_depth(pose)
+    assert ground.mean() > 0.2 and np.allclose(prior[ground], out.depth[0][ground], rtol=1e-3)
+    assert np.all(prior[out.object_id[0] == -1] == 150.0)  # the sky stays at the far plane
+    assert PointCache(INTRINSICS, ground_z=None).ground_depth(pose) == 150.0
+
+
+def test_an_anchored_cache_keeps_its_geometry_and_aligns_new_estimates():
+    from lv2_env.worlds import Renderer, generate_scene
+
+    poses = np.stack([pose_from_state(np.array([0.0, 0.0, 1.6, yaw, -0.1, 0.0])) for yaw in (0.0, 0.5)])
+    truth = Renderer(generate_scene(4), INTRINSICS).render(poses).depth
+    cache = PointCache(INTRINSICS)
+    cache.add(truth[0], poses[0])
+    _, holes = cache.render(poses[1:])
+    assert 0.1 < holes.mean() < 0.9  # the turn shows some of what the start frame saw, and some new ground
+    kept = cache.add_key_frame(2.0 * truth[1], poses[1])  # a depth network twice too far
+    scene = truth[1] < 0.9 * 150.0
+    # Where the start frame saw, its geometry stays; the new estimate fills the rest at the cache's scale.
+    assert np.median(np.abs(kept[scene] / truth[1][scene] - 1.0)) < 0.05
+    naive = PointCache(INTRINSICS, anchored=False)
+    naive.add(truth[0], poses[0])
+    assert np.array_equal(naive.add_key_frame(2.0 * truth[1], poses[1]), 2.0 * truth[1])

@@ -93,18 +93,31 @@ def test_world_from_an_image_uses_the_point_cache(checkpoint):
     assert reward == 0.0 and not terminated
     assert info["ground_truth_frames"] is None and info["control_source"] == "cache"
     assert info["depth"].shape == (5, 32, 32) and np.all(info["depth"] > 0)
-    assert len(env.unwrapped._point_cache) == 2  # the start frame and the clip's last frame
+    assert len(env.unwrapped.point_cache) == 2  # the start frame and the clip's last frame
+    assert info["depth_holes"].shape == (5, 32, 32) and not info["depth_holes"][0].any()
+
+
+def test_a_blank_picture_starts_on_the_ground_plane(checkpoint):
+    env = _make(checkpoint, control_source="cache")
+    with pytest.warns(UserWarning, match="blank"):
+        _, info = env.reset(seed=0, options={"image": np.full((32, 32, 3), 128, np.uint8)})
+    depth = info["depth"][0]
+    # Level at eye height: sky (the far plane) above the horizon, ground nearer and nearer below it.
+    assert np.all(depth[:12] == 150.0) and np.all(np.diff(depth[20:, 16]) < 0) and depth[-1].max() < 10.0
+    _, _, _, _, info = env.step(1)
+    assert np.all(np.isfinite(info["depth"])) and np.all(info["depth"] > 0)
 
 
 def test_image_from_a_path(checkpoint, tmp_path):
     from PIL import Image
 
-    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "start.png")
+    picture = np.repeat(np.arange(0, 256, 8, dtype=np.uint8)[:, None, None], 32, axis=1).repeat(3, axis=2)
+    Image.fromarray(picture).save(tmp_path / "start.png")
     env = _make(checkpoint, control_source="cache")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the right size: no resize warning
+        warnings.simplefilter("error")  # the right size (and not blank): no warning
         obs, _ = env.reset(options={"image": str(tmp_path / "start.png")})
-    assert np.all(obs == 90)
+    assert np.array_equal(obs, picture)
 
 
 def test_bad_input_says_what_was_expected(checkpoint, tmp_path):

@@ -180,12 +180,12 @@ def test_cache_diagnosis_finds_where_a_cache_world_breaks():
     truth = np.full((9, 4, 4), 10.0, np.float32)
     truth[:, 0] = 150.0  # a row of sky, left out of the depth error
     cached = truth.copy()
-    cached[5:, 1:] = 15.0  # step 2's depth is 50% off
+    cached[5:, 1:] = 15.0  # step 2's depth is 50% off: none of it within 1.25x
     holes = np.zeros((9, 4, 4), bool)
     holes[5:, 3] = True  # a quarter of step 2's pixels had no cached depth
     video = {"depth": truth, "control_depth": cached, "depth_holes": holes, "clip_frames": 5}
     out = cache_diagnosis(video, {"model": [30.0, 18.0], "repeat": [20.0, 20.0]})
-    assert out["depth_abs_rel_per_step"] == pytest.approx([0.0, 0.5]) and out["holes_per_step"] == [0.0, 0.25]
+    assert out["depth_right_per_step"] == pytest.approx([1.0, 0.0]) and out["holes_per_step"] == [0.0, 0.25]
     assert out["first_step_below_repeat"] == 2
     assert cache_diagnosis(video, {"model": [30.0, 28.0], "repeat": [20.0, 20.0]})["first_step_below_repeat"] is None
 
@@ -198,5 +198,5 @@ def test_a_cache_world_is_scored_against_the_true_depth(world_checkpoint):
     assert not np.allclose(video["control_depth"][1:], video["depth"][1:])
     assert not video["depth_holes"][0].any() and video["depth_holes"].dtype == bool
     scores = score_rollout(video)
-    assert len(scores["cache"]["depth_abs_rel_per_step"]) == 3 and np.isfinite(scores["cache"]["depth_abs_rel"])
+    assert len(scores["cache"]["depth_right_per_step"]) == 3 and 0.0 <= scores["cache"]["depth_right"] <= 1.0
     assert 0.0 <= scores["cache"]["holes"] <= 1.0

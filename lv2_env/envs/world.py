@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -48,6 +49,9 @@ def check_model_size(preset: "Preset", **asked: int | None) -> None:
             f"{given}: this model generates {preset.width}x{preset.height} frames, {preset.frames} per clip, at "
             f"{preset.fps} fps; leave them out or pass the model's size ({yours})"
         )
+
+
+BLANK_PICTURE_STD = 2.0  # grey levels: a start picture flatter than this has no depth to estimate
 
 
 @dataclass
@@ -278,6 +282,11 @@ class WorldEnv(CameraEnv):
     # ------------------------------------------------------------------ Gymnasium API
 
     @property
+    def point_cache(self) -> PointCache | None:
+        """The point cache the controls come from (``control_source="cache"``), else None."""
+        return self._point_cache
+
+    @property
     def memory(self) -> WorldMemory | None:
         """The world memory (``conditioning="memory"``), else None."""
         return self.conditioner.memory
@@ -334,6 +343,10 @@ class WorldEnv(CameraEnv):
         if self._point_cache is not None:
             self._point_cache.clear()
             self._last_depth = self.model.estimate_depth(self._last_rgb[None])[0]
+            if float(self._last_rgb.std()) < BLANK_PICTURE_STD:
+                warnings.warn("the start picture is blank (nothing to estimate depth from): the world starts on the "
+                              "ground-plane prior, ground below the horizon and sky above", stacklevel=2)
+                self._last_depth = np.asarray(self._point_cache.ground_depth(here.poses[0]), np.float32)
             if self.scene is None and self.world.fixed_depth_range is None:
                 self.world.depth_range = DepthRange.fit(self._last_depth, sky_depth=0.9 * self._point_cache.far)
             self._point_cache.add(self._last_depth, here.poses[0])
@@ -393,8 +406,8 @@ class WorldEnv(CameraEnv):
             self._last_depth = plan.next_depth
         else:
             tick = time.perf_counter()
-            self._last_depth = self.model.estimate_depth(frames[-1:])[0]
-            self._point_cache.add(self._last_depth, plan.path.poses[-1])
+            estimate = self.model.estimate_depth(frames[-1:])[0]
+            self._last_depth = self._point_cache.add_key_frame(estimate, plan.path.poses[-1])
             timings["depth_estimation"] = time.perf_counter() - tick
         tick = time.perf_counter()
         self.conditioner.remember(frames[-1], self._last_depth, plan.path.poses[-1])

@@ -17,6 +17,8 @@ import numpy as np
 
 from lv2_env.signals.camera import Intrinsics
 
+SKY_FRACTION = 0.9  # depth beyond this share of the far plane is sky: never cached
+MIN_OVERLAP = 0.05  # the share of a key frame both it and the cache must see to align its scale
 
 
 def unproject(depth: np.ndarray, pose: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
@@ -50,9 +52,10 @@ def splat_depth(points: np.ndarray, pose: np.ndarray, intrinsics: Intrinsics) ->
     return buffer.reshape(h, w).astype(np.float32)
 
 
-def fill_holes(depth: np.ndarray, far: float, iterations: int = 6) -> np.ndarray:
+def fill_holes(depth: np.ndarray, far: np.ndarray | float, iterations: int = 6) -> np.ndarray:
     """Fill zeros of a splatted depth map: the largest neighbouring depth a few times (background first, so a
-    gap between points of a near object does not pull the far scene forward), then ``far``."""
+    gap between points of a near object does not pull the far scene forward), then ``far`` (a value, or a map
+    ``[H, W]`` such as the ground plane's depth)."""
     out = depth.copy()
     for _ in range(iterations):
         holes = out == 0
@@ -62,45 +65,105 @@ def fill_holes(depth: np.ndarray, far: float, iterations: int = 6) -> np.ndarray
         neighbours = np.stack([padded[dy : dy + out.shape[0], dx : dx + out.shape[1]]
                                for dy in range(3) for dx in range(3)])
         out[holes] = neighbours.max(axis=0)[holes]
-    out[out == 0] = far
+    unseen = out == 0
+    out[unseen] = np.broadcast_to(far, out.shape)[unseen]
     return out
 
 
 class PointCache:
-    """The world points of the last ``capacity`` key frames."""
+    """The world points of the start frame (kept for good) and of the last ``capacity`` key frames.
 
-    def __init__(self, intrinsics: Intrinsics, capacity: int = 4, far: float = 150.0) -> None:
+    Args:
+        intrinsics: the camera's :class:`~lv2_env.signals.camera.Intrinsics`.
+        capacity: key frames kept after the start frame (one per clip), so memory stays flat.
+        far: the far plane (m): the sky's depth, and what nothing seen and no ground below gets.
+        ground_z: the ground plane's height in world coordinates (the camera walks at eye height above it), whose
+            depth fills what nothing has seen below the horizon; None: ``far`` everywhere unseen.
+        anchored: :meth:`add_key_frame` keeps the geometry the cache holds and takes a new estimate only where it
+            holds nothing, aligned (one scale) to what it holds; False: every estimate is taken as it comes.
+    """
+
+    def __init__(self, intrinsics: Intrinsics, capacity: int = 4, far: float = 150.0, ground_z: float | None = 0.0,
+                 anchored: bool = True) -> None:
         if capacity < 1:
             raise ValueError(f"the point cache needs a capacity of at least 1 key frame, got {capacity}")
         self.intrinsics = intrinsics
         self.capacity = capacity
         self.far = far
+        self.ground_z = ground_z
+        self.anchored = anchored
+        self._start: np.ndarray | None = None  # the start frame's points: the anchor everything is aligned to
         self._frames: deque[np.ndarray] = deque(maxlen=capacity)
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) + (self._start is not None)
 
     def clear(self) -> None:
+        self._start = None
         self._frames.clear()
 
-    def add(self, depth: np.ndarray, pose: np.ndarray) -> None:
-        """Lift a key frame's metric depth ``[H, W]`` (seen from ``pose``) into the cache; the sky stays out."""
+    def add(self, depth: np.ndarray, pose: np.ndarray, where: np.ndarray | None = None) -> None:
+        """Lift a key frame's metric depth ``[H, W]`` (seen from ``pose``; only the pixels of ``where`` if given)
+        into the cache; the sky stays out. The first key frame after :meth:`clear` is kept for good."""
         if depth.shape != (self.intrinsics.height, self.intrinsics.width):
             raise ValueError(f"expected depth of shape {(self.intrinsics.height, self.intrinsics.width)}, got {depth.shape}")
-        keep = (np.isfinite(depth) & (depth > 0) & (depth < 0.9 * self.far)).reshape(-1)
-        self._frames.append(unproject(depth, pose, self.intrinsics)[keep].astype(np.float32))
+        keep = np.isfinite(depth) & (depth > 0) & (depth < SKY_FRACTION * self.far)
+        if where is not None:
+            keep &= where
+        points = unproject(depth, pose, self.intrinsics)[keep.reshape(-1)].astype(np.float32)
+        if self._start is None:
+            self._start = points
+        else:
+            self._frames.append(points)
+
+    def add_key_frame(self, estimate: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """Take a key frame's estimated depth ``[H, W]`` (from the depth network, on a generated frame) seen from
+        ``pose``; returns the depth the world keeps for it. ``anchored``: where the cache already holds geometry it
+        is kept, and the estimate, scaled by the median ratio to it over the pixels both see, fills the rest."""
+        if not self.anchored or self._start is None:
+            self.add(estimate, pose)
+            return estimate
+        cached, holes = self.render(pose[None])
+        cached, holes = cached[0], holes[0]
+        scene = (estimate < SKY_FRACTION * self.far) & (cached < SKY_FRACTION * self.far) & ~holes
+        if scene.mean() > MIN_OVERLAP:
+            estimate = estimate * float(np.median(cached[scene] / np.maximum(estimate[scene], 1e-3)))
+        fused = np.where(holes, estimate, cached).astype(np.float32)
+        self.add(fused, pose, where=holes)
+        return fused
 
     def points(self) -> np.ndarray:
-        return np.concatenate(list(self._frames)) if self._frames else np.zeros((0, 3), np.float32)
+        frames = ([] if self._start is None else [self._start]) + list(self._frames)
+        return np.concatenate(frames) if frames else np.zeros((0, 3), np.float32)
 
     def render_depth(self, poses: np.ndarray) -> np.ndarray:
         """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``."""
         return self.render(poses)[0]
 
     def render(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``, and where no point
-        landed (bool ``[F, H, W]``: the filled holes, depth guessed rather than seen)."""
+        """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``, and where nothing
+        was seen (bool ``[F, H, W]``: depth guessed rather than seen). The small gaps between splatted points take
+        the neighbouring depth; what is left is unseen: the ground plane's depth (``ground_z``) below the
+        horizon, else ``far``."""
         points = self.points().astype(np.float64)
-        splats = [splat_depth(points, pose, self.intrinsics) for pose in poses]
-        return (np.stack([fill_holes(d, self.far) for d in splats]),
-                np.stack([d == 0 for d in splats]))
+        depth, unseen = [], []
+        for pose in poses:
+            near = fill_holes(splat_depth(points, pose, self.intrinsics), 0.0)  # unseen pixels stay 0
+            unseen.append(near == 0)
+            depth.append(np.where(unseen[-1], self.ground_depth(pose), near).astype(np.float32))
+        return np.stack(depth), np.stack(unseen)
+
+    def ground_depth(self, pose: np.ndarray) -> np.ndarray | float:
+        """The depth ``[H, W]`` of the ground plane ``z = ground_z`` seen from ``pose`` (``far`` above the horizon
+        or beyond it); ``far`` itself when there is no ground prior."""
+        if self.ground_z is None:
+            return self.far
+        h, w = self.intrinsics.height, self.intrinsics.width
+        k = self.intrinsics.matrix
+        v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+        rays = np.stack([(u + 0.5 - k[0, 2]) / k[0, 0], (v + 0.5 - k[1, 2]) / k[1, 1], np.ones_like(u)], -1)
+        down = rays @ pose[:3, :3].T[:, 2]  # world z of each ray (camera z = 1)
+        height = pose[2, 3] - self.ground_z
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.where(down < 0, height / -down, np.inf)
+        return np.minimum(np.where(depth > 0, depth, self.far), self.far).astype(np.float32)

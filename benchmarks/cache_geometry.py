@@ -1,0 +1,78 @@
+"""Which point-cache geometry keeps a world steered by its own frames (a world from a picture) a world?
+
+    python benchmarks/cache_geometry.py --rollouts 3 --seconds 20 --out bench/cache-geometry
+
+Runs ``lv2 eval``'s rollouts (a walk, a 360-degree turn, a there-and-back path) on the VALIDATION scenes with
+``control_source="cache"`` under each geometry, and with scene control for reference, and prints one table:
+the walk's PSNR beside repeating the first frame, the revealed pixels, how much of the cache's depth is within 1.25x of the true
+depth, its holes, the first step below repeat, and loop closure composited and with compositing off. Choices
+are made here; the test split reports them (``lv2 eval --control-source cache``).
+
+Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
+* ``as-seen``: every key frame's estimated depth taken as it comes, the last 4 kept, unseen regions at the far
+  plane (lv2 before this change);
+* ``ground``: as-seen, with the ground plane's depth where nothing has been seen below the horizon;
+* ``anchored``: the start frame kept for good, a new estimate taken only where the cache holds nothing and
+  scaled to what it holds, and the ground prior.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from lv2_env.envs.world import WorldEnv
+from lv2_env.evaluation.rollouts import evaluate_world
+
+GEOMETRIES = {"as-seen": {"anchored": False, "ground_z": None}, "ground": {"anchored": False, "ground_z": 0.0},
+              "anchored": {"anchored": True, "ground_z": 0.0}}
+
+
+def run(control_source: str, geometry: dict | None, args) -> dict:
+    env = WorldEnv(goal_radius=None, control_source=control_source)
+    if geometry is not None:
+        for name, value in geometry.items():
+            setattr(env.point_cache, name, value)
+    return evaluate_world(env, args.rollouts, args.seconds, seed=args.seed, split="validation",
+                          there_and_back_seconds=args.back_seconds, progress=False)
+
+
+def row(name: str, report: dict, seconds: float) -> str:
+    mean = report["mean"]
+    cache = mean.get("cache", {})
+    cell = lambda v, d=2: "-" if v is None or v != v else f"{v:.{d}f}"  # noqa: E731
+    return (f"| {name} | {cell(mean['model']['psnr'])} | {cell(mean['repeat']['psnr'])} | "
+            f"{cell(mean['model'].get('psnr_revealed'))} | {cell(100 * cache['depth_right'], 0) if cache else '-'} | "
+            f"{cell(100 * cache['holes'], 0) if cache else '-'} | "
+            f"{cell(cache.get('first_step_below_repeat'), 1)} ({cache.get('never_below_repeat', '-')} never) | "
+            f"{cell(mean['loop']['psnr_last_vs_first'])} / {cell(mean['loop'].get('model_only_last_vs_first'))} | "
+            f"{seconds:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rollouts", type=int, default=3, help="validation scenes (default 3)")
+    parser.add_argument("--seconds", type=int, default=20, help="seconds of each walk (default 20)")
+    parser.add_argument("--back-seconds", type=int, default=5, help="each way of the there-and-back path")
+    parser.add_argument("--geometries", nargs="*", default=["scene", *GEOMETRIES],
+                        choices=["scene", *GEOMETRIES])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="a directory for each run's report (JSON)")
+    args = parser.parse_args()
+
+    print(f"# {time.strftime('%Y-%m-%d')}: {args.rollouts} validation scenes, {args.seconds}-second walks")
+    print("| controls | walk PSNR | repeat PSNR | revealed PSNR | cache depth within 1.25x (%) | holes (%) | "
+          "first step below repeat | loop closure: composited / model only | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.geometries:
+        tick = time.perf_counter()
+        report = run("scene", None, args) if name == "scene" else run("cache", GEOMETRIES[name], args)
+        print(row("scene (exact)" if name == "scene" else f"cache: {name}", report, time.perf_counter() - tick),
+              flush=True)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / f"{name}.json").write_text(json.dumps(report, default=float))
+
+
+if __name__ == "__main__":
+    main()
