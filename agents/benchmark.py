@@ -38,6 +38,7 @@ from agents.imitation import CollectConfig, TrainConfig, collect, load_collectio
 from agents.pixel import AgentConfig, load_agent
 from agents.scripted import DollyPolicy
 from agents.teacher import GoalTeacher
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from lv2_env.data.splits import AGENT_TEST_SCENES, split_scenes
 
 TRUTH_ID, WORLD_ID = "LV2/GroundTruth-v0", "LV2/World-v0"
@@ -116,7 +117,7 @@ class _Reseeded:
 def make_env(env_id: str, **kwargs) -> gym.Env:
     import lv2_env  # noqa: F401  (registers the environments)
 
-    return gym.make(env_id, goal_observation=True, max_episode_steps=10**6, **kwargs)
+    return gym.make(env_id, goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS, **kwargs)
 
 
 class Bench:

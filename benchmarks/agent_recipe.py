@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import lv2_env  # noqa: F401
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from agents.evaluation import run_episode
 from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, train
 from agents.pixel import AgentConfig
@@ -64,7 +65,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     data = load_collection(args.data)
-    truth = gym.make("LV2/GroundTruth-v0", goal_observation=True, max_episode_steps=10**6, torch_threads=args.threads)
+    truth = gym.make("LV2/GroundTruth-v0", goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS,
+                     torch_threads=args.threads)
     val_dir = Path(args.val_data)
     collect(truth, CollectConfig(env_steps=args.val_steps, split="agent_val"), val_dir, progress=False)
     val = load_collection(val_dir)

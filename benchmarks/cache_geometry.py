@@ -13,7 +13,9 @@ Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
   plane (lv2 before this change);
 * ``ground``: as-seen, with the ground plane's depth where nothing has been seen below the horizon;
 * ``anchored``: the start frame kept for good, a new estimate taken only where the cache holds nothing and
-  scaled to what it holds, and the ground prior.
+  scaled to what it holds, and the ground prior;
+* ``anchored+scaled``: anchored, with the start frame's estimated depth scaled so its lowest rows lie on the
+  ground plane at the camera's known height (the metric scale a depth network only guesses).
 """
 
 import argparse
@@ -24,15 +26,18 @@ from pathlib import Path
 from lv2_env.envs.world import WorldEnv
 from lv2_env.evaluation.rollouts import evaluate_world
 
-GEOMETRIES = {"as-seen": {"anchored": False, "ground_z": None}, "ground": {"anchored": False, "ground_z": 0.0},
-              "anchored": {"anchored": True, "ground_z": 0.0}}
+GEOMETRIES = {"as-seen": {"anchored": False, "ground_z": None, "scale": False},
+              "ground": {"anchored": False, "ground_z": 0.0, "scale": False},
+              "anchored": {"anchored": True, "ground_z": 0.0, "scale": False},
+              "anchored+scaled": {"anchored": True, "ground_z": 0.0, "scale": True}}
 
 
 def run(control_source: str, geometry: dict | None, args) -> dict:
     env = WorldEnv(goal_radius=None, control_source=control_source)
     if geometry is not None:
-        for name, value in geometry.items():
-            setattr(env.point_cache, name, value)
+        env.scale_start_depth = geometry["scale"]
+        for name in ("anchored", "ground_z"):
+            setattr(env.point_cache, name, geometry[name])
     return evaluate_world(env, args.rollouts, args.seconds, seed=args.seed, split="validation",
                           there_and_back_seconds=args.back_seconds, progress=False)
 

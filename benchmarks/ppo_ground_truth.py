@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 import lv2_env  # noqa: F401
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from agents.evaluation import MAX_STEPS, score_policy
 from lv2_env.data.splits import split_scenes
 
@@ -81,7 +82,7 @@ def main() -> None:
     train_env = make_vec_env("LV2/GroundTruth-v0", n_envs=args.n_envs, seed=args.seed,
                              env_kwargs=kwargs, wrapper_class=gym.wrappers.TimeLimit,
                              wrapper_kwargs={"max_episode_steps": MAX_STEPS})
-    eval_env = gym.make("LV2/GroundTruth-v0", max_episode_steps=10**6, **kwargs)
+    eval_env = gym.make("LV2/GroundTruth-v0", max_episode_steps=UNLIMITED_EPISODE_STEPS, **kwargs)
     model = PPO("MultiInputPolicy", train_env, n_steps=256, batch_size=128, n_epochs=4, learning_rate=3e-4,
                 ent_coef=0.01, seed=args.seed, verbose=0)
     with (out / "curve.csv").open("w", newline="") as handle:

@@ -121,9 +121,10 @@ def _make_world(checkpoint: str | None, world: dict):
     def make():
         import gymnasium as gym
 
-        import lv2_env  # noqa: F401
+        from lv2_env import UNLIMITED_EPISODE_STEPS  # (and registers LV2/)
 
-        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None, max_episode_steps=10**6, **world)
+        return gym.make("LV2/World-v0", checkpoint=checkpoint, goal_radius=None,
+                        max_episode_steps=UNLIMITED_EPISODE_STEPS, **world)
 
     return make
 
@@ -160,6 +161,8 @@ def main() -> None:
     parser.add_argument("--decoder", choices=["full", "fast"], default="full")
     parser.add_argument("--control-encoder", choices=["full", "distilled"], default="full")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--control-source", choices=["scene", "cache"], default="scene",
+                        help="cache: controls from the point cache of generated frames (a world from a picture)")
     parser.add_argument("--no-ground-truth-frames", action="store_true",
                         help="ground_truth_frames=False: skip shading the truth's render (what an agent's run uses)")
     parser.add_argument("--seed", type=int, default=0)
@@ -169,7 +172,7 @@ def main() -> None:
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
     world = {"decoder": args.decoder, "control_encoder": args.control_encoder, "device": args.device,
-             "ground_truth_frames": not args.no_ground_truth_frames}
+             "ground_truth_frames": not args.no_ground_truth_frames, "control_source": args.control_source}
     if args.json:  # a child run: one measurement, one JSON line
         kind, value = args.only.split("=")
         if kind == "precision":
@@ -184,6 +187,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu_description()}")
     common = ["--steps", str(args.steps), "--vec-steps", str(args.vec_steps), "--seed", str(args.seed),
               "--decoder", args.decoder, "--control-encoder", args.control_encoder, "--device", args.device,
+              "--control-source", args.control_source,
               *(["--no-ground-truth-frames"] if args.no_ground_truth_frames else [])]
     if args.checkpoint:
         common += ["--checkpoint", args.checkpoint]

@@ -11,6 +11,7 @@ import argparse
 import gymnasium as gym
 
 import lv2_env  # noqa: F401  (registers LV2/World-v0)
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from agents.keyboard import KeyboardPlayer
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -19,5 +20,5 @@ parser.add_argument("--seed", type=int, default=None)
 parser.add_argument("--max-steps", type=int, default=None, help="stop after this many clips")
 args = parser.parse_args()
 
-env = gym.make("LV2/World-v0", goal_radius=None, max_episode_steps=10**9)
+env = gym.make("LV2/World-v0", goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
 KeyboardPlayer(env, compare=args.compare, seed=args.seed).run(max_steps=args.max_steps)

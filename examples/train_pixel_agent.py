@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import gymnasium as gym
 
 import lv2_env  # noqa: F401  (registers the environments)
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from agents.evaluation import RandomPolicy, score_policy
 from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, train
 from agents.pixel import AgentConfig
@@ -42,7 +43,7 @@ def parse_args() -> Args:
 args = parse_args()
 
 # 1. Collect: the noisy teacher drives, every frame is labelled with the teacher's action at its pose.
-learn_env = gym.make(args.env_id, goal_observation=True, max_episode_steps=10**6)
+learn_env = gym.make(args.env_id, goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS)
 summary = collect(learn_env, CollectConfig(env_steps=args.env_steps), f"{args.out}/data")
 print(f"collected {summary['frames']} labelled frames in {summary['episodes']} scenes")
 
@@ -53,7 +54,7 @@ agent.save(f"{args.out}/agent")
 print(f"trained: {history[-1]}; saved to {args.out}/agent (load with agents.pixel.load_agent)")
 
 # 3. Test in the exact world, on scenes it never saw, beside the teacher and a random policy.
-truth = gym.make("LV2/GroundTruth-v0", goal_observation=True, max_episode_steps=10**6)
+truth = gym.make("LV2/GroundTruth-v0", goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS)
 scenes = split_scenes("agent_val", args.eval_scenes)
 for name, policy in (("pixel agent", agent.policy_for(truth)), ("teacher", GoalTeacher(truth)),
                      ("random", RandomPolicy(truth.action_space.n))):

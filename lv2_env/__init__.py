@@ -14,6 +14,10 @@ from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
 
+# For episodes as long as their caller says (rollouts, play, agents' own collections and evaluations): far beyond
+# any run's length, in place of the registered limit of 100 steps (``gym.make(..., max_episode_steps=...)``).
+UNLIMITED_EPISODE_STEPS = 10**9
+
 if "LV2/GroundTruth-v0" not in registry:
     register(
         id="LV2/GroundTruth-v0",

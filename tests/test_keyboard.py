@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lv2_env  # noqa: F401
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from agents.keyboard import KeyboardPlayer
 from lv2_env.media.video import read_video
 
@@ -17,7 +18,8 @@ def _key(player, key, unicode=""):
 
 
 def _ground_truth_player(tmp_path, **kwargs):
-    env = gym.make("LV2/GroundTruth-v0", height=32, width=32, clip_frames=5, goal_radius=None, max_episode_steps=10**6)
+    env = gym.make("LV2/GroundTruth-v0", height=32, width=32, clip_frames=5, goal_radius=None,
+                   max_episode_steps=UNLIMITED_EPISODE_STEPS)
     return KeyboardPlayer(env, scale=2, record_dir=tmp_path, seed=0, **kwargs)
 
 
@@ -103,7 +105,8 @@ def test_wrap_and_fit_keep_lines_within_the_width():
 
 @pytest.mark.parametrize("scale", [4, 2])
 def test_the_hud_and_the_key_table_fit_the_window(tmp_path, scale):
-    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)  # 128x128, as lv2 play
+    # 128x128, as lv2 play
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     player = KeyboardPlayer(env, scale=scale, record_dir=tmp_path, seed=0)
     pg = player.pygame
     player.reset()
@@ -151,7 +154,8 @@ def test_a_recording_side_file_describes_each_clip(tmp_path):
 
 
 def test_g_hands_the_walk_to_the_pixel_agent_and_a_key_takes_it_back(tmp_path):
-    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)  # the shipped agent's 128x128
+    # the shipped agent's 128x128
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0)
     pg = player.pygame
     player.reset()
@@ -170,7 +174,7 @@ def test_g_hands_the_walk_to_the_pixel_agent_and_a_key_takes_it_back(tmp_path):
 
 
 def test_the_agent_sees_the_frame_and_the_goal_of_the_caption(tmp_path):
-    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**6)
+    env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=UNLIMITED_EPISODE_STEPS)
     player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0, autopilot=True)
     player.reset()
     action = player.agent_action(fallback=0)

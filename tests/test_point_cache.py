@@ -76,3 +76,13 @@ def test_an_anchored_cache_keeps_its_geometry_and_aligns_new_estimates():
     naive = PointCache(INTRINSICS, anchored=False)
     naive.add(truth[0], poses[0])
     assert np.array_equal(naive.add_key_frame(2.0 * truth[1], poses[1]), 2.0 * truth[1])
+
+
+def test_a_start_depth_scaled_to_the_ground_plane_is_metric_again():
+    from lv2_env.worlds import Renderer, generate_scene
+
+    pose = pose_from_state(np.array([0.0, 0.0, 1.6, 1.0, -0.15, 0.0]))
+    truth = Renderer(generate_scene(4), INTRINSICS).render(pose[None]).depth[0]
+    scaled = PointCache(INTRINSICS).scaled_to_ground(3.0 * truth, pose)  # a depth network 3x too far
+    assert np.allclose(scaled, truth, rtol=0.02)
+    assert np.array_equal(PointCache(INTRINSICS, ground_z=None).scaled_to_ground(3.0 * truth, pose), 3.0 * truth)

@@ -37,13 +37,12 @@ from lv2_env.cli.options import (
     writable_dir,
     writable_output,
 )
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from model.precision import add_precision_argument
 from model.training.config import STAGES, LoopConfig, StageArgs, stages_of_kind
 
 ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}
 GOAL_POLICIES = ("agent", "teacher")
-# Rollouts and play last as long as the user says (--seconds, or until Esc), never the registered 100 steps.
-UNLIMITED_EPISODE_STEPS = 10**9
 
 
 def goal_policy(name: str, env, agent: str):

@@ -271,6 +271,9 @@ class WorldEnv(CameraEnv):
         # Called with each chunk of new frames (uint8 [k, H, W, 3]) as the VAE decodes it, during step().
         self.on_frames: Callable[[np.ndarray], None] | None = None
         self._point_cache = PointCache(self.world.intrinsics) if control_source == "cache" else None
+        # The start frame's depth scaled to the ground plane: measured, not a clear win, so off
+        # (docs/results.md, the point cache's geometry; benchmarks/cache_geometry.py turns it on).
+        self.scale_start_depth = False
         self.conditioner = ClipConditioner(size.condition, self.world.intrinsics, conditioning, composite,
                                            size.trained_conditioning, memory_capacity)
         self._last_rgb: np.ndarray | None = None  # [H, W, 3]: frame 0 of the next clip
@@ -343,6 +346,8 @@ class WorldEnv(CameraEnv):
         if self._point_cache is not None:
             self._point_cache.clear()
             self._last_depth = self.model.estimate_depth(self._last_rgb[None])[0]
+            if self.scale_start_depth:
+                self._last_depth = self._point_cache.scaled_to_ground(self._last_depth, here.poses[0])
             if float(self._last_rgb.std()) < BLANK_PICTURE_STD:
                 warnings.warn("the start picture is blank (nothing to estimate depth from): the world starts on the "
                               "ground-plane prior, ground below the horizon and sky above", stacklevel=2)

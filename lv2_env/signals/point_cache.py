@@ -3,10 +3,13 @@
 A world started from a user's image has no geometry to render depth from. LongVie 2's answer at inference is
 to estimate depth on the frames generated so far, lift them to 3D with the known camera, and render that
 point cloud along the next camera path: the dense control is that depth video, the sparse tracks follow
-its points. :class:`PointCache` keeps the points of the last ``capacity`` key frames (one per clip: the
-clip's last frame), so memory stays flat over a long episode; :meth:`PointCache.render_depth` splats them
-with a z-buffer and fills the holes that splatting leaves (nearest valid depth, then the far value for
-regions nothing has seen yet, which the generator is free to invent).
+its points. :class:`PointCache` keeps the start frame's points for good and those of the last ``capacity`` key
+frames (one per clip: the clip's last frame), so memory stays flat over a long episode. Errors compound (what the
+model draws feeds the depth network, whose depth steers the model), so the geometry is anchored: where the cache
+already holds a surface it is kept, and a new estimate fills only what it holds nothing of, scaled to agree with
+it (:meth:`PointCache.add_key_frame`; measured in docs/results.md). :meth:`PointCache.render` splats the points
+with a z-buffer, fills the gaps between them with the neighbouring depth, and gives what nothing has seen the
+ground plane's depth below the horizon and the far plane above it (the generator is free to invent there).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from lv2_env.signals.camera import Intrinsics
 
 SKY_FRACTION = 0.9  # depth beyond this share of the far plane is sky: never cached
 MIN_OVERLAP = 0.05  # the share of a key frame both it and the cache must see to align its scale
+GROUND_ROWS = 0.25  # the share of a start frame's rows, from the bottom, taken as ground to fix the depth's scale
 
 
 def unproject(depth: np.ndarray, pose: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
@@ -131,6 +135,20 @@ class PointCache:
         fused = np.where(holes, estimate, cached).astype(np.float32)
         self.add(fused, pose, where=holes)
         return fused
+
+    def scaled_to_ground(self, estimate: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        """A start frame's estimated depth ``[H, W]`` scaled (one factor) so that its lowest rows, most likely
+        ground, lie on the ground plane the camera stands on: the camera's height fixes the metric scale a depth
+        network only guesses. Unchanged without a ground prior or where the lowest rows see no ground."""
+        ground = self.ground_depth(pose)
+        if self.ground_z is None:
+            return estimate
+        rows = slice(int(estimate.shape[0] * (1.0 - GROUND_ROWS)), None)
+        g, e = ground[rows], estimate[rows]
+        usable = (g < SKY_FRACTION * self.far) & (e > 0) & (e < SKY_FRACTION * self.far)
+        if usable.mean() < 0.5:
+            return estimate
+        return (estimate * float(np.median(g[usable] / e[usable]))).astype(np.float32)
 
     def points(self) -> np.ndarray:
         frames = ([] if self._start is None else [self._start]) + list(self._frames)
