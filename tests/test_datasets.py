@@ -37,7 +37,11 @@ def test_splits_use_disjoint_scene_seeds(data):
     assert all(SPLIT_SEEDS["train"][0] <= s < SPLIT_SEEDS["train"][1] for s in train)
     assert all(SPLIT_SEEDS["eval"][0] <= s < SPLIT_SEEDS["eval"][1] for s in evaluation)
     with pytest.raises(ValueError, match="unknown split"):
-        scene_seed("test", 0)
+        scene_seed("holdout", 0)
+    test = {scene_seed("test", i) for i in range(12)}
+    assert not test & (train | evaluation) and min(test) >= SPLIT_SEEDS["eval"][1]
+    with pytest.raises(ValueError, match=r"sequence index must be in \[0, 12\)"):
+        scene_seed("test", 12)  # the test split is frozen at 12 scenes
 
 
 def test_sequence_is_continuous_with_one_global_depth_range(data):

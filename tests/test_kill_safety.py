@@ -157,7 +157,7 @@ def test_killed_play_recording_keeps_every_finished_clip(tmp_path):
 def test_killed_eval_keeps_every_finished_rollout(world_checkpoint, tmp_path):
     out = tmp_path / "eval"
     process = _start(["-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "20",
-                      "--rollout-seconds", "1", "--out", str(out)], cwd=REPO)
+                      "--split", "validation", "--rollout-seconds", "1", "--out", str(out)], cwd=REPO)
     journal = out / "world_rollouts.jsonl"
     deadline = time.monotonic() + 300
     while not journal.exists() or len(journal.read_text().splitlines()) < 2:
