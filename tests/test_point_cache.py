@@ -69,10 +69,14 @@ def test_an_anchored_cache_keeps_its_geometry_and_aligns_new_estimates():
     cache.add(truth[0], poses[0])
     _, holes = cache.render(poses[1:])
     assert 0.1 < holes.mean() < 0.9  # the turn shows some of what the start frame saw, and some new ground
+    seen = tuple(x[0] for x in cache.render(poses[1:]))
     kept = cache.add_key_frame(2.0 * truth[1], poses[1])  # a depth network twice too far
     scene = truth[1] < 0.9 * 150.0
     # Where the start frame saw, its geometry stays; the new estimate fills the rest at the cache's scale.
     assert np.median(np.abs(kept[scene] / truth[1][scene] - 1.0)) < 0.05
+    again = PointCache(INTRINSICS)
+    again.add(truth[0], poses[0])
+    assert np.array_equal(again.add_key_frame(2.0 * truth[1], poses[1], rendered=seen), kept)  # the render passed in
     naive = PointCache(INTRINSICS, anchored=False)
     naive.add(truth[0], poses[0])
     assert np.array_equal(naive.add_key_frame(2.0 * truth[1], poses[1]), 2.0 * truth[1])

@@ -412,7 +412,9 @@ class WorldEnv(CameraEnv):
         else:
             tick = time.perf_counter()
             estimate = self.model.estimate_depth(frames[-1:])[0]
-            self._last_depth = self._point_cache.add_key_frame(estimate, plan.path.poses[-1])
+            # The plan rendered the cache from this pose already (nothing was added since).
+            self._last_depth = self._point_cache.add_key_frame(estimate, plan.path.poses[-1],
+                                                               rendered=(plan.depth[-1], plan.depth_holes[-1]))
             timings["depth_estimation"] = time.perf_counter() - tick
         tick = time.perf_counter()
         self.conditioner.remember(frames[-1], self._last_depth, plan.path.poses[-1])

@@ -120,15 +120,16 @@ class PointCache:
         else:
             self._frames.append(points)
 
-    def add_key_frame(self, estimate: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    def add_key_frame(self, estimate: np.ndarray, pose: np.ndarray,
+                      rendered: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Take a key frame's estimated depth ``[H, W]`` (from the depth network, on a generated frame) seen from
         ``pose``; returns the depth the world keeps for it. ``anchored``: where the cache already holds geometry it
-        is kept, and the estimate, scaled by the median ratio to it over the pixels both see, fills the rest."""
+        is kept, and the estimate, scaled by the median ratio to it over the pixels both see, fills the rest.
+        ``rendered``: the cache's :meth:`render` from ``pose`` (depth, unseen), when the caller already has it."""
         if not self.anchored or self._start is None:
             self.add(estimate, pose)
             return estimate
-        cached, holes = self.render(pose[None])
-        cached, holes = cached[0], holes[0]
+        cached, holes = rendered if rendered is not None else (x[0] for x in self.render(pose[None]))
         scene = (estimate < SKY_FRACTION * self.far) & (cached < SKY_FRACTION * self.far) & ~holes
         if scene.mean() > MIN_OVERLAP:
             estimate = estimate * float(np.median(cached[scene] / np.maximum(estimate[scene], 1e-3)))
@@ -140,9 +141,9 @@ class PointCache:
         """A start frame's estimated depth ``[H, W]`` scaled (one factor) so that its lowest rows, most likely
         ground, lie on the ground plane the camera stands on: the camera's height fixes the metric scale a depth
         network only guesses. Unchanged without a ground prior or where the lowest rows see no ground."""
-        ground = self.ground_depth(pose)
         if self.ground_z is None:
             return estimate
+        ground = self.ground_depth(pose)
         rows = slice(int(estimate.shape[0] * (1.0 - GROUND_ROWS)), None)
         g, e = ground[rows], estimate[rows]
         usable = (g < SKY_FRACTION * self.far) & (e > 0) & (e < SKY_FRACTION * self.far)
