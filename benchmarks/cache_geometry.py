@@ -16,6 +16,11 @@ Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
   scaled to what it holds, and the ground prior;
 * ``anchored+scaled``: anchored, with the start frame's estimated depth scaled so its lowest rows lie on the
   ground plane at the camera's known height (the metric scale a depth network only guesses).
+
+Diagnoses (not options of lv2: they read the scene's exact depth, which a world from a picture does not have):
+* ``oracle-start``: anchored, with the start frame's exact depth in place of the depth network's estimate;
+* ``oracle-all``: anchored, with the exact depth of every key frame's pose as its "estimate" too: what the cache
+  world would score with a perfect depth network on the model's frames.
 """
 
 import argparse
@@ -29,11 +34,54 @@ from lv2_env.evaluation.rollouts import evaluate_world
 GEOMETRIES = {"as-seen": {"anchored": False, "ground_z": None, "scale": False},
               "ground": {"anchored": False, "ground_z": 0.0, "scale": False},
               "anchored": {"anchored": True, "ground_z": 0.0, "scale": False},
-              "anchored+scaled": {"anchored": True, "ground_z": 0.0, "scale": True}}
+              "anchored+scaled": {"anchored": True, "ground_z": 0.0, "scale": True},
+              "oracle-start": {"anchored": True, "ground_z": 0.0, "scale": False, "oracle": "start"},
+              "oracle-all": {"anchored": True, "ground_z": 0.0, "scale": False, "oracle": "all"}}
+
+
+class OracleDepthEnv(WorldEnv):
+    """A cache world whose depth network is replaced by the scene's exact depth: at the start frame
+    (``oracle="start"``) or at the start and every key frame (``"all"``). A diagnosis only."""
+
+    def __init__(self, oracle: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.oracle = oracle
+        self._exact = None  # the exact depth the next call of the depth network returns instead
+
+    def _estimate_depth(self, frames):
+        exact, self._exact = self._exact, None
+        return self._network(frames) if exact is None else exact[None]
+
+    def _with_oracle(self, call, *args, **kwargs):
+        self._network = self.model.estimate_depth
+        self.model.estimate_depth = self._estimate_depth  # the shared model's, for this call only
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.model.estimate_depth = self._network
+
+    def reset(self, *, seed=None, options=None):
+        world_start = self.world.start
+
+        def start(*a, **k):  # the start frame's exact depth is the episode's first "estimate"
+            out = world_start(*a, **k)
+            self._exact = out.depth[0]
+            return out
+        self.world.start = start
+        try:
+            return self._with_oracle(super().reset, seed=seed, options=options)
+        finally:
+            self.world.start = world_start
+
+    def finish_step(self, plan, frames, generation_timings):
+        self._exact = plan.next_depth if self.oracle == "all" else None
+        return self._with_oracle(super().finish_step, plan, frames, generation_timings)
 
 
 def run(control_source: str, geometry: dict | None, args) -> dict:
-    env = WorldEnv(goal_radius=None, control_source=control_source)
+    oracle = (geometry or {}).get("oracle")
+    kwargs = {"checkpoint": args.checkpoint, "preset": None, "goal_radius": None, "control_source": control_source}
+    env = OracleDepthEnv(oracle, **kwargs) if oracle else WorldEnv(**kwargs)
     if geometry is not None:
         env.scale_start_depth = geometry["scale"]
         for name in ("anchored", "ground_z"):
@@ -62,6 +110,8 @@ def main() -> None:
     parser.add_argument("--geometries", nargs="*", default=["scene", *GEOMETRIES],
                         choices=["scene", *GEOMETRIES])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default="model/shipped",
+                        help="the model (a copy with another depth/ compares depth networks)")
     parser.add_argument("--out", default=None, help="a directory for each run's report (JSON)")
     args = parser.parse_args()
 

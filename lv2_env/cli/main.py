@@ -480,6 +480,28 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     mem.add_argument("--seed", type=int, default=0)
     mem.add_argument("--quiet", action="store_true", help="no progress bar")
     mem.set_defaults(func=_data_memory_renders)
+    gen = kinds.add_parser(
+        "generated-frames",
+        help="the world model's own frames beside the scene's exact depth (the depth network's training data)",
+        description="Walk LV2/World-v0 through procedural scenes of a split (random one-second steps, mostly "
+        "forward) and write every generated clip with the scene's exact depth along its path, in lv2's clip format "
+        "(fields rgb and depth). `lv2 train depth --generated-data DIR` mixes them into its batches, so that the "
+        "depth network of a world from a picture has seen the frames it reads. Re-running keeps the sequences "
+        "already written.",
+    )
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--checkpoint", default="model/shipped", help="the world model that generates the frames")
+    gen.add_argument("--split", choices=["train", "eval"], default="train",
+                     help="scenes to walk: train, or eval (held-out frames for --generated-eval-data)")
+    gen.add_argument("--sequences", type=int, default=60, help="scenes to walk (default 60)")
+    gen.add_argument("--steps", type=int, default=8, help="one-second steps per scene (default 8)")
+    gen.add_argument("--control-source", choices=["cache", "scene"], default="cache",
+                     help="the world's control depth: its own point cache (default: the frames a world from a picture "
+                     "makes), or the scene's")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the walks' actions and of generation")
+    add_precision_argument(gen)
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_data_generated_frames)
 
 
 def _data_procedural(args: argparse.Namespace) -> int:
@@ -502,6 +524,22 @@ def _data_memory_renders(args: argparse.Namespace) -> int:
     out = build_memory_renders(args.data, args.checkpoint, self_rollout=args.self_rollout, seed=args.seed,
                                progress=not args.quiet)
     print(f"memory renders in {out}")
+    return 0
+
+
+def _data_generated_frames(args: argparse.Namespace) -> int:
+    from lv2_env.data.generated_frames import build_generated_frames
+    from lv2_env.envs.world import WorldEnv
+
+    if args.sequences < 1 or args.steps < 1:
+        raise ValueError(f"--sequences and --steps must be at least 1, got {args.sequences} and {args.steps}")
+    readable_dir(args.checkpoint, "--checkpoint")
+    writable_dir(args.out, "--out")
+    env = WorldEnv(checkpoint=args.checkpoint, preset=None, goal_radius=None, control_source=args.control_source,
+                   precision=args.precision)
+    out = build_generated_frames(args.out, env, args.split, args.sequences, args.steps, seed=args.seed,
+                                 progress=not args.quiet)
+    print(f"wrote {args.sequences * args.steps} generated {args.split} clips to {out}")
     return 0
 
 
@@ -581,7 +619,11 @@ def _check_train_inputs(args: argparse.Namespace) -> None:
     readable_dir(args.data, "--data")
     if args.stage == "cache-latents":
         writable_dir(args.data, "--data", create=False)  # the latent cache is written inside the data directory
-    for flag, path in (("--eval-data", args.eval_data), ("--vae", args.vae), ("--init", args.init)):
+    if args.stage != "depth" and (args.generated_data or args.generated_eval_data):
+        raise ValueError(f"--generated-data and --generated-eval-data are the depth stage's; stage {args.stage!r} "
+                         "trains on --data alone")
+    for flag, path in (("--eval-data", args.eval_data), ("--vae", args.vae), ("--init", args.init),
+                       ("--generated-data", args.generated_data), ("--generated-eval-data", args.generated_eval_data)):
         readable_dir(path, flag)
     if args.export_latest:
         readable_dir(args.out, "--out")  # the run whose last checkpoint is exported

@@ -104,6 +104,12 @@ class StageArgs:
         "help": "control/degradation/history: the previous stage's final checkpoint; vae/depth: saved weights to "
         "start from"})
     batch_size: int | None = field(default=None, metadata={"help": f"default: per stage ({per_stage('batch_size')})"})
+    generated_data: Path | None = field(default=None, metadata={
+        "help": "depth: the world model's own frames beside the true depth (`lv2 data generated-frames`), mixed into "
+        "every batch"})
+    generated_eval_data: Path | None = field(default=None, metadata={
+        "help": "depth: held-out generated frames (`lv2 data generated-frames --split eval`), evaluated beside "
+        "--eval-data"})
     crop: int = field(default=64, metadata={"help": "vae: square crop size of the training windows"})
     frames: int = field(default=17, metadata={"help": "vae: frames per training window (4k+1; as long as a clip)"})
     freeze_encoder: bool = field(default=False, metadata={

@@ -13,9 +13,14 @@ distance (150 m), a real target that teaches "far" rather than a hole:
   scale is still wrong;
 * plus an L1 on ``d``, which anchors the absolute (metric) scale and is robust to the sharp depth edges.
 
+With ``generated_data`` (``lv2 data generated-frames``: the world model's own frames beside the scene's exact
+depth), a share of every batch (``generated_share``) comes from it: a world from a picture estimates depth on the
+model's frames, not on rendered ones (measured in docs/results.md).
+
 Evaluation on held-out frames of an eval directory reports AbsRel and ``delta < 1.25`` after per-image median
 scaling (the standard protocol for monocular depth, measuring structure; callers normalise depth by percentiles
-anyway), and AbsRel unscaled (does the metric scale hold?).
+anyway), and AbsRel unscaled (does the metric scale hold?); with ``generated_eval_data``, the same on held-out
+generated frames (``eval/generated_*``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class DepthStageConfig:
     l1_weight: float = 1.0  # weight of the L1 on log depth beside the scale-invariant loss
     eval_frames: int = 64  # held-out frames evaluated, spread evenly over the eval clips
     cached_clips: int = 256  # decoded clips kept in memory (a 128x128x17 clip is ~1.4 MB)
+    generated_share: float = 0.5  # with generated data: the share of each batch drawn from it
     net: TinyDepthConfig = field(default_factory=TinyDepthConfig)
 
     def __post_init__(self) -> None:
@@ -60,6 +66,8 @@ class DepthStageConfig:
             raise ValueError(f"crop must be 0 (whole frames) or >= 8 pixels, got {self.crop}")
         if not 0.0 <= self.si_lambda <= 1.0:
             raise ValueError(f"si_lambda must be in [0, 1], got {self.si_lambda}")
+        if not 0.0 <= self.generated_share <= 1.0:
+            raise ValueError(f"generated_share must be in [0, 1], got {self.generated_share}")
 
 
 def valid_depth(depth: torch.Tensor) -> torch.Tensor:
@@ -134,29 +142,37 @@ class DepthStage:
         eval_data: str | Path | None,
         config: DepthStageConfig | None = None,
         init: str | Path | None = None,
+        generated_data: str | Path | None = None,
+        generated_eval_data: str | Path | None = None,
     ) -> None:
         self.config = config or DepthStageConfig()
         self.train_set = ClipDataset(data, ("rgb", "depth"))
         self.eval_set = ClipDataset(eval_data, ("rgb", "depth")) if eval_data else None
         height, width = int(self.train_set.index["height"]), int(self.train_set.index["width"])
+        shape = {"height": height, "width": width}
+        self.generated_set = ClipDataset(generated_data, ("rgb", "depth"), expect=shape) if generated_data else None
+        self.generated_eval_set = (ClipDataset(generated_eval_data, ("rgb", "depth"), expect=shape)
+                                   if generated_eval_data else None)
         if self.config.crop > min(height, width):
             raise ValueError(f"crop must be at most the frame size {height}x{width}, got {self.config.crop}")
         self.net = _initial_net(init, self.config.net, self.train_set)
         self.objective = DepthObjective(self.net, self.config.si_lambda, self.config.l1_weight)
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._held_out: tuple[np.ndarray, np.ndarray] | None = None
+        self._cache: OrderedDict[tuple[bool, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def module(self) -> nn.Module:
         return self.objective
 
-    def _clip(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """rgb ``[F, H, W, 3]`` uint8 and depth ``[F, H, W]`` float16 of a training clip (LRU-cached)."""
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            return self._cache[index]
-        item = self.train_set[index]
+    def _clip(self, index: int, generated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """rgb ``[F, H, W, 3]`` uint8 and depth ``[F, H, W]`` float16 of a training clip, rendered or generated
+        (LRU-cached)."""
+        key = (generated, index)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        item = (self.generated_set if generated else self.train_set)[index]
         clip = (item["rgb"], item["depth"])
-        self._cache[index] = clip
+        self._cache[key] = clip
         while len(self._cache) > self.config.cached_clips:
             self._cache.popitem(last=False)
         return clip
@@ -164,7 +180,9 @@ class DepthStage:
     def batch(self, rng: np.random.Generator, step: int) -> dict[str, Any]:
         rgbs, depths = [], []
         for _ in range(self.config.batch_size):
-            rgb, depth = self._clip(int(rng.integers(len(self.train_set))))
+            generated = self.generated_set is not None and rng.random() < self.config.generated_share
+            dataset = self.generated_set if generated else self.train_set
+            rgb, depth = self._clip(int(rng.integers(len(dataset))), generated)
             t = int(rng.integers(rgb.shape[0]))
             h, w = rgb.shape[1:3]
             ch, cw = (self.config.crop, self.config.crop) if self.config.crop else (h, w)
@@ -183,11 +201,16 @@ class DepthStage:
 
     @torch.no_grad()
     def evaluate(self, step: int) -> dict[str, float]:
-        if self.eval_set is None:
-            return {}
-        if self._held_out is None:
-            self._held_out = held_out_frames(self.eval_set, self.config.eval_frames)
-        return evaluate_estimator(self.estimator(), *self._held_out)
+        """Depth metrics on held-out rendered frames, and (``generated_*``) on held-out generated ones."""
+        metrics = {}
+        for prefix, dataset in (("", self.eval_set), ("generated_", self.generated_eval_set)):
+            if dataset is None:
+                continue
+            if prefix not in self._held_out:
+                self._held_out[prefix] = held_out_frames(dataset, self.config.eval_frames)
+            scores = evaluate_estimator(self.estimator(), *self._held_out[prefix])
+            metrics.update({prefix + name: value for name, value in scores.items()})
+        return metrics
 
     def export(self, directory: Path) -> None:
         """Write the network under ``directory / "depth"`` (load it with ``TinyDepthEstimator.from_pretrained``)."""
