@@ -5,22 +5,28 @@
 Runs ``lv2 eval``'s rollouts (a walk, a 360-degree turn, a there-and-back path) on the VALIDATION scenes with
 ``control_source="cache"`` under each geometry, and with scene control for reference, and prints one table:
 the walk's PSNR beside repeating the first frame, the revealed pixels, how much of the cache's depth is within 1.25x of the true
-depth, its holes, the first step below repeat, and loop closure composited and with compositing off. Choices
+depth, its holes, the first step below repeat, the share of frames more than 3 dB below repeat (collapsed), and loop
+closure composited and with compositing off. Choices
 are made here; the test split reports them (``lv2 eval --control-source cache``).
 
 Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
 * ``as-seen``: every key frame's estimated depth taken as it comes, the last 4 kept, unseen regions at the far
-  plane (lv2 before this change);
+  plane (lv2 before issue 27);
 * ``ground``: as-seen, with the ground plane's depth where nothing has been seen below the horizon;
 * ``anchored``: the start frame kept for good, a new estimate taken only where the cache holds nothing and
   scaled to what it holds, and the ground prior;
 * ``anchored+scaled``: anchored, with the start frame's estimated depth scaled so its lowest rows lie on the
-  ground plane at the camera's known height (the metric scale a depth network only guesses).
+  ground plane at the camera's known height (the metric scale a depth network only guesses);
+* ``start+ground`` (lv2's default): no key frame enters the cache: the start frame's points and the ground prior
+  are the world's geometry for good, and the memory takes the cache's depth; the depth network runs on the start
+  frame only (``PointCache(key_frames=False)``).
 
 Diagnoses (not options of lv2: they read the scene's exact depth, which a world from a picture does not have):
 * ``oracle-start``: anchored, with the start frame's exact depth in place of the depth network's estimate;
 * ``oracle-all``: anchored, with the exact depth of every key frame's pose as its "estimate" too: what the cache
-  world would score with a perfect depth network on the model's frames.
+  world would score with a perfect depth network on the model's frames;
+* ``start-only``: start+ground, but the memory takes the depth network's estimate on the model's frame where
+  the cache holds nothing (what those estimates do to the memory alone).
 """
 
 import argparse
@@ -31,12 +37,15 @@ from pathlib import Path
 from lv2_env.envs.world import WorldEnv
 from lv2_env.evaluation.rollouts import evaluate_world
 
-GEOMETRIES = {"as-seen": {"anchored": False, "ground_z": None, "scale": False},
-              "ground": {"anchored": False, "ground_z": 0.0, "scale": False},
-              "anchored": {"anchored": True, "ground_z": 0.0, "scale": False},
-              "anchored+scaled": {"anchored": True, "ground_z": 0.0, "scale": True},
-              "oracle-start": {"anchored": True, "ground_z": 0.0, "scale": False, "oracle": "start"},
-              "oracle-all": {"anchored": True, "ground_z": 0.0, "scale": False, "oracle": "all"}}
+KEY_FRAMES = {"key_frames": True, "anchored": True, "ground_z": 0.0, "scale": False}  # anchored
+GEOMETRIES = {"as-seen": {**KEY_FRAMES, "anchored": False, "ground_z": None},
+              "ground": {**KEY_FRAMES, "anchored": False},
+              "anchored": KEY_FRAMES,
+              "anchored+scaled": {**KEY_FRAMES, "scale": True},
+              "start+ground": {**KEY_FRAMES, "key_frames": False},
+              "oracle-start": {**KEY_FRAMES, "oracle": "start"},
+              "oracle-all": {**KEY_FRAMES, "oracle": "all"},
+              "start-only": {**KEY_FRAMES, "start_only": True}}
 
 
 class OracleDepthEnv(WorldEnv):
@@ -84,8 +93,11 @@ def run(control_source: str, geometry: dict | None, args) -> dict:
     env = OracleDepthEnv(oracle, **kwargs) if oracle else WorldEnv(**kwargs)
     if geometry is not None:
         env.scale_start_depth = geometry["scale"]
-        for name in ("anchored", "ground_z"):
+        for name in ("key_frames", "anchored", "ground_z"):
             setattr(env.point_cache, name, geometry[name])
+        if geometry.get("start_only"):  # key frames estimated and fused, but none enters the cache
+            cache, add = env.point_cache, env.point_cache.add
+            cache.add = lambda *a, **k: add(*a, **k) if len(cache) == 0 else None
     return evaluate_world(env, args.rollouts, args.seconds, seed=args.seed, split="validation",
                           there_and_back_seconds=args.back_seconds, progress=False)
 
@@ -98,6 +110,7 @@ def row(name: str, report: dict, seconds: float) -> str:
             f"{cell(mean['model'].get('psnr_revealed'))} | {cell(100 * cache['depth_right'], 0) if cache else '-'} | "
             f"{cell(100 * cache['holes'], 0) if cache else '-'} | "
             f"{cell(cache.get('first_step_below_repeat'), 1)} ({cache.get('never_below_repeat', '-')} never) | "
+            f"{cell(100 * cache['collapsed'], 0) if cache else '-'} | "
             f"{cell(mean['loop']['psnr_last_vs_first'])} / {cell(mean['loop'].get('model_only_last_vs_first'))} | "
             f"{seconds:.0f} |")
 
@@ -107,7 +120,7 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=3, help="validation scenes (default 3)")
     parser.add_argument("--seconds", type=int, default=20, help="seconds of each walk (default 20)")
     parser.add_argument("--back-seconds", type=int, default=5, help="each way of the there-and-back path")
-    parser.add_argument("--geometries", nargs="*", default=["scene", *GEOMETRIES],
+    parser.add_argument("--geometries", nargs="*", default=["scene", "anchored", "start+ground"],
                         choices=["scene", *GEOMETRIES])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default="model/shipped",
@@ -117,8 +130,9 @@ def main() -> None:
 
     print(f"# {time.strftime('%Y-%m-%d')}: {args.rollouts} validation scenes, {args.seconds}-second walks")
     print("| controls | walk PSNR | repeat PSNR | revealed PSNR | cache depth within 1.25x (%) | holes (%) | "
-          "first step below repeat | loop closure: composited / model only | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "first step below repeat | frames > 3 dB below repeat (%) | loop closure: composited / model only | "
+          "seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.geometries:
         tick = time.perf_counter()
         report = run("scene", None, args) if name == "scene" else run("cache", GEOMETRIES[name], args)

@@ -175,7 +175,8 @@ MIN_DEPTH = 1e-3  # metres; depth below this (or non-finite) is not a valid targ
 
 
 def depth_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """AbsRel (median-scaled and unscaled) and ``delta < 1.25`` (median-scaled) of depth maps ``[N, H, W]``.
+    """AbsRel and ``delta < 1.25``, median-scaled and unscaled (metric depth: what a point cache takes), of depth
+    maps ``[N, H, W]``.
 
     Median scaling is per image: the prediction is multiplied by ``median(target) / median(prediction)`` over
     the image's valid pixels. Metrics are averaged over pixels of each image, then over images.
@@ -194,8 +195,11 @@ def depth_metrics(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
         p, t = p[mask], t[mask]
         scaled = p * (np.median(t) / np.median(p))
         ratio = np.maximum(scaled / t, t / scaled)
-        rows.append((np.mean(np.abs(scaled - t) / t), np.mean(np.abs(p - t) / t), np.mean(ratio < 1.25)))
+        unscaled = np.maximum(p / t, t / p)
+        rows.append((np.mean(np.abs(scaled - t) / t), np.mean(np.abs(p - t) / t), np.mean(ratio < 1.25),
+                     np.mean(unscaled < 1.25)))
     if not rows:
         raise ValueError("no valid pixels to evaluate: every target depth is non-finite or <= 1 mm")
-    abs_rel, abs_rel_unscaled, delta1 = np.mean(rows, axis=0)
-    return {"abs_rel": float(abs_rel), "abs_rel_unscaled": float(abs_rel_unscaled), "delta1": float(delta1)}
+    abs_rel, abs_rel_unscaled, delta1, delta1_unscaled = np.mean(rows, axis=0)
+    return {"abs_rel": float(abs_rel), "abs_rel_unscaled": float(abs_rel_unscaled), "delta1": float(delta1),
+            "delta1_unscaled": float(delta1_unscaled)}

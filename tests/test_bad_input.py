@@ -494,7 +494,11 @@ def test_data_bad_paths(files, capsys):
                             files / "folder"], "--videos", files / "nowhere", "no such directory")
     _fails_cleanly(capsys, ["data", "videos", "--videos", files / "folder", "--out", files / "v", "--depth-model",
                             files / "good.png"], "--depth-model", files / "good.png")
-    assert not (files / "ctl").exists() and not (files / "v").exists()
+    _fails_cleanly(capsys, ["data", "generated-frames", "--out", files / "g", "--steps", "0"],
+                   "--sequences and --steps must be at least 1", "got 60 and 0")
+    _fails_cleanly(capsys, ["data", "generated-frames", "--out", files / "g", "--checkpoint", files / "nowhere"],
+                   "--checkpoint", files / "nowhere")
+    assert not (files / "ctl").exists() and not (files / "v").exists() and not (files / "g").exists()
 
 
 def test_train_bad_paths(files, capsys):
@@ -511,6 +515,10 @@ def test_train_bad_paths(files, capsys):
     _fails_cleanly(capsys, ["train", "vae", "--data", files / "folder", "--out", files / "nowhere",
                             "--export-latest", files / "x"], "--out", files / "nowhere")
     _fails_cleanly(capsys, ["train", "cache-latents", "--data", files / "folder"], "needs --vae")
+    _fails_cleanly(capsys, ["train", "depth", "--data", files / "folder", "--generated-data", files / "nowhere",
+                            "--out", files / "runs"], "--generated-data", files / "nowhere")
+    _fails_cleanly(capsys, ["train", "vae", "--data", files / "folder", "--generated-data", files / "folder",
+                            "--out", files / "runs"], "the depth stage's")
     assert not (files / "runs").exists()
 
 

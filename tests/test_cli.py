@@ -85,7 +85,8 @@ def test_train_and_eval_keep_their_flags():
     train = _subparser("train")
     assert {"--data", "--eval-data", "--out", "--vae", "--init", "--steps", "--batch-size", "--lr", "--warmup-steps",
             "--crop", "--frames", "--freeze-encoder", "--checkpoint-every", "--eval-every", "--seed", "--precision",
-            "--resume", "--export-latest", "--quiet", "--preset"} <= _option_strings(train)
+            "--resume", "--export-latest", "--quiet", "--preset", "--generated-data",
+            "--generated-eval-data"} <= _option_strings(train)
     evaluate = _subparser("eval")
     assert _option_strings(evaluate) == {"--checkpoint", "--data", "--clips", "--out", "--steps", "--sampling-steps",
                                          "--precision", "--seed", "--grid-clips", "--rollouts", "--rollout-seconds",

@@ -109,10 +109,12 @@ def test_disparity_to_depth_is_relative_inverse():
 
 def test_depth_metrics_perfect_and_scaled():
     target = np.random.default_rng(0).uniform(1.0, 150.0, (3, 8, 8))
-    assert depth_metrics(target, target) == pytest.approx({"abs_rel": 0.0, "abs_rel_unscaled": 0.0, "delta1": 1.0})
+    assert depth_metrics(target, target) == pytest.approx({"abs_rel": 0.0, "abs_rel_unscaled": 0.0, "delta1": 1.0,
+                                                           "delta1_unscaled": 1.0})
     scores = depth_metrics(2 * target, target)
     assert scores["abs_rel"] == pytest.approx(0.0, abs=1e-12) and scores["delta1"] == 1.0
-    assert scores["abs_rel_unscaled"] == pytest.approx(1.0)
+    assert scores["abs_rel_unscaled"] == pytest.approx(1.0) and scores["delta1_unscaled"] == 0.0
+    assert depth_metrics(1.2 * target, target)["delta1_unscaled"] == 1.0
     with pytest.raises(ValueError, match="one shape"):
         depth_metrics(target[:2], target)
 
@@ -137,7 +139,8 @@ def test_evaluate_on_a_perfect_prediction(data):
         return np.stack([truth[frame.tobytes()] for frame in frames]).astype(np.float32)
 
     stage.estimator = lambda: oracle
-    assert stage.evaluate(0) == pytest.approx({"abs_rel": 0.0, "abs_rel_unscaled": 0.0, "delta1": 1.0})
+    assert stage.evaluate(0) == pytest.approx({"abs_rel": 0.0, "abs_rel_unscaled": 0.0, "delta1": 1.0,
+                                               "delta1_unscaled": 1.0})
     assert evaluate_estimator(lambda f: 3 * oracle(f), rgb, depth)["abs_rel_unscaled"] == pytest.approx(2.0)
 
 

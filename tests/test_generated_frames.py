@@ -73,6 +73,7 @@ def test_the_depth_stage_mixes_generated_frames_into_its_batches(generated, tmp_
     half, stage = generated_share(0.5)
     assert 0.2 < half < 0.8
     metrics = stage.evaluate(0)
-    assert set(metrics) == {"generated_abs_rel", "generated_abs_rel_unscaled", "generated_delta1"}
+    assert set(metrics) == {"generated_abs_rel", "generated_abs_rel_unscaled", "generated_delta1",
+                            "generated_delta1_unscaled"}
     with pytest.raises(ValueError, match="generated_share"):
         DepthStageConfig(generated_share=1.5)

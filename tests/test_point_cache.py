@@ -65,7 +65,7 @@ def test_an_anchored_cache_keeps_its_geometry_and_aligns_new_estimates():
 
     poses = np.stack([pose_from_state(np.array([0.0, 0.0, 1.6, yaw, -0.1, 0.0])) for yaw in (0.0, 0.5)])
     truth = Renderer(generate_scene(4), INTRINSICS).render(poses).depth
-    cache = PointCache(INTRINSICS)
+    cache = PointCache(INTRINSICS, key_frames=True)
     cache.add(truth[0], poses[0])
     _, holes = cache.render(poses[1:])
     assert 0.1 < holes.mean() < 0.9  # the turn shows some of what the start frame saw, and some new ground
@@ -74,12 +74,32 @@ def test_an_anchored_cache_keeps_its_geometry_and_aligns_new_estimates():
     scene = truth[1] < 0.9 * 150.0
     # Where the start frame saw, its geometry stays; the new estimate fills the rest at the cache's scale.
     assert np.median(np.abs(kept[scene] / truth[1][scene] - 1.0)) < 0.05
-    again = PointCache(INTRINSICS)
+    again = PointCache(INTRINSICS, key_frames=True)
     again.add(truth[0], poses[0])
     assert np.array_equal(again.add_key_frame(2.0 * truth[1], poses[1], rendered=seen), kept)  # the render passed in
-    naive = PointCache(INTRINSICS, anchored=False)
+    naive = PointCache(INTRINSICS, key_frames=True, anchored=False)
     naive.add(truth[0], poses[0])
     assert np.array_equal(naive.add_key_frame(2.0 * truth[1], poses[1]), 2.0 * truth[1])
+
+
+def test_by_default_the_start_frame_and_the_ground_prior_are_the_geometry_for_good():
+    from lv2_env.worlds import Renderer, generate_scene
+
+    poses = np.stack([pose_from_state(np.array([0.0, 0.0, 1.6, yaw, -0.1, 0.0])) for yaw in (0.0, 0.5)])
+    truth = Renderer(generate_scene(4), INTRINSICS).render(poses).depth
+    cache = PointCache(INTRINSICS)
+    cache.add(truth[0], poses[0])
+    before = cache.render(poses[1:])
+    kept = cache.add_key_frame(None, poses[1])  # no estimate needed: nothing enters
+    assert len(cache) == 1 and np.array_equal(kept, before[0][0])
+    assert np.array_equal(cache.add_key_frame(2.0 * truth[1], poses[1], rendered=tuple(x[0] for x in before)), kept)
+    # Where the start frame saw nothing below the horizon, the ground plane's depth.
+    holes = before[1][0]
+    assert holes.any() and np.array_equal(kept[holes], np.broadcast_to(cache.ground_depth(poses[1]), kept.shape)[holes])
+    first = PointCache(INTRINSICS)
+    assert np.array_equal(first.add_key_frame(truth[0], poses[0]), truth[0]) and len(first) == 1  # the start frame
+    with pytest.raises(ValueError, match="needs their estimated depth"):
+        PointCache(INTRINSICS, key_frames=True).add_key_frame(None, poses[0])
 
 
 def test_a_start_depth_scaled_to_the_ground_plane_is_metric_again():

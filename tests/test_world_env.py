@@ -93,7 +93,11 @@ def test_world_from_an_image_uses_the_point_cache(checkpoint):
     assert reward == 0.0 and not terminated
     assert info["ground_truth_frames"] is None and info["control_source"] == "cache"
     assert info["depth"].shape == (5, 32, 32) and np.all(info["depth"] > 0)
-    assert len(env.unwrapped.point_cache) == 2  # the start frame and the clip's last frame
+    assert len(env.unwrapped.point_cache) == 1  # the start frame alone: nothing else enters by default
+    assert "depth_estimation" in env.unwrapped.last_timings
+    env.unwrapped.point_cache.key_frames = True  # a cache that takes key frames keeps the clip's last frame too
+    env.step(1)
+    assert len(env.unwrapped.point_cache) == 2
     assert info["depth_holes"].shape == (5, 32, 32) and not info["depth_holes"][0].any()
 
 

@@ -188,6 +188,9 @@ def test_cache_diagnosis_finds_where_a_cache_world_breaks():
     assert out["depth_right_per_step"] == pytest.approx([1.0, 0.0]) and out["holes_per_step"] == [0.0, 0.25]
     assert out["first_step_below_repeat"] == 2
     assert cache_diagnosis(video, {"model": [30.0, 28.0], "repeat": [20.0, 20.0]})["first_step_below_repeat"] is None
+    frames = {"model": [30.0, 18.0, 16.0, 25.0], "repeat": [20.0, 20.0, 20.0, 20.0]}  # one frame 4 dB below
+    assert cache_diagnosis(video, {"model": [30.0, 18.0], "repeat": [20.0, 20.0]}, frames)["collapsed"] == 0.25
+    assert "collapsed" not in out
 
 
 def test_a_cache_world_is_scored_against_the_true_depth(world_checkpoint):

@@ -108,9 +108,11 @@ class WorldEnv(CameraEnv):
     * ``"scene"`` (default): the procedural scene's exact geometry along the path. The scene also gives the
       goal, the collisions and the reward, and its exact render of the same path is in
       ``info["ground_truth_frames"]`` (what the generated frames should look like).
-    * ``"cache"``: a 3D point cache of the frames generated so far (depth from the shipped depth network,
-      lifted with the known camera), rendered along the new path with its holes filled
-      (:mod:`lv2_env.signals.point_cache`). This is the source for a world started from a user's picture:
+    * ``"cache"``: a 3D point cache of the start frame (depth from the shipped depth network, lifted with the
+      known camera) on the ground plane at the camera's height, rendered along the new path with its holes
+      filled (:mod:`lv2_env.signals.point_cache`; ``env.unwrapped.point_cache.key_frames = True`` also lifts the
+      depth network's estimates on the generated frames into it, measured worse). This is the source for a world
+      started from a user's picture:
       ``reset(options={"image": PATH_OR_ARRAY, "prompt": TEXT})``, which has no scene, so no goal, no
       collisions and reward 0.
 
@@ -411,7 +413,8 @@ class WorldEnv(CameraEnv):
             self._last_depth = plan.next_depth
         else:
             tick = time.perf_counter()
-            estimate = self.model.estimate_depth(frames[-1:])[0]
+            # Only a cache that takes key frames in reads the depth network's estimate on the model's frame.
+            estimate = self.model.estimate_depth(frames[-1:])[0] if self._point_cache.key_frames else None
             # The plan rendered the cache from this pose already (nothing was added since).
             self._last_depth = self._point_cache.add_key_frame(estimate, plan.path.poses[-1],
                                                                rendered=(plan.depth[-1], plan.depth_holes[-1]))

@@ -59,6 +59,7 @@ LOOP = (5,) * 12
 THERE_AND_BACK_SECONDS = 10
 STYLE_CYCLE = ("sunny", "night", "fog", "dusk", "snow", "desert")  # scene r has style r % 6
 SKY_DEPTH, SKY_FRACTION = 150.0, 0.9  # the renderer's far plane; depth beyond 0.9 of it is sky
+COLLAPSE_DB = 3.0  # a frame this far below repeating the first frame counts as collapsed (issue 27's aim)
 DEPTH_EVERY = 4  # depth following, SSIM, sharpness and objects are measured on every 4th frame
 STRIP_SECONDS = (0, 60, 180, 300)  # the picture strip's moments, for a 5-minute walk
 METHODS = ("model", "repeat", "warp", "memory+inpaint")
@@ -137,12 +138,14 @@ def _true_depth(env, poses: np.ndarray) -> np.ndarray:
     return env.unwrapped.world.renderer.render(poses, shade=False).depth
 
 
-def cache_diagnosis(video: dict[str, np.ndarray], per_step_psnr: dict[str, Sequence[float]]) -> dict[str, Any]:
+def cache_diagnosis(video: dict[str, np.ndarray], per_step_psnr: dict[str, Sequence[float]],
+                    per_frame_psnr: dict[str, Sequence[float]] | None = None) -> dict[str, Any]:
     """Where a world steered by its own point cache breaks, per one-second step: how much of the cache's depth is
     right (the share of the true non-sky pixels where it is within 1.25x of the true depth, unscaled: the cache
     is meant to be metric; bounded, where a mean AbsRel is ruled by a few sky-for-ground pixels), the share of the
     path's pixels with no cached depth, and the first step whose frames score below repeating the first frame
-    (None if none does)."""
+    (None if none does); with ``per_frame_psnr``, ``collapsed``: the share of frames more than
+    :data:`COLLAPSE_DB` below repeat (a world that holds has none)."""
     step = video["clip_frames"] - 1
     truth, cached, holes = video["depth"], video["control_depth"], video["depth_holes"]
     error, empty = [], []
@@ -154,8 +157,12 @@ def cache_diagnosis(video: dict[str, np.ndarray], per_step_psnr: dict[str, Seque
         empty.append(float(holes[start : start + step].mean()))
     model, repeat = per_step_psnr["model"], per_step_psnr["repeat"]
     below = next((k + 1 for k, (m, r) in enumerate(zip(model, repeat)) if m < r), None)
-    return {"depth_right": mean_finite(error), "holes": float(np.mean(empty)), "first_step_below_repeat": below,
-            "depth_right_per_step": error, "holes_per_step": empty}
+    out = {"depth_right": mean_finite(error), "holes": float(np.mean(empty)), "first_step_below_repeat": below,
+           "depth_right_per_step": error, "holes_per_step": empty}
+    if per_frame_psnr is not None:
+        frames = np.asarray(per_frame_psnr["model"], float), np.asarray(per_frame_psnr["repeat"], float)
+        out["collapsed"] = float(np.mean(frames[0] < frames[1] - COLLAPSE_DB))
+    return out
 
 
 def depth_following(estimate: np.ndarray, reference: np.ndarray, sky_depth: float = 150.0) -> float:
@@ -236,7 +243,7 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
     if "control_depth" in video:  # a world steered by its own point cache: where it breaks
         per_step = {m: [psnr(methods[m][s : s + step], truth[s : s + step]) for s in range(1, len(truth), step)]
                     for m in ("model", "repeat")}
-        out["cache"] = cache_diagnosis(video, per_step)
+        out["cache"] = cache_diagnosis(video, per_step, {m: out[m]["psnr_per_frame"] for m in ("model", "repeat")})
     boundary = [k for k in range(step, len(generated) - 1, step)]
     within = [k for k in range(len(generated) - 1) if k % step != 0]
     for name, frames in (("model", generated), ("truth", truth)):
@@ -369,7 +376,8 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
         mean["cache"] = {"depth_right": mean_finite([p["cache"]["depth_right"] for p in per]),
                          "holes": mean_finite([p["cache"]["holes"] for p in per]),
                          "first_step_below_repeat": mean_finite([b for b in below if b is not None]),
-                         "never_below_repeat": sum(b is None for b in below)}
+                         "never_below_repeat": sum(b is None for b in below),
+                         "collapsed": mean_finite([p["cache"].get("collapsed", float("nan")) for p in per])}
     mean["boundaries"] = {w: {k: mean_finite([p["boundaries"][w][k] for p in per]) for k in ("jump", "within", "ratio")}
                           for w in ("model", "truth")}
     if all("depth_following" in p for p in per):
@@ -419,7 +427,9 @@ def world_table(report: dict[str, Any]) -> str:
                       f"{_cell(100 * c['depth_right'], 0)}% of the scene's pixels; {_cell(100 * c['holes'], 0)}% of the "
                       f"path's pixels had no cached depth; the model's "
                       f"frames first fell below repeat at step {_cell(c['first_step_below_repeat'], 1)} (mean over the "
-                      f"scenes where they did; never in {c['never_below_repeat']} of {len(report['rollouts'])})"]
+                      f"scenes where they did; never in {c['never_below_repeat']} of {len(report['rollouts'])}); "
+                      f"{_cell(100 * c.get('collapsed', float('nan')), 0)}% of its frames were more than "
+                      f"{COLLAPSE_DB:g} dB below repeat"]
     b = mean["boundaries"]
     lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
                   f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]

@@ -3,11 +3,13 @@
 A world started from a user's image has no geometry to render depth from. LongVie 2's answer at inference is
 to estimate depth on the frames generated so far, lift them to 3D with the known camera, and render that
 point cloud along the next camera path: the dense control is that depth video, the sparse tracks follow
-its points. :class:`PointCache` keeps the start frame's points for good and those of the last ``capacity`` key
-frames (one per clip: the clip's last frame), so memory stays flat over a long episode. Errors compound (what the
-model draws feeds the depth network, whose depth steers the model), so the geometry is anchored: where the cache
-already holds a surface it is kept, and a new estimate fills only what it holds nothing of, scaled to agree with
-it (:meth:`PointCache.add_key_frame`; measured in docs/results.md). :meth:`PointCache.render` splats the points
+its points. :class:`PointCache` keeps the start frame's points for good. Errors compound (what the model draws
+feeds the depth network, whose depth steers the model), and on the model's own frames the tiny depth network is
+right on few pixels, so by default nothing else enters the cache: what it holds nothing of takes the ground plane's
+depth, and the world stays the start picture's geometry on a flat ground (``key_frames=False``; measured in
+docs/results.md: the world holds far longer). With ``key_frames=True`` it also keeps the last ``capacity`` key
+frames (one per clip: the clip's last frame), anchored: where the cache already holds a surface it is kept, and a
+new estimate fills only what it holds nothing of, scaled to agree with it (:meth:`PointCache.add_key_frame`). :meth:`PointCache.render` splats the points
 with a z-buffer, fills the gaps between them with the neighbouring depth, and gives what nothing has seen the
 ground plane's depth below the horizon and the far plane above it (the generator is free to invent there).
 """
@@ -83,18 +85,22 @@ class PointCache:
         far: the far plane (m): the sky's depth, and what nothing seen and no ground below gets.
         ground_z: the ground plane's height in world coordinates (the camera walks at eye height above it), whose
             depth fills what nothing has seen below the horizon; None: ``far`` everywhere unseen.
-        anchored: :meth:`add_key_frame` keeps the geometry the cache holds and takes a new estimate only where it
-            holds nothing, aligned (one scale) to what it holds; False: every estimate is taken as it comes.
+        key_frames: whether :meth:`add_key_frame` takes key frames' estimated depth in at all; False (the
+            default): the start frame's points and the ground prior are the world's geometry for good.
+        anchored: with ``key_frames``, :meth:`add_key_frame` keeps the geometry the cache holds and takes a new
+            estimate only where it holds nothing, aligned (one scale) to what it holds; False: every estimate is
+            taken as it comes.
     """
 
     def __init__(self, intrinsics: Intrinsics, capacity: int = 4, far: float = 150.0, ground_z: float | None = 0.0,
-                 anchored: bool = True) -> None:
+                 key_frames: bool = False, anchored: bool = True) -> None:
         if capacity < 1:
             raise ValueError(f"the point cache needs a capacity of at least 1 key frame, got {capacity}")
         self.intrinsics = intrinsics
         self.capacity = capacity
         self.far = far
         self.ground_z = ground_z
+        self.key_frames = key_frames
         self.anchored = anchored
         self._start: np.ndarray | None = None  # the start frame's points: the anchor everything is aligned to
         self._frames: deque[np.ndarray] = deque(maxlen=capacity)
@@ -120,12 +126,18 @@ class PointCache:
         else:
             self._frames.append(points)
 
-    def add_key_frame(self, estimate: np.ndarray, pose: np.ndarray,
+    def add_key_frame(self, estimate: np.ndarray | None, pose: np.ndarray,
                       rendered: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Take a key frame's estimated depth ``[H, W]`` (from the depth network, on a generated frame) seen from
-        ``pose``; returns the depth the world keeps for it. ``anchored``: where the cache already holds geometry it
-        is kept, and the estimate, scaled by the median ratio to it over the pixels both see, fills the rest.
-        ``rendered``: the cache's :meth:`render` from ``pose`` (depth, unseen), when the caller already has it."""
+        ``pose``; returns the depth the world keeps for it. Without ``key_frames``, that is the cache's own depth
+        from ``pose`` and nothing is added (``estimate`` may be None: nothing reads it). ``anchored``: where the
+        cache already holds geometry it is kept, and the estimate, scaled by the median ratio to it over the pixels
+        both see, fills the rest. ``rendered``: the cache's :meth:`render` from ``pose`` (depth, unseen), when the
+        caller already has it."""
+        if self._start is not None and not self.key_frames:
+            return rendered[0] if rendered is not None else self.render(pose[None])[0][0]
+        if estimate is None:
+            raise ValueError("a point cache that takes key frames needs their estimated depth, got None")
         if not self.anchored or self._start is None:
             self.add(estimate, pose)
             return estimate
