@@ -19,12 +19,18 @@ Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
   ground plane at the camera's known height (the metric scale a depth network only guesses);
 * ``start+ground`` (lv2's default): no key frame enters the cache: the start frame's points and the ground prior
   are the world's geometry for good, and the memory takes the cache's depth; the depth network runs on the start
-  frame only (``PointCache(key_frames=False)``).
+  frame only (``PointCache(key_frames=False)``);
+* ``start+ground+scaled``: start+ground, with the start frame's depth scaled to the ground plane (as
+  anchored+scaled), so that the start frame's points and the ground prior agree.
 
 Diagnoses (not options of lv2: they read the scene's exact depth, which a world from a picture does not have):
 * ``oracle-start``: anchored, with the start frame's exact depth in place of the depth network's estimate;
 * ``oracle-all``: anchored, with the exact depth of every key frame's pose as its "estimate" too: what the cache
   world would score with a perfect depth network on the model's frames;
+* ``start+ground, start memory``: start+ground, and the world memory keeps the start frame alone (the model's
+  frames are not remembered: nothing it drew is lifted onto the ground plane and shown again);
+* ``oracle-start+ground``: start+ground with the start frame's exact depth (what a perfect depth network on
+  the start picture would give);
 * ``start-only``: start+ground, but the memory takes the depth network's estimate on the model's frame where
   the cache holds nothing (what those estimates do to the memory alone).
 """
@@ -43,6 +49,9 @@ GEOMETRIES = {"as-seen": {**KEY_FRAMES, "anchored": False, "ground_z": None},
               "anchored": KEY_FRAMES,
               "anchored+scaled": {**KEY_FRAMES, "scale": True},
               "start+ground": {**KEY_FRAMES, "key_frames": False},
+              "start+ground+scaled": {**KEY_FRAMES, "key_frames": False, "scale": True},
+              "oracle-start+ground": {**KEY_FRAMES, "key_frames": False, "oracle": "start"},
+              "start+ground, start memory": {**KEY_FRAMES, "key_frames": False, "start_memory": True},
               "oracle-start": {**KEY_FRAMES, "oracle": "start"},
               "oracle-all": {**KEY_FRAMES, "oracle": "all"},
               "start-only": {**KEY_FRAMES, "start_only": True}}
@@ -95,6 +104,9 @@ def run(control_source: str, geometry: dict | None, args) -> dict:
         env.scale_start_depth = geometry["scale"]
         for name in ("key_frames", "anchored", "ground_z"):
             setattr(env.point_cache, name, geometry[name])
+        if geometry.get("start_memory"):  # only the start frame's add (protected) reaches the memory
+            memory, remember = env.memory, env.memory.add
+            memory.add = lambda *a, protected=False, **k: remember(*a, protected=True, **k) if protected else 0
         if geometry.get("start_only"):  # key frames estimated and fused, but none enters the cache
             cache, add = env.point_cache, env.point_cache.add
             cache.add = lambda *a, **k: add(*a, **k) if len(cache) == 0 else None

@@ -36,10 +36,15 @@ def test_a_photo_world_comes_back_to_the_photo_after_a_turn(world):
     assert psnr(info["frames"][-1], start) >= 25.0  # the issue's aim (46 dB on 2026-12-05, composited)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27, not met: a photo world dissolves into smears within a minute "
-                                       "(docs/results.md, a world from a picture)")
-def test_a_photo_world_stays_a_world_for_a_minute(world):
-    start = _start(world, photos.coffee())
+@pytest.mark.parametrize("photo", [
+    "coffee",
+    # Measured 2026-12-05: its colours drift 68 grey levels within the minute (astronaut's 59, and its detail
+    # fades to 0.16x): a strict xfail, so the day it holds the test says so.
+    pytest.param("chelsea", marks=pytest.mark.xfail(strict=True, reason="issue 27, not met for every photo: "
+                                                    "chelsea's world drifts in colour (docs/results.md)")),
+])
+def test_a_photo_world_stays_a_world_for_a_minute(world, photo):
+    start = _start(world, getattr(photos, photo)())
     reference = gradient_energy(start)
     for k in range(60):
         *_, info = world.step(WALK[k % len(WALK)])

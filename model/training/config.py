@@ -110,7 +110,8 @@ class StageArgs:
     generated_eval_data: Path | None = field(default=None, metadata={
         "help": "depth: held-out generated frames (`lv2 data generated-frames --split eval`), evaluated beside "
         "--eval-data"})
-    crop: int = field(default=64, metadata={"help": "vae: square crop size of the training windows"})
+    crop: int = field(default=64, metadata={
+        "help": "vae and depth: square crop size of the training windows (depth: 0 trains on whole frames)"})
     frames: int = field(default=17, metadata={"help": "vae: frames per training window (4k+1; as long as a clip)"})
     freeze_encoder: bool = field(default=False, metadata={
         "help": "vae: fine-tune only the decoder of the VAE given by --init (keeps its latent space)"})

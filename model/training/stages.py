@@ -56,8 +56,9 @@ def build_stage(name: str, args: StageArgs):
     if spec.kind == "depth":
         from model.training.depth_stage import DepthStage, DepthStageConfig
 
-        return DepthStage(args.data, args.eval_data, DepthStageConfig(batch_size=batch_size), init=args.init,
-                          generated_data=args.generated_data, generated_eval_data=args.generated_eval_data)
+        return DepthStage(args.data, args.eval_data, DepthStageConfig(batch_size=batch_size, crop=args.crop),
+                          init=args.init, generated_data=args.generated_data,
+                          generated_eval_data=args.generated_eval_data)
     from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
 
     if args.vae is None:
