@@ -9,8 +9,9 @@ exact depth along the same camera path: ``lv2 train depth --generated-data DIR``
 
 The directory is in the clip format of :mod:`model.clips` with two fields per clip, ``rgb`` (the generated frames,
 uint8 ``[F, H, W, 3]``) and ``depth`` (float16 ``[F, H, W]`` metres, the truth along the path). Where the model drew
-something else than the scene holds, the target is still the scene's: the network learns the geometry a frame
-like this one comes from, which is what keeps a cache world near a world.
+something else than the scene holds, the target is still the scene's. Measured (docs/results.md, validation): a
+depth network trained on half cache-world frames got worse on rendered and generated frames alike, so the shipped
+one is not, and a cache world takes no depth from its generated frames by default.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def generated_clips(video: dict[str, np.ndarray], frames: int) -> list[tuple[np.
             for s in range(0, len(generated) - 1, step)]
 
 
-def build_generated_frames(directory: str | Path, env, split: str = "train", sequences: int = 40,
+def build_generated_frames(directory: str | Path, env, split: str = "train", sequences: int = 60,
                            steps: int = 8, seed: int = 0, progress: bool = True) -> Path:
     """Walk ``env`` (a LV2/World-v0 with scenes) ``steps`` one-second steps through each of ``sequences`` scenes of
     ``split`` and write every generated clip with its true depth into ``directory`` (resumable: sequences already

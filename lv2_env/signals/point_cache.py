@@ -9,9 +9,10 @@ right on few pixels, so by default nothing else enters the cache: what it holds 
 depth, and the world stays the start picture's geometry on a flat ground (``key_frames=False``; measured in
 docs/results.md: the world holds far longer). With ``key_frames=True`` it also keeps the last ``capacity`` key
 frames (one per clip: the clip's last frame), anchored: where the cache already holds a surface it is kept, and a
-new estimate fills only what it holds nothing of, scaled to agree with it (:meth:`PointCache.add_key_frame`). :meth:`PointCache.render` splats the points
-with a z-buffer, fills the gaps between them with the neighbouring depth, and gives what nothing has seen the
-ground plane's depth below the horizon and the far plane above it (the generator is free to invent there).
+new estimate fills only what it holds nothing of, scaled to agree with it (:meth:`PointCache.add_key_frame`).
+:meth:`PointCache.render` splats the points with a z-buffer, fills the gaps between them with the neighbouring
+depth, and gives what nothing has seen the ground plane's depth below the horizon and the far plane above it (the
+generator is free to invent there).
 """
 
 from __future__ import annotations
