@@ -98,8 +98,10 @@ def test_by_default_the_start_frame_and_the_ground_prior_are_the_geometry_for_go
     assert holes.any() and np.array_equal(kept[holes], np.broadcast_to(cache.ground_depth(poses[1]), kept.shape)[holes])
     first = PointCache(INTRINSICS)
     assert np.array_equal(first.add_key_frame(truth[0], poses[0]), truth[0]) and len(first) == 1  # the start frame
-    with pytest.raises(ValueError, match="needs their estimated depth"):
+    with pytest.raises(ValueError, match="expected the key frame's estimated depth"):
         PointCache(INTRINSICS, key_frames=True).add_key_frame(None, poses[0])
+    with pytest.raises(ValueError, match="expected the key frame's estimated depth"):
+        PointCache(INTRINSICS).add_key_frame(None, poses[0])  # the start frame has no cache to fall back on
 
 
 def test_a_start_depth_scaled_to_the_ground_plane_is_metric_again():

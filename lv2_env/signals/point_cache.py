@@ -138,7 +138,8 @@ class PointCache:
         if self._start is not None and not self.key_frames:
             return rendered[0] if rendered is not None else self.render(pose[None])[0][0]
         if estimate is None:
-            raise ValueError("a point cache that takes key frames needs their estimated depth, got None")
+            raise ValueError("expected the key frame's estimated depth [H, W], got None (only a cache that holds its "
+                             "start frame and takes no key frames needs none)")
         if not self.anchored or self._start is None:
             self.add(estimate, pose)
             return estimate
