@@ -14,8 +14,9 @@ distance (150 m), a real target that teaches "far" rather than a hole:
 * plus an L1 on ``d``, which anchors the absolute (metric) scale and is robust to the sharp depth edges.
 
 With ``generated_data`` (``lv2 data generated-frames``: the world model's own frames beside the scene's exact
-depth), a share of every batch (``generated_share``) comes from it: a world from a picture estimates depth on the
-model's frames, not on rendered ones (measured in docs/results.md).
+depth), a share of every batch (``generated_share``) comes from it, for a world from a picture that takes depth from
+the model's frames (``PointCache(key_frames=True)``). Measured in docs/results.md: it made the network worse on
+rendered and generated frames alike, so the shipped network is trained on rendered frames alone.
 
 Evaluation on held-out frames of an eval directory reports AbsRel and ``delta < 1.25`` after per-image median
 scaling (the standard protocol for monocular depth, measuring structure; callers normalise depth by percentiles
