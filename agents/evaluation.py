@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from lv2_env.envs.levels import DEFAULT_LEVEL
+
 MAX_STEPS = 30  # the task: reach the goal within 30 steps (30 seconds of video)
 
 
@@ -41,9 +43,12 @@ class Episode:
                 "final_distance": self.final_distance, "collisions": self.collisions}
 
 
-def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: int = MAX_STEPS) -> Episode:
-    """One episode from the scene's fixed start, until the goal is reached or ``max_steps`` steps."""
-    observation, info = env.reset(seed=scene_seed, options={"scene_seed": scene_seed, "style": style})
+def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: int = MAX_STEPS,
+                level: str = DEFAULT_LEVEL) -> Episode:
+    """One episode from the scene's fixed start at the task ``level`` (:mod:`lv2_env.envs.levels`), until the
+    goal is reached or ``max_steps`` steps."""
+    options = {"scene_seed": scene_seed, "style": style, "level": level}
+    observation, info = env.reset(seed=scene_seed, options=options)
     policy.reset(info, seed=scene_seed)
     total, collisions, success, steps = 0.0, 0, False, 0
     for steps in range(1, max_steps + 1):
@@ -60,14 +65,14 @@ def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: in
 
 def score_policy(env: gym.Env, policy, scenes: list[tuple[int, str]], max_steps: int = MAX_STEPS,
                  on_episode: Callable[[Episode], None] | None = None, done: list[Episode] | None = None,
-                 desc: str = "", progress: bool = True) -> dict[str, Any]:
-    """Run ``policy`` on every scene (skipping the first ``len(done)``, already run); the summary with
+                 desc: str = "", progress: bool = True, level: str = DEFAULT_LEVEL) -> dict[str, Any]:
+    """Run ``policy`` on every scene at ``level`` (skipping the first ``len(done)``, already run); the summary with
     ``success`` (share of scenes reached), ``mean_return``, ``mean_steps`` and every episode."""
     episodes = list(done or [])
     started = time.perf_counter()
     for scene_seed, style in tqdm(scenes[len(episodes):], desc=desc, unit="episode", disable=not progress,
                                   initial=len(episodes), total=len(scenes)):
-        episode = run_episode(env, policy, scene_seed, style, max_steps)
+        episode = run_episode(env, policy, scene_seed, style, max_steps, level)
         episodes.append(episode)
         if on_episode is not None:
             on_episode(episode)

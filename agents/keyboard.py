@@ -127,10 +127,11 @@ class KeyboardPlayer:
     """The play loop over any LV2 env made with ``render_mode=None`` (the player draws the window itself)."""
 
     def __init__(self, env: gym.Env, scale: int = 4, compare: bool = False, record_dir: str | Path = "recordings",
-                 seed: int | None = None, options: dict | None = None, agent: str = "world-trained",
+                 seed: int | None = None, options: dict | None = None, agent: str | None = None,
                  autopilot: bool = False) -> None:
         self.env = env
-        self.agent_name = agent  # G: this pixel agent walks to the goal (agents.pixel.load_agent), loaded on first use
+        # G: this pixel agent walks to the goal (agents.pixel.load_agent; None: the default), loaded on first use.
+        self.agent_name = agent
         self.autopilot = autopilot
         self._agent = None
         self._agent_previous = 0
@@ -341,7 +342,7 @@ class KeyboardPlayer:
             self.say("no goal to walk to here (a world from a picture)" if not goal else "the agent needs discrete actions")
             return fallback
         if self._agent is None:
-            self._agent = load_agent(self.agent_name)
+            self._agent = load_agent(self.agent_name) if self.agent_name else load_agent()
         colour, kind = goal.split(" ")
         observation = {"image": self.info["frames"][-1],
                        "goal": np.array([GOAL_COLOURS.index(colour), GOAL_KINDS.index(kind)])}

@@ -32,7 +32,7 @@ EYE_HEIGHT = 1.6
 HEADING_TOLERANCE = np.radians(20.0)  # a turn macro is 30 degrees: a smaller error is walked, not turned
 LOOKAHEAD = 3.0  # metres along the planned path to aim at
 PITCH_TOLERANCE = np.radians(8.0)
-SEARCH_MODES = ("toward", "left")
+SEARCH_MODES = ("toward", "left", "left-keep")
 VISIBILITY_SIZE = 64  # pixels per side of the render that decides whether the goal is in sight (a student's view)
 MIN_GOAL_PIXELS = 3  # of that render: fewer and the goal does not count as seen
 HEIGHT_TOLERANCE = 0.35  # metres from eye height
@@ -138,7 +138,9 @@ class GoalTeacher:
     ``search``: what it does while the goal is out of sight. ``"toward"`` (default, the ceiling) turns toward it
     the shorter way, which only its privileged knowledge tells; ``"left"`` turns left until the goal shows in the
     frame (at least :data:`MIN_GOAL_PIXELS` of a :data:`VISIBILITY_SIZE`-pixel render) and only then follows its
-    plan, which a student seeing the frame alone can learn to copy (the labels of the pixel agents)."""
+    plan, which a student seeing the frame alone can learn to copy; ``"left-keep"`` searches the same way and,
+    once the goal is in sight, walks on rather than turn it out of view (a turn the left search would undo: the
+    left-right loop of ``"left"``)."""
 
     env: gym.Env
     noise: float = 0.0
@@ -152,7 +154,7 @@ class GoalTeacher:
             raise ValueError(f"noise must be a probability in [0, 1], got {self.noise!r}")
         if self.search not in SEARCH_MODES:
             raise ValueError(f"search must be one of {list(SEARCH_MODES)}, got {self.search!r}")
-        self._sight: Renderer | None = None
+        self.sight: Renderer | None = None  # the goal's visibility render, at VISIBILITY_SIZE pixels
         actions: CameraActions = self.env.get_wrapper_attr("actions")
         if actions.mode != "discrete":
             raise ValueError(f"the teacher acts with the discrete macros; make the env with action_mode='discrete', "
@@ -175,9 +177,8 @@ class GoalTeacher:
                 _PLANS.pop(next(iter(_PLANS)))
             _PLANS[key] = GoalPlan.build(scene, self.goal_radius)
         self._plan = _PLANS[key]
-        if self.search == "left":
-            intrinsics = self.env.get_wrapper_attr("intrinsics").scaled(VISIBILITY_SIZE, VISIBILITY_SIZE)
-            self._sight = Renderer(scene, intrinsics)
+        intrinsics = self.env.get_wrapper_attr("intrinsics").scaled(VISIBILITY_SIZE, VISIBILITY_SIZE)
+        self.sight = Renderer(scene, intrinsics)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
 
@@ -188,19 +189,30 @@ class GoalTeacher:
             return int(self._rng.choice(MOVES))
         return self.act(np.asarray(info["camera_state"], dtype=np.float64))
 
-    def goal_in_sight(self, states: np.ndarray) -> np.ndarray:
-        """Whether the goal shows in the frame of each camera state ``[N, 6]`` (``search="left"`` only)."""
-        if self._sight is None:
-            raise RuntimeError("goal_in_sight needs search='left' and reset() after env.reset()")
+    def goal_masks(self, states: np.ndarray) -> np.ndarray:
+        """The goal's pixels in the frame of each camera state ``[N, 6]``: bool ``[N, S, S]`` at
+        :data:`VISIBILITY_SIZE` pixels (from the scene's object ids; what the pixel agents learn to segment)."""
+        if self.sight is None:
+            raise RuntimeError("call reset() after env.reset() before goal_masks()")
         scene = self.env.get_wrapper_attr("scene")
-        ids = self._sight.render(poses_from_states(np.asarray(states, dtype=np.float64))).object_id  # [N, S, S]
-        return (ids == scene.landmark + 1).sum(axis=(1, 2)) >= MIN_GOAL_PIXELS
+        ids = self.sight.render(poses_from_states(np.asarray(states, dtype=np.float64)), shade=False).object_id
+        return ids == scene.landmark + 1
 
-    def labels(self, states: np.ndarray) -> list[int]:
-        """The teacher's action at each camera state ``[N, 6]`` (one render for all, with ``search="left"``)."""
+    def goal_in_sight(self, states: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """Whether the goal shows in the frame of each camera state ``[N, 6]`` (at least :data:`MIN_GOAL_PIXELS`
+        of its :meth:`goal_masks`, given or rendered)."""
+        masks = self.goal_masks(states) if masks is None else masks
+        return masks.sum(axis=(1, 2)) >= MIN_GOAL_PIXELS
+
+    def labels(self, states: np.ndarray, in_sight: np.ndarray | None = None) -> list[int]:
+        """The teacher's action at each camera state ``[N, 6]`` (``in_sight``: whether the goal shows at each,
+        rendered once for all if None and ``search="left"``)."""
         states = np.asarray(states, dtype=np.float64)
-        seen = self.goal_in_sight(states) if self.search == "left" else [None] * len(states)
-        return [self.act(state, in_sight) for state, in_sight in zip(states, seen)]
+        if self.search != "left":
+            in_sight = [None] * len(states)
+        elif in_sight is None:
+            in_sight = self.goal_in_sight(states)
+        return [self.act(state, None if seen is None else bool(seen)) for state, seen in zip(states, in_sight)]
 
     def act(self, state: np.ndarray, goal_in_sight: bool | None = None) -> int:
         """The teacher's action at camera state ``(x, y, z, yaw, pitch, roll)`` in the current scene
@@ -213,7 +225,7 @@ class GoalTeacher:
             return ACTION["look_down"] if pitch > 0 else ACTION["look_up"]
         if abs(z - EYE_HEIGHT) > HEIGHT_TOLERANCE:
             return ACTION["sink"] if z > EYE_HEIGHT else ACTION["rise"]
-        if self.search == "left":
+        if self.search != "toward":
             if goal_in_sight is None:
                 goal_in_sight = bool(self.goal_in_sight(np.asarray(state)[None])[0])
             if not goal_in_sight:
@@ -231,12 +243,19 @@ class GoalTeacher:
                     target = (cx, cy)
                     break
         error = _wrap(heading_to(target[0] - x, target[1] - y) - yaw)
-        if abs(error) > HEADING_TOLERANCE:
-            return ACTION["turn_left"] if error > 0 else ACTION["turn_right"]
         scene = self.env.get_wrapper_attr("scene")
         actions: CameraActions = self.env.get_wrapper_attr("actions")
         ahead = actions.to_trajectory(ACTION["forward"]).states(np.asarray(state, dtype=np.float64))
         _, report = resolve_collisions(scene, ahead)
+        if abs(error) > HEADING_TOLERANCE:
+            turn = ACTION["turn_left"] if error > 0 else ACTION["turn_right"]
+            if self.search == "left-keep" and not report.collided:
+                # A turn that loses the goal from view would be undone by the left search (a loop a student
+                # copies): walk on while the goal stays in sight, and turn once the plan is clear of it.
+                after = actions.to_trajectory(turn).states(np.asarray(state, dtype=np.float64))[-1]
+                if not self.goal_in_sight(after[None])[0]:
+                    return ACTION["forward"]
+            return turn
         if report.collided:  # walking would stop against something: turn toward the path instead
             return ACTION["turn_left"] if error >= 0 else ACTION["turn_right"]
         return ACTION["forward"]

@@ -1,63 +1,52 @@
-"""Train a pixel agent to walk to the goal, by imitating the privileged teacher, then test it in the exact world.
+"""Train a pixel agent to walk to the goal by DAgger on the privileged teacher, then test it in the exact world.
 
-    python examples/train_pixel_agent.py                          # learn from LV2/GroundTruth-v0 (~10 min, 2 cores)
-    python examples/train_pixel_agent.py --env-id LV2/World-v0    # learn from generated frames (~30 min at 1200 steps)
+    python examples/train_pixel_agent.py                                   # frames of LV2/GroundTruth-v0
+    python examples/train_pixel_agent.py --env-id LV2/World-v0 --out runs/world_agent   # generated frames
 
-The recipe (the one `lv2 bench agents` runs for the shipped agents): a teacher that knows the scene drives with
-30% of its actions replaced by random moves, and every frame of every clip (16 per env step) is labelled with
-the teacher's action at that frame's exact camera pose; a small CNN sees only the frame, the goal's colour and
-kind (``goal_observation=True``) and its previous action, and fits the labels. It is then scored in
-LV2/GroundTruth-v0 on validation scenes, beside the teacher and a random policy.
+Round 0: a teacher that knows the scene drives (30% of its actions random), and every frame of every clip
+(16 per env step) is labelled from its exact camera state: the teacher's action there, the goal's pixels, whether
+the goal is in view, its bearing and distance. Later rounds: the last round's student drives (with the teacher
+on a ``beta`` share of the steps), the teacher labels what it sees, and the student trains again on every round's
+frames. After each round the student is scored closed-loop on validation scenes (``agent_val``) in
+LV2/GroundTruth-v0; ``OUT/dagger.jsonl`` has the curve. A stopped run resumes where it stopped.
 """
 
 import argparse
 from dataclasses import dataclass, fields
 
-import gymnasium as gym
-
-import lv2_env  # noqa: F401  (registers the environments)
-from lv2_env import UNLIMITED_EPISODE_STEPS
-from agents.evaluation import RandomPolicy, score_policy
-from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, train
-from agents.pixel import AgentConfig
-from agents.teacher import GoalTeacher
-from lv2_env.data.splits import split_scenes
+from agents.dagger import Dagger, DaggerConfig
 
 
 @dataclass
 class Args:
     env_id: str = "LV2/GroundTruth-v0"  # where the frames it learns from come from
-    env_steps: int = 1200  # env steps of the noisy teacher; each gives 16 labelled frames
-    epochs: int = 12
-    eval_scenes: int = 18  # validation scenes (agent_val) it is scored on, in the truth
+    steps: str = "1500,1500,1500"  # env steps of each DAgger round
+    betas: str = "1.0,0.5,0.0"  # share of each round's steps the teacher drives (the first: all)
+    first_epochs: int = 8
+    later_epochs: int = 3
+    val_scenes: int = 30  # validation scenes (agent_val) each round's student is scored on, in the truth
+    fast: bool = False  # World-v0's fast options (distilled control encoder, fast decoder): see docs/performance.md
     out: str = "runs/pixel_agent"
 
 
 def parse_args() -> Args:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(Args):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        if f.type == "bool" or isinstance(f.default, bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action="store_true")
+        else:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     return Args(**vars(parser.parse_args()))
 
 
 args = parse_args()
-
-# 1. Collect: the noisy teacher drives, every frame is labelled with the teacher's action at its pose.
-learn_env = gym.make(args.env_id, goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS)
-summary = collect(learn_env, CollectConfig(env_steps=args.env_steps), f"{args.out}/data")
-print(f"collected {summary['frames']} labelled frames in {summary['episodes']} scenes")
-
-# 2. Train the CNN on frames, goal and previous action.
-data = load_collection(f"{args.out}/data")
-agent, history = train(data, TrainConfig(epochs=args.epochs), AgentConfig(trained_in=args.env_id))
-agent.save(f"{args.out}/agent")
-print(f"trained: {history[-1]}; saved to {args.out}/agent (load with agents.pixel.load_agent)")
-
-# 3. Test in the exact world, on scenes it never saw, beside the teacher and a random policy.
-truth = gym.make("LV2/GroundTruth-v0", goal_observation=True, max_episode_steps=UNLIMITED_EPISODE_STEPS)
-scenes = split_scenes("agent_val", args.eval_scenes)
-for name, policy in (("pixel agent", agent.policy_for(truth)), ("teacher", GoalTeacher(truth)),
-                     ("random", RandomPolicy(truth.action_space.n))):
-    result = score_policy(truth, policy, scenes, desc=name)
-    print(f"{name:12s} success {result['success']:.2f}  mean return {result['mean_return']:+.2f}  "
-          f"mean steps {result['mean_steps']:.1f}")
+rounds = tuple(zip((int(s) for s in args.steps.split(",")), (float(b) for b in args.betas.split(","))))
+config = DaggerConfig(env_id=args.env_id, rounds=rounds, first_epochs=args.first_epochs,
+                      later_epochs=args.later_epochs, val_scenes=args.val_scenes)
+env_kwargs = {"ground_truth_frames": False} if args.env_id == "LV2/World-v0" else {}
+if args.fast:
+    env_kwargs.update(control_encoder="distilled", decoder="fast")
+for record in Dagger(args.out, config, env_kwargs=env_kwargs).run():
+    print(f"round {record['round']}: {record['total_env_steps']} env steps, {record['total_scenes']} scenes, "
+          f"val success {record['success_val']:.2f}, val frame accuracy {record['frames_val']['accuracy']:.3f}, "
+          f"mask IoU {record['frames_val']['mask_iou']:.3f}")

@@ -13,8 +13,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import lv2_env  # noqa: F401
 from agents.evaluation import RandomPolicy, pearson, ranks, run_episode, spearman
-from agents.imitation import CollectConfig, TrainConfig, collect, load_collection, mirror_batch, train
+from agents.dagger import Dagger, DaggerConfig
+from agents.imitation import (CollectConfig, PerceptionConfig, TrainConfig, class_weights, collect, frame_metrics,
+                              load_collection, train)
 from agents.pixel import AgentConfig, PixelAgent, PixelPolicyNet, load_agent
+from agents.sb3 import PixelFeatures, sb3_model
 from agents.teacher import ACTION, GoalTeacher
 from lv2_env.data.splits import AGENT_TEST_SCENES, SPLIT_SEEDS, split_scenes
 from lv2_env.envs.core import GOAL_COLOURS, GOAL_KINDS
@@ -177,6 +180,68 @@ def test_an_env_with_another_observation_space_is_refused_naming_both():
         agent.policy_for(_truth())
 
 
+def test_predict_refuses_bad_observations_naming_the_expected_space():
+    agent = _agent()
+    obs, _ = _truth(height=32, width=32).reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected observations of Dict.*goal.*got ndarray of shape \(32, 32, 3\)"):
+        agent.predict(obs["image"])
+    with pytest.raises(ValueError, match=r"expected observations of Dict.*outside MultiDiscrete\(\[12, 4\]\)"):
+        agent.predict({"image": obs["image"], "goal": np.array([12, 0])})
+    with pytest.raises(ValueError, match="outside MultiDiscrete"):
+        agent.predict({"image": obs["image"], "goal": np.array([0, -1])})
+    with pytest.raises(ValueError, match=r"got image \(1, 64, 64, 3\)"):
+        agent.predict({"image": np.zeros((64, 64, 3), np.uint8), "goal": obs["goal"]})
+    with pytest.raises(ValueError, match=r"a dict with keys \['image'\]"):
+        agent.predict({"image": obs["image"]})
+
+
+def test_weights_of_another_config_are_refused_naming_both_shapes(tmp_path):
+    _agent().save(tmp_path / "a")
+    config = json.loads((tmp_path / "a" / "agent.json").read_text())
+    config["channels"] = [8, 16, 32, 32]
+    (tmp_path / "a" / "agent.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"another network.*agent.json gives \(32,.*the weights hold \(64,"):
+        load_agent(tmp_path / "a")
+
+
+def test_the_network_segments_the_goal_and_reads_the_mask():
+    """Every output has its documented shape, and the actions depend on where the mask says the goal is."""
+    net = PixelPolicyNet(AgentConfig(input_size=32)).eval()
+    images, goals = torch.rand(3, 3, 32, 32), torch.tensor([[0, 1], [4, 2], [11, 3]])
+    out = net(images, goals, torch.zeros(3, dtype=torch.long))
+    assert out.actions.shape == (3, 11) and out.mask.shape == (3, 16, 16) and out.features.shape == (3, 128)
+    assert out.in_view.shape == out.bearing.shape == out.distance.shape == (3,)
+    # The goal conditions every encoder stage: another goal, other features at each one.
+    other = net(images, torch.tensor([[1, 1], [4, 3], [10, 3]]), torch.zeros(3, dtype=torch.long))
+    assert not torch.allclose(out.mask, other.mask)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        AgentConfig(input_size=36)
+
+
+def test_sb3_builds_the_network_and_loads_a_trained_agent(tmp_path):
+    env = _truth(max_episode_steps=4)
+    model = PPO("MultiInputPolicy", env, policy_kwargs=PixelFeatures.policy_kwargs(AgentConfig()), n_steps=4,
+                batch_size=4, n_epochs=1, seed=0)
+    model.learn(total_timesteps=4)
+    assert isinstance(model.policy.features_extractor, PixelFeatures)
+    torch.manual_seed(1)
+    agent = PixelAgent(PixelPolicyNet(AgentConfig()))
+    agent.save(tmp_path / "a")
+    sb3 = sb3_model(tmp_path / "a", env, n_steps=4, batch_size=4, seed=0)
+    sb3.policy.set_training_mode(False)  # what predict() does: no dropout
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        obs = {"image": rng.integers(0, 255, (128, 128, 3), dtype=np.uint8),
+               "goal": np.array([rng.integers(12), rng.integers(4)])}
+        tensor, _ = sb3.policy.obs_to_tensor(obs)
+        logits = sb3.policy.get_distribution(tensor).distribution.logits
+        torch.testing.assert_close(torch.log_softmax(logits, 1), torch.log_softmax(agent.logits(obs, np.zeros(1)), 1),
+                                   atol=1e-5, rtol=1e-4)
+        assert int(sb3.predict(obs, deterministic=True)[0]) == int(agent.predict(obs)[0])
+    sb3.save(tmp_path / "ppo.zip")
+    assert int(PPO.load(tmp_path / "ppo.zip").predict(obs, deterministic=True)[0]) == int(agent.predict(obs)[0])
+
+
 def test_the_shipped_agents_load_and_act():
     env = _truth()
     for name in ("world-trained", "truth-trained"):
@@ -197,30 +262,66 @@ def test_collection_labels_every_frame_and_resumes(tmp_path):
     data = load_collection(tmp_path / "c")
     # Each step adds 16 labelled frames; each episode starts with its reset frame.
     assert len(data["labels"]) == 16 * 3 + summary["episodes"]
-    assert data["images"].shape[1:] == (16, 16, 3)
+    assert data["images"].shape[1:] == (16, 16, 3) and data["masks"].shape[1:] == (8, 8)
+    # The goal's pixels are the targets: a frame with the goal in view has some in its mask.
+    assert data["masks"][data["in_view"] == 1].reshape(-1, 64).any(1).all()
+    assert np.all(data["distance"] >= 0.0)
     again = collect(env, config, tmp_path / "c", progress=False)
     assert again["episodes"] == summary["episodes"] and again["seconds_this_run"] < summary["seconds_this_run"]
 
 
-def test_mirroring_swaps_left_and_right():
-    images = torch.arange(4.0).reshape(1, 1, 1, 4)
-    labels = torch.tensor([ACTION["turn_left"]])
-    flipped, previous, mirrored = mirror_batch(images, torch.tensor([ACTION["strafe_right"]]), labels,
-                                               torch.tensor([True]))
-    assert flipped.flatten().tolist() == [3.0, 2.0, 1.0, 0.0]
-    assert mirrored.item() == ACTION["turn_right"] and previous.item() == ACTION["strafe_left"]
+def test_class_weights_make_rare_actions_count_as_much_as_common_ones():
+    labels = np.array([5] * 90 + [1] * 10)
+    weights = class_weights(labels, power=1.0)
+    assert weights[5] * 90 == pytest.approx(weights[1] * 10) and weights[0] == 0.0
+    assert float((weights[labels]).mean()) == pytest.approx(1.0)
+    assert torch.allclose(class_weights(labels, power=0.0)[[1, 5]], torch.ones(2))
 
 
-def test_training_fits_a_learnable_rule():
-    """The goal's colour decides the label: a net that reads the goal channels fits it."""
+def test_a_student_drives_the_later_dagger_rounds_and_a_run_resumes(tmp_path):
+    config = DaggerConfig(rounds=((4, 1.0), (4, 0.0)), perception=PerceptionConfig(scenes=3, input_size=16),
+                          episode_steps=2, val_scenes=1, val_frame_steps=2,
+                          first_epochs=1, later_epochs=1, agent=AgentConfig(input_size=16),
+                          train=TrainConfig(batch_size=32))
+    records = Dagger(tmp_path / "d", config, env_kwargs={"height": 32, "width": 32}, progress=False,
+                     log=lambda _: None).run()
+    assert [r["student_steps"] for r in records] == [0, 4]  # beta 0: the student chose every step of round 1
+    assert "frames_next" in records[1] and 0.0 <= records[1]["frames_next"]["accuracy"] <= 1.0
+    assert records[1]["total_env_steps"] == 3 + 8
+    assert records[1]["total_scenes"] == 3 + records[0]["episodes"] + records[1]["episodes"]
+    perception = load_collection(tmp_path / "d" / "perception")  # 3 scenes, every 4th of 17 frames, no actions
+    assert len(perception["labels"]) == 3 * 5 and (perception["labels"] == -1).all()
+    first = np.load(sorted((tmp_path / "d" / "round_0").glob("episode_*.npz"))[0])["scene_seed"]
+    later = np.load(sorted((tmp_path / "d" / "round_1").glob("episode_*.npz"))[0])["scene_seed"]
+    assert first != later  # each round plays new scenes
+    assert load_agent(tmp_path / "d" / "round_1" / "agent").config.recipe["rounds"] == 2
+    again = Dagger(tmp_path / "d", config, env_kwargs={"height": 32, "width": 32}, progress=False,
+                   log=lambda _: None).run()
+    assert json.dumps(again) == json.dumps(records)  # read back, not run again (NaN-safe comparison)
+    with pytest.raises(ValueError, match="other settings"):
+        Dagger(tmp_path / "d", DaggerConfig(rounds=config.rounds, episode_steps=3), progress=False)
+
+
+def test_training_learns_to_see_the_goal_and_act_on_it():
+    """A square of the goal's colour at a random place: the mask learns where it is, the action which side."""
     rng = np.random.default_rng(0)
-    n = 256
-    goals = np.stack([rng.integers(0, 12, n), rng.integers(0, 4, n)], 1)
-    data = {"images": rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), "goals": goals,
-            "previous": np.zeros(n, dtype=np.int64), "labels": np.where(goals[:, 0] < 6, 1, 2)}
-    agent, history = train(data, TrainConfig(epochs=8, batch_size=32, learning_rate=3e-3, mirror=False),
-                           AgentConfig(input_size=16, channels=(8, 8)), progress=False)
-    assert history[-1]["accuracy"] > 0.95 and history[-1]["loss"] < history[0]["loss"]
+    n, size = 384, 16
+    images = rng.integers(60, 120, (n, size, size, 3)).astype(np.uint8)
+    masks = np.zeros((n, size // 2, size // 2), np.uint8)
+    column = rng.integers(0, size // 2 - 1, n)
+    for i, c in enumerate(column):
+        images[i, 6:10, 2 * c:2 * c + 4] = (250, 30, 30)
+        masks[i, 3:5, c:c + 2] = 1
+    left = column < size // 4
+    data = {"images": images, "goals": np.tile([0, 0], (n, 1)), "previous": np.zeros(n, dtype=np.int64),
+            "labels": np.where(left, ACTION["turn_left"], ACTION["turn_right"]), "masks": masks,
+            "in_view": np.ones(n, np.uint8), "bearing": np.where(left, 0.5, -0.5).astype(np.float32),
+            "distance": np.full(n, 1.0, np.float32)}
+    agent, history = train(data, TrainConfig(epochs=10, batch_size=32, learning_rate=5e-3, shift=0, brightness=0),
+                           AgentConfig(input_size=size), progress=False)
+    assert history[-1]["loss_mask"] < history[0]["loss_mask"]
+    scores = frame_metrics(agent, data)
+    assert scores["accuracy"] > 0.9 and scores["mask_iou"] > 0.5, scores
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -251,23 +352,27 @@ def test_bench_agents_quick_runs_every_stage_and_resumes(tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "agents", "--quick", "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "agents.json").read_text())
-    for key in ("split", "scenes", "transfer_ratio", "spearman", "pearson", "mean_abs_gap"):
+    for key in ("split", "scenes", "transfer_ratio", "spearman", "pearson", "mean_abs_gap", "levels", "dagger"):
         assert key in report
-    assert report["split"] == "agent_test" and len(report["scenes"]) == 2
+    assert report["split"] == "agent_test" and len(report["scenes"]) == 2 and report["level"] == "hard"
     names = [p["name"] for p in report["policies"]]
-    assert len(names) == 8 and {"teacher", "random", "truth-trained", "world-trained"} <= set(names)
+    assert names == ["teacher", "teacher-noise-0.25", "teacher-noise-0.5", "random", "scripted-dolly",
+                     "truth-trained-round0", "truth-trained", "world-trained-round0", "world-trained"]
+    assert report["pixel_policies"] == 4 and report["transfer_peer"] == "truth-trained"
     for p in report["policies"]:
-        assert {"name", "trained_in", "success_truth", "success_world"} <= set(p)
+        assert {"name", "trained_in", "env_steps", "success_truth", "success_world"} <= set(p)
         assert 0.0 <= p["success_truth"] <= 1.0 and 0.0 <= p["success_world"] <= 1.0
         assert p["world_run"] == (p["kind"] == "pixel")
+    assert [p["env_steps"] for p in report["policies"] if p["kind"] == "pixel"] == [5, 8, 5, 8]  # 2 perception
+    assert set(report["levels"]) == {"hard", "easy"} and len(report["dagger"]["world"]) == 2
     assert (out / "agents.png").stat().st_size > 1000 and "| teacher |" in (out / "agents.md").read_text()
-    assert (out / "agents" / "world-trained" / "agent.safetensors").exists()
+    assert (out / "world-dagger" / "round_1" / "agent" / "agent.safetensors").exists()
     # Resumed: every stage is found done, the same report comes back.
     assert main(["bench", "agents", "--quick", "--quiet", "--out", str(out)]) == 0
     again = json.loads((out / "agents.json").read_text())
     assert again["policies"] == report["policies"]
     # Another setting in the same directory is refused.
-    assert main(["bench", "agents", "--quick", "--quiet", "--epochs", "3", "--out", str(out)]) == 2
+    assert main(["bench", "agents", "--quick", "--quiet", "--levels", "easy", "--out", str(out)]) == 2
 
 
 def test_rollout_shows_the_shipped_agent_walking_to_the_goal(tmp_path, capsys):

@@ -51,3 +51,17 @@ def test_readme_is_a_page():
     links = re.findall(r"\]\(([^)#]+?)(?:#[^)]*)?\)", "\n".join(lines))
     missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_the_committed_agents_report_has_the_bench_fields_and_the_readme_quotes_it():
+    """docs/agents.json is a copy of the final `lv2 bench agents` report; README's agents sentence says its figures."""
+    report = json.loads((ROOT / "docs" / "agents.json").read_text())
+    for key in ("split", "scenes", "transfer_ratio", "spearman", "pearson", "mean_abs_gap", "policies", "levels"):
+        assert key in report, key
+    assert report["split"] == "agent_test" and len(report["scenes"]) == 60
+    for policy in report["policies"]:
+        assert {"name", "trained_in", "env_steps", "success_truth", "success_world"} <= set(policy)
+    truth = next(p for p in report["policies"] if p["name"] == "truth-trained")
+    readme = (ROOT / "README.md").read_text()
+    assert f"{truth['success_truth']:.2f}" in readme
+    assert "lv2 bench agents" in (ROOT / "docs" / "agents.md").read_text()

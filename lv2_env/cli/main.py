@@ -45,15 +45,15 @@ ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}
 GOAL_POLICIES = ("agent", "teacher")
 
 
-def goal_policy(name: str, env, agent: str):
+def goal_policy(name: str, env, agent: str | None):
     """``--policy agent`` (a pixel agent, :func:`agents.pixel.load_agent`) or ``teacher`` as a rollout policy."""
     if name == "teacher":
         from agents.teacher import GoalTeacher
 
         return GoalTeacher(env)
-    from agents.pixel import load_agent
+    from agents.pixel import DEFAULT_AGENT, load_agent
 
-    return load_agent(agent, env=env).policy_for(env)
+    return load_agent(agent or DEFAULT_AGENT, env=env).policy_for(env)
 
 
 def _add_rollout(sub: argparse._SubParsersAction) -> None:
@@ -68,8 +68,8 @@ def _add_rollout(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=["orbit", "dolly", "random", "file", "agent", "teacher"], default="orbit",
                    help="a scripted path (orbit, dolly, random, file), a pixel agent walking to the scene's goal "
                    "(agent: see --agent), or the privileged teacher it learned from (teacher)")
-    p.add_argument("--agent", default="world-trained",
-                   help="--policy agent: world-trained (default), truth-trained, or a directory with agent.safetensors")
+    p.add_argument("--agent", default=None,
+                   help="--policy agent: truth-trained (default), world-trained, or a directory with agent.safetensors")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, default=None,
                         help="seconds of video (default 30), rounded to whole clips of 1 s (16 new frames) with a note")
@@ -190,8 +190,8 @@ def _add_play(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many clips (scripted demos)")
     p.add_argument("--screenshot", default=None, help="save the window as PNG when stopping")
     p.add_argument("--record", action="store_true", help="start recording at the first frame (as V does; scripted demos)")
-    p.add_argument("--agent", default="world-trained",
-                   help="the pixel agent G switches on: world-trained (default), truth-trained, or a directory")
+    p.add_argument("--agent", default=None,
+                   help="the pixel agent G switches on: truth-trained (default), world-trained, or a directory")
     p.add_argument("--autopilot", action="store_true", help="start with the agent walking to the goal (as G does)")
     p.set_defaults(func=_play)
 
@@ -224,7 +224,7 @@ def _play(args: argparse.Namespace) -> int:
         options["prompt"] = args.prompt
     from agents.pixel import AGENT_NAMES
 
-    if args.agent not in AGENT_NAMES:
+    if args.agent is not None and args.agent not in AGENT_NAMES:
         readable_dir(args.agent, "--agent")
     player = KeyboardPlayer(env, scale=args.scale, compare=args.compare, record_dir=args.record_dir, seed=args.seed,
                             options=options or None, agent=args.agent, autopilot=args.autopilot)
@@ -714,19 +714,24 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks of what lv2 is for (agents: learning in the generated world)")
     kinds = p.add_subparsers(dest="kind", required=True)
     a = kinds.add_parser(
-        "agents", help="train pixel agents in the truth and in the generated world, score them and the world as an "
-        "evaluator (resumable)",
-        description="Collect the noisy teacher's labelled frames in LV2/GroundTruth-v0 and LV2/World-v0 (same env "
-        "steps), train a pixel agent on each, score 8 policies on the frozen agent test split in the truth, and the "
+        "agents", help="train pixel agents by DAgger in the truth and in the generated world, score them and the "
+        "world as an evaluator (resumable)",
+        description="Run DAgger on the privileged teacher with frames of LV2/GroundTruth-v0 and of LV2/World-v0 (the "
+        "same rounds and env steps; each round's student is a pixel policy), score the teacher, noisy teachers, blind "
+        "policies and every pixel policy on the frozen agent test split in the truth at each task level, and the "
         "pixel policies in the generated world from the same starts; writes agents.json, agents.md and agents.png. "
         "Run it again with the same options to resume.")
     a.add_argument("--out", default="bench/agents", help="output directory (default bench/agents); resumes there")
     a.add_argument("--quick", action="store_true",
                    help="tiny budgets on 2 scenes: checks the pipeline end to end in a few minutes, not the figures")
-    a.add_argument("--env-steps", type=int, default=None, help="env steps each agent learns from (default 1200)")
-    a.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
     a.add_argument("--evaluator-scenes", type=int, default=None,
-                   help="test scenes every policy also runs in the generated world (default 24)")
+                   help="test scenes every pixel policy also runs in the generated world (default 24)")
+    a.add_argument("--world-rounds", type=int, default=None,
+                   help="DAgger rounds run in the generated world (default: all; 0: none, the truth side only)")
+    a.add_argument("--world-fast", action="store_true",
+                   help="World-v0's fast options (distilled control encoder, fast decoder) for its runs")
+    a.add_argument("--levels", default=None,
+                   help="comma-separated task levels to score, the first the main one (default hard,medium,easy)")
     a.add_argument("--world-blind", action="store_true",
                    help="also generate the world runs of policies that never look at the frames (their paths are "
                    "the truth's by construction)")
@@ -740,31 +745,28 @@ def _bench_agents(args: argparse.Namespace) -> int:
     from agents.benchmark import Bench, BenchConfig
 
     config = BenchConfig.quick_run() if args.quick else BenchConfig()
-    for value, flag in ((args.env_steps, "--env-steps"), (args.epochs, "--epochs"),
-                        (args.evaluator_scenes, "--evaluator-scenes")):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag} must be a positive integer, got {value}")
-    if args.env_steps is not None:
-        config = dataclasses.replace(config, collect=dataclasses.replace(config.collect, env_steps=args.env_steps))
-    if args.epochs is not None:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=args.epochs))
     if args.evaluator_scenes is not None:
-        if args.evaluator_scenes > config.test_scenes:
-            raise ValueError(f"--evaluator-scenes must be at most the {config.test_scenes} test scenes, "
+        if not 1 <= args.evaluator_scenes <= config.test_scenes:
+            raise ValueError(f"--evaluator-scenes must be in [1, {config.test_scenes}] (the test scenes), "
                              f"got {args.evaluator_scenes}")
         config = dataclasses.replace(config, evaluator_scenes=args.evaluator_scenes)
-    config = dataclasses.replace(config, world_blind=args.world_blind)
+    if args.levels is not None:
+        config = dataclasses.replace(config, levels=tuple(args.levels.split(",")))
+    config = dataclasses.replace(config, world_blind=args.world_blind, world_fast=args.world_fast,
+                                 world_rounds=args.world_rounds)
     writable_dir(args.out, "--out")
     report = Bench(args.out, config, progress=not args.quiet).run()
-    print(f"wrote {args.out}/agents.json, agents.md and agents.png: truth-trained "
-          f"{_row(report, 'truth-trained')['success_truth']:.2f}, world-trained "
-          f"{_row(report, 'world-trained')['success_truth']:.2f} success in the truth (transfer ratio "
-          f"{report['transfer_ratio']:.2f}); evaluator Spearman {report['spearman']:.2f}, gap {report['mean_abs_gap']:.3f}")
+    world = _row(report, "world-trained")
+    print(f"wrote {args.out}/agents.json, agents.md and agents.png (level {report['level']}): truth-trained "
+          f"{_row(report, 'truth-trained')['success_truth']:.2f}"
+          + ("" if world is None else f", world-trained {world['success_truth']:.2f}")
+          + f" success in the truth (transfer ratio {report['transfer_ratio']:.2f}); evaluator over "
+          f"{report['pixel_policies']} pixel policies: Spearman {report['spearman']:.2f}, gap {report['mean_abs_gap']:.3f}")
     return 0
 
 
-def _row(report: dict, name: str) -> dict:
-    return next(r for r in report["policies"] if r["name"] == name)
+def _row(report: dict, name: str) -> dict | None:
+    return next((r for r in report["policies"] if r["name"] == name), None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from lv2_env.envs.rewards import NavigationReward, Transition
 from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
 from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states, state_from_pose
 from lv2_env.signals.collision import CAMERA_RADIUS, CollisionReport, obstacles_at, resolve_collisions
+from lv2_env.envs.levels import LEVEL_OPTIONS, level_from_options, level_start
 from lv2_env.signals.control import ControlSignals, DepthRange
 from lv2_env.worlds import Renderer, RenderOutput, Scene, generate_scene, get_style
 from lv2_env.worlds.scene import COLOURS, KINDS
@@ -30,7 +31,7 @@ OBS_MODES = ("frame", "clip")
 # goal_observation=True: the goal object's colour and kind as indices into these, beside the image.
 GOAL_COLOURS = tuple(COLOURS)
 GOAL_KINDS = KINDS
-RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"})
+RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"}) | LEVEL_OPTIONS
 EYE_HEIGHT = 1.6
 NO_COLLISION = CollisionReport(collided=False)
 
@@ -209,13 +210,14 @@ class CameraWorld:
             scene_seed = int(np_random.integers(0, 2**31 - 1))
         elif not isinstance(scene_seed, (int, np.integer)) or scene_seed < 0:
             raise ValueError(f"options['scene_seed'] must be a non-negative integer, got {scene_seed!r}")
-        self.scene = generate_scene(int(scene_seed), style=options.get("style", self.style))
+        level = level_from_options(options)
+        num_objects = None if level.distractors is None else level.distractors + 1
+        self.scene = generate_scene(int(scene_seed), style=options.get("style", self.style), num_objects=num_objects)
         self.renderer = Renderer(self.scene, self.intrinsics)
         if options.get("start_pose") is not None:
             self.state = self._start_state_from_option(options["start_pose"])
         else:
-            yaw = float(np_random.uniform(-np.pi, np.pi))
-            self.state = np.array([0.0, 0.0, EYE_HEIGHT, yaw, 0.0, 0.0])
+            self.state = level_start(self.scene, level, self.intrinsics, np_random)
         out = self.renderer.render(pose_from_state(self.state)[None])
         self.depth_range = self.fixed_depth_range or DepthRange.fit_rendered(out.depth[0], self.scene.far)
         return out
