@@ -22,7 +22,7 @@ from lv2_env.envs.rewards import NavigationReward, Transition
 from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
 from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states, state_from_pose
 from lv2_env.signals.collision import CAMERA_RADIUS, CollisionReport, obstacles_at, resolve_collisions
-from lv2_env.envs.levels import LEVEL_OPTIONS, level_from_options, level_start
+from lv2_env.envs.levels import EYE_HEIGHT, LEVEL_OPTIONS, level_from_options, level_start
 from lv2_env.signals.control import ControlSignals, DepthRange
 from lv2_env.worlds import Renderer, RenderOutput, Scene, generate_scene, get_style
 from lv2_env.worlds.scene import COLOURS, KINDS
@@ -32,7 +32,6 @@ OBS_MODES = ("frame", "clip")
 GOAL_COLOURS = tuple(COLOURS)
 GOAL_KINDS = KINDS
 RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"}) | LEVEL_OPTIONS
-EYE_HEIGHT = 1.6
 NO_COLLISION = CollisionReport(collided=False)
 
 # Keyboard layout for gymnasium.utils.play.play and `lv2 play`: WASD walk, arrows turn and look, R/F rise and

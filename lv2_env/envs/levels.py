@@ -27,7 +27,7 @@ from lv2_env.worlds.scene import NUM_OBJECTS_RANGE
 LEVEL_OPTIONS = frozenset({"level", "start_distance", "goal_in_view", "distractors"})
 MIN_VISIBLE_PIXELS = 6  # of a 64-pixel render: the goal counts as in view at the start
 START_TRIES = 64
-EYE_HEIGHT = 1.6
+EYE_HEIGHT = 1.6  # metres: where every start stands the camera
 
 
 @dataclass(frozen=True)
