@@ -245,17 +245,21 @@ class GoalTeacher:
         error = _wrap(heading_to(target[0] - x, target[1] - y) - yaw)
         scene = self.env.get_wrapper_attr("scene")
         actions: CameraActions = self.env.get_wrapper_attr("actions")
-        ahead = actions.to_trajectory(ACTION["forward"]).states(np.asarray(state, dtype=np.float64))
-        _, report = resolve_collisions(scene, ahead)
+        state = np.asarray(state, dtype=np.float64)
+
+        def forward_collides() -> bool:
+            _, report = resolve_collisions(scene, actions.to_trajectory(ACTION["forward"]).states(state))
+            return bool(report.collided)
+
         if abs(error) > HEADING_TOLERANCE:
             turn = ACTION["turn_left"] if error > 0 else ACTION["turn_right"]
-            if self.search == "left-keep" and not report.collided:
+            if self.search == "left-keep" and not forward_collides():
                 # A turn that loses the goal from view would be undone by the left search (a loop a student
                 # copies): walk on while the goal stays in sight, and turn once the plan is clear of it.
-                after = actions.to_trajectory(turn).states(np.asarray(state, dtype=np.float64))[-1]
+                after = actions.to_trajectory(turn).states(state)[-1]
                 if not self.goal_in_sight(after[None])[0]:
                     return ACTION["forward"]
             return turn
-        if report.collided:  # walking would stop against something: turn toward the path instead
+        if forward_collides():  # walking would stop against something: turn toward the path instead
             return ACTION["turn_left"] if error >= 0 else ACTION["turn_right"]
         return ACTION["forward"]
