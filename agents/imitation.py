@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from agents.pixel import NOOP, NUM_ACTIONS, AgentConfig, AgentPolicy, PixelAgent, PixelPolicyNet, downsample
 from agents.teacher import MIN_GOAL_PIXELS, VISIBILITY_SIZE, GoalTeacher, heading_to
+from lv2_env.envs.levels import EYE_HEIGHT
 from lv2_env.data.splits import split_scenes
 from lv2_env.signals.actions import DISCRETE_ACTIONS
 from lv2_env.signals.camera import poses_from_states
@@ -73,7 +74,7 @@ def start_options(scene_seed: int, style: str, episode: int, midway_share: float
     along = goal / max(np.linalg.norm(goal), 1e-9)
     for _ in range(20):
         point = rng.uniform(0.2, 0.8) * goal + rng.uniform(-3.0, 3.0) * np.array([-along[1], along[0]])
-        state = np.array([point[0], point[1], 1.6, rng.uniform(-np.pi, np.pi), 0.0, 0.0])
+        state = np.array([point[0], point[1], EYE_HEIGHT, rng.uniform(-np.pi, np.pi), 0.0, 0.0])
         if not obstacles_at(scene, state[None, :3])[0]:
             return {**options, "start_pose": state}
     return options
@@ -144,7 +145,7 @@ def collect_perception(env: gym.Env, config: PerceptionConfig, out_dir: str | Pa
         options: dict[str, Any] = {"scene_seed": scene_seed, "style": style}
         goal = scene.objects[scene.landmark].center
         for _ in range(20):
-            state = np.array([*rng.uniform(-25.0, 25.0, 2), 1.6, 0.0, 0.0, 0.0])
+            state = np.array([*rng.uniform(-25.0, 25.0, 2), EYE_HEIGHT, 0.0, 0.0, 0.0])
             if obstacles_at(scene, state[None, :3])[0]:
                 continue
             facing = heading_to(goal[0] - state[0], goal[1] - state[1])

@@ -18,7 +18,6 @@ JSON after every clip grows quadratically: for a 5-minute rollout (300 clips, 4,
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -45,13 +44,6 @@ class RolloutSummary:
     wall_seconds: float
     total_reward: float
     collisions: int
-
-
-def steps_for_seconds(seconds: float, clip_frames: int, fps: int) -> int:
-    """Steps needed for ``seconds`` of video when each step adds ``clip_frames - 1`` frames."""
-    if not seconds > 0:
-        raise ValueError(f"seconds must be positive, got {seconds!r}")
-    return max(1, math.ceil(seconds * fps / (clip_frames - 1)))
 
 
 def _frame_record(index: int, fps: int, pose: np.ndarray, state: np.ndarray, info: dict, step: int, reward: float) -> dict:

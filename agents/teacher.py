@@ -20,6 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lv2_env.envs.levels import EYE_HEIGHT
+from lv2_env.envs.rewards import GOAL_RADIUS
 from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions
 from lv2_env.signals.camera import poses_from_states
 from lv2_env.signals.collision import CAMERA_RADIUS, resolve_collisions
@@ -28,10 +30,10 @@ from lv2_env.worlds import Renderer
 CELL = 0.25  # metres per grid cell
 GRID_HALF = 40.0  # metres: the grid spans [-GRID_HALF, GRID_HALF]^2 (objects lie within 32 m of the origin)
 CLEARANCE = CAMERA_RADIUS + 0.3  # metres kept from every surface: the camera sphere plus a margin for sway
-EYE_HEIGHT = 1.6
 HEADING_TOLERANCE = np.radians(20.0)  # a turn macro is 30 degrees: a smaller error is walked, not turned
 LOOKAHEAD = 3.0  # metres along the planned path to aim at
 PITCH_TOLERANCE = np.radians(8.0)
+GRAZE_SEARCH = 1.5  # metres searched for a reachable cell around a start inside an obstacle's clearance
 SEARCH_MODES = ("toward", "left", "left-keep")
 VISIBILITY_SIZE = 64  # pixels per side of the render that decides whether the goal is in sight (a student's view)
 MIN_GOAL_PIXELS = 3  # of that render: fewer and the goal does not count as seen
@@ -98,10 +100,10 @@ class GoalPlan:
 
     def path_from(self, x: float, y: float, metres: float) -> list[tuple[int, int]]:
         """Cells along the field's steepest descent from ``(x, y)``, about ``metres`` of them. A start in a blocked
-        cell (a camera grazing an object) starts from the nearest reachable cell within 1.5 m."""
+        cell (a camera grazing an object) starts from the nearest reachable cell within :data:`GRAZE_SEARCH` metres."""
         row, col = self.cell(x, y)
         if not np.isfinite(self.distance[row, col]):
-            reach = int(1.5 / CELL)
+            reach = int(GRAZE_SEARCH / CELL)
             r0, c0 = max(0, row - reach), max(0, col - reach)
             window = self.distance[r0:row + reach + 1, c0:col + reach + 1]
             if not np.isfinite(window).any():
@@ -164,7 +166,7 @@ class GoalTeacher:
     @property
     def goal_radius(self) -> float:
         radius = self.env.get_wrapper_attr("world").goal_radius
-        return 1.5 if radius is None else float(radius)
+        return GOAL_RADIUS if radius is None else float(radius)
 
     def reset(self, info: dict[str, Any] | None = None, seed: int | None = None) -> None:
         """Plan for the env's current scene (after ``env.reset``); ``seed`` restarts the noise."""

@@ -9,7 +9,7 @@ depth, its holes, the first step below repeat, the share of frames more than 3 d
 closure composited and with compositing off. Choices
 are made here; the test split reports them (``lv2 eval --control-source cache``).
 
-Geometries (:class:`lv2_env.signals.point_cache.PointCache`):
+Geometries (:class:`lv2_env.conditioning.point_cache.PointCache`):
 * ``as-seen``: every key frame's estimated depth taken as it comes, the last 4 kept, unseen regions at the far
   plane (lv2 before issue 27);
 * ``ground``: as-seen, with the ground plane's depth where nothing has been seen below the horizon;

@@ -14,7 +14,7 @@ import time
 VERBS = ([], ["rollout"], ["play"], ["generate"], ["data", "procedural"], ["train"], ["eval"])
 HEAVY = ("torch", "av", "pygame", "gymnasium", "numpy")
 _LOADED = (
-    "import sys; from lv2_env.cli.main import build_parser\n"
+    "import sys; from agents.cli import build_parser\n"
     "try:\n    build_parser().parse_args(sys.argv[1:] + ['--help'])\nexcept SystemExit:\n    pass\n"
     "print(','.join(m for m in %r if m in sys.modules), file=sys.stderr)" % (HEAVY,)
 )
@@ -30,7 +30,7 @@ def main() -> None:
         seconds = []
         for _ in range(args.repeats):
             tick = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "lv2_env.cli", *verb, "--help"], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "agents.cli", *verb, "--help"], check=True, capture_output=True)
             seconds.append(time.perf_counter() - tick)
         loaded = subprocess.run([sys.executable, "-c", _LOADED, *verb], capture_output=True, text=True).stderr.strip()
         print(f"| lv2 {' '.join(verb + ['--help'])} | {statistics.median(seconds):.3f} | {loaded or 'none'} |")

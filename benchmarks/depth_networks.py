@@ -1,7 +1,7 @@
 """How right is a depth network, metrically, on rendered frames and on the world model's own frames?
 
-    lv2 data procedural --out data/eval --split eval --sequences 25
-    lv2 data generated-frames --out data/generated-eval --split eval --sequences 15
+    lv2 data procedural --out data/eval --split validation --sequences 25
+    lv2 data generated-frames --out data/generated-eval --split validation --sequences 15
     python benchmarks/depth_networks.py model/shipped/depth runs/depth/final/depth \\
         --rendered data/eval --generated data/generated-eval
 
@@ -23,9 +23,10 @@ from model.training.depth_stage import evaluate_estimator, held_out_frames
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("networks", nargs="+", help="depth network directories (config.json + model.safetensors)")
-    parser.add_argument("--rendered", required=True, help="held-out procedural clips (lv2 data procedural --split eval)")
+    parser.add_argument("--rendered", required=True,
+                        help="held-out procedural clips (lv2 data procedural --split validation)")
     parser.add_argument("--generated", default=None,
-                        help="held-out generated clips (lv2 data generated-frames --split eval)")
+                        help="held-out generated clips (lv2 data generated-frames --split validation)")
     parser.add_argument("--frames", type=int, default=256, help="frames drawn from each directory (default 256)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()

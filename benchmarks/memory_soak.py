@@ -17,8 +17,8 @@ import time
 
 from agents.rollout import resident_memory_mb
 from lv2_env.envs.ground_truth import GroundTruthEnv
-from lv2_env.evaluation.rollouts import EVAL_SCENE_SEED, WALK
-from lv2_env.signals.world_memory import WorldMemory
+from lv2_env.evaluation.rollouts import VALIDATION_SCENE_SEED, WALK
+from lv2_env.conditioning.world_memory import WorldMemory
 
 
 def soak(minutes: int, scene_seed: int, style: str) -> tuple[list[dict[str, float]], int]:
@@ -51,7 +51,7 @@ def soak(minutes: int, scene_seed: int, style: str) -> tuple[list[dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=30)
-    parser.add_argument("--scene-seed", type=int, default=EVAL_SCENE_SEED)
+    parser.add_argument("--scene-seed", type=int, default=VALIDATION_SCENE_SEED)
     parser.add_argument("--style", default="sunny")
     args = parser.parse_args()
     if args.minutes < 1:

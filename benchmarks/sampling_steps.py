@@ -1,6 +1,6 @@
 """Quality and time of the shipped model against its number of Euler sampling steps, on held-out clips.
 
-    lv2 data procedural --out /tmp/eval --split eval --sequences 8       # 32 held-out clips
+    lv2 data procedural --out /tmp/eval --split validation --sequences 8  # 32 held-out clips
     python benchmarks/sampling_steps.py --data /tmp/eval --clips 16 --steps 10 8 6 4 3
 
 For each step count: mean PSNR and SSIM of the generated frames against the truth, sharpness (the generated
@@ -18,7 +18,7 @@ import numpy as np
 
 from lv2_env.evaluation.clips import CLIP_FIELDS, spread_indices
 from model.metrics import gradient_energy, psnr, ssim
-from lv2_env.signals.warp import render_clip
+from lv2_env.conditioning.warp import render_clip
 from model.pipeline import SamplingOptions
 from model.precision import PRECISIONS
 from model.clips import ClipDataset, control_videos
@@ -27,7 +27,7 @@ from model.world_model import DECODERS, WorldModel
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="held-out clips (`lv2 data procedural --split eval`)")
+    parser.add_argument("--data", required=True, help="held-out clips (`lv2 data procedural --split validation`)")
     parser.add_argument("--checkpoint", default=None, help="default: the shipped tiny model")
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 8, 6, 4, 3])

@@ -29,7 +29,7 @@ from lv2_env.envs.world import WorldEnv
 from lv2_env.evaluation.baselines import memory_inpaint
 from lv2_env.evaluation.rollouts import WALK
 from model.world_model import WorldModel
-from lv2_env.signals.world_memory import WorldMemory
+from lv2_env.conditioning.world_memory import WorldMemory
 from model.metrics import psnr, sharpness_ratio, ssim
 from model.precision import add_precision_argument
 
@@ -73,7 +73,7 @@ def scores(frames: np.ndarray, truth: np.ndarray, fps: int) -> dict[str, float]:
 def timing(steps: int, precision: str) -> None:
     """World-v0's seconds per step with each conditioning (first and last 10 steps of one walk: the memory
     grows), and what adding a frame to the memory and rendering 17 poses from it cost."""
-    scene = SPLIT_SEEDS["eval"][0]
+    scene = SPLIT_SEEDS["validation"][0]
     print("| conditioning | s per step, steps 1-10 | s per step, last 10 | surfels at the end | parts, last 10 (s) |")
     print("|---|---|---|---|---|")
     for mode, conditioning, composite in MODES:
@@ -103,7 +103,7 @@ def timing(steps: int, precision: str) -> None:
 def fog_gains(gains: list[float], scene_indices: list[int], seconds: int, precision: str) -> None:
     """The shipped world (memory + composite) on fog walks with each ``MAX_FOG_GAIN_SHOWN``: scene ``r`` is held-out
     seed ``eval[0] + 7919 r`` (lv2 eval's six are r = 0-5; its fog scene is r = 2)."""
-    import lv2_env.signals.world_memory as world_memory
+    import lv2_env.conditioning.world_memory as world_memory
 
     env = world_env("memory", True, precision)
     steps = int(np.ceil(seconds / env.clip.duration))
@@ -111,7 +111,7 @@ def fog_gains(gains: list[float], scene_indices: list[int], seconds: int, precis
     print("| scene | MAX_FOG_GAIN_SHOWN | PSNR dB | SSIM | sharpness |")
     print("|---|---|---|---|---|")
     for r in scene_indices:
-        scene = SPLIT_SEEDS["eval"][0] + 7919 * r
+        scene = SPLIT_SEEDS["validation"][0] + 7919 * r
         for gain in gains:
             world_memory.MAX_FOG_GAIN_SHOWN = gain  # read at each render, so the env's memory follows it
             run = walk(env, scene, "fog", steps)
@@ -149,7 +149,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     totals: dict[str, list[dict[str, float]]] = {}
     for r in range(args.scenes):
-        scene, style = SPLIT_SEEDS["eval"][0] + 7919 * r, STYLES[r % len(STYLES)]
+        scene, style = SPLIT_SEEDS["validation"][0] + 7919 * r, STYLES[r % len(STYLES)]
         runs = {mode: walk(env, scene, style, steps) for mode, env in envs.items()}
         truth = runs["memory"]["truth"]
         rows = {mode: {**scores(run["generated"], truth, fps), "seconds": run["seconds"]} for mode, run in runs.items()}

@@ -12,7 +12,7 @@ import gymnasium as gym
 
 import lv2_env  # noqa: F401  (registers LV2/World-v0)
 from lv2_env import UNLIMITED_EPISODE_STEPS
-from agents.keyboard import KeyboardPlayer
+from agents.play import KeyboardPlayer
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--compare", action="store_true")

@@ -7,11 +7,11 @@ when there are more clips than lines), and the generator chains the clips with i
 A model conditioned on its last frame *rendered along the camera path* (``condition="rendered"``, the shipped
 tiny model) also needs what the control videos do not carry: the camera path and its metric depth
 (:class:`CameraGeometry`). Each clip is then conditioned as ``LV2/World-v0`` conditions a step: by default on
-the world memory (:mod:`lv2_env.signals.world_memory`) of the first frame and of every clip's last frame
-(the :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` World-v0 runs),
+the world memory (:mod:`lv2_env.conditioning.world_memory`) of the first frame and of every clip's last frame
+(the :class:`~lv2_env.conditioning.clip_conditioner.ClipConditioner` World-v0 runs),
 rendered into every camera of the clip with the given depth, and composited over the generated frames; or,
 with ``conditioning="last_frame"``, on the previous clip's last frame alone, lifted with its depth
-(:func:`lv2_env.signals.warp.render_along_path`).
+(:func:`lv2_env.conditioning.warp.render_along_path`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+from lv2_env.conditioning.clip_conditioner import ClipConditioner, ClipConditioning
 from lv2_env.media.video import Mp4Writer, read_video
-from lv2_env.signals.camera import Intrinsics
-from lv2_env.signals.clip_conditioner import ClipConditioner, ClipConditioning
+from lv2_env.signals.camera import FOV_DEG, Intrinsics
 
 NPY_MAGIC = b"\x93NUMPY"  # how every file numpy.save writes begins
 
@@ -143,7 +143,7 @@ def load_camera_geometry(
     depth: str | os.PathLike[str],
     height: int,
     width: int,
-    fov_deg: float = 70.0,
+    fov_deg: float = FOV_DEG,
     intrinsics: str | os.PathLike[str] | None = None,
 ) -> CameraGeometry:
     """:class:`CameraGeometry` from ``.npy`` files: ``poses`` ``[N, 4, 4]``, metric ``depth`` ``[N, H, W]``, and
@@ -181,7 +181,7 @@ def generate_video(
 
     ``geometry``: the camera path and metric depth of the control videos, required by a ``condition="rendered"``
     generator and unused by any other. ``conditioning``, ``composite``: as ``LV2/World-v0``'s (module docstring;
-    :func:`~lv2_env.signals.world_memory.memory_options`, with the model's ``trained_conditioning``).
+    :func:`~lv2_env.conditioning.clip_conditioner.memory_options`, with the model's ``trained_conditioning``).
     """
     lengths = {name: len(v) for name, v in controls.items()}
     if len(set(lengths.values())) != 1:

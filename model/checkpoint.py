@@ -52,7 +52,7 @@ class Checkpoint:
     text_encoder: Any
     image_encoder: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
-    # What loading the published files did (prefixes stripped, keys renamed): model.weights.LoadReport, or None.
+    # What loading the published files did (prefixes stripped, keys renamed): model.published.LoadReport, or None.
     load_report: Any = None
     # The distilled encoder of the conditioning videos (model.control_encoder), or None: the VAE encoder does it.
     control_encoder: Any = None
@@ -100,7 +100,7 @@ def build_from_preset(preset: str | Preset, vocabulary: list[str] | None = None,
     preset = get_preset(preset) if isinstance(preset, str) else preset
     if preset.text_encoder.get("kind") != "words":
         raise ValueError(
-            f"preset {preset.name!r} uses pretrained encoders; load it with model.weights.build_longvie_from_published"
+            f"preset {preset.name!r} uses pretrained encoders; load it with model.published.build_longvie_from_published"
         )
     torch.manual_seed(seed)
     text_config = {k: v for k, v in preset.text_encoder.items() if k != "kind"}
@@ -215,14 +215,14 @@ def load_published(
     ``torch_dtype``: ``"auto"`` loads in bfloat16 where this device computes it faster (a CUDA GPU with bf16, a CPU
     with native bf16: :func:`model.precision.resolve_precision`), else float32; or a dtype, or None (float32).
     The VAE stays in float32, as Wan's own pipelines keep it. The returned checkpoint's ``load_report``
-    (:class:`model.weights.LoadReport`) says every renaming the load applied (``describe()`` prints it).
+    (:class:`model.published.LoadReport`) says every renaming the load applied (``describe()`` prints it).
 
     The published branches were trained conditioned on their control videos' own first frames, so a ``preset``
     whose ``control_condition`` is another is refused.
     """
     from model.image_encoder import ClipImageEncoder
     from model.text import UMT5TextEncoder
-    from model.weights import LoadReport, build_longvie_from_published
+    from model.published import LoadReport, build_longvie_from_published
 
     if preset.control_condition != "own_first_frame":
         raise ValueError(

@@ -153,7 +153,7 @@ def check_diffusers_model(directory: str | Path, model_class: type, what: str) -
 class CheckpointWeightsError(ValueError):
     """A component's weight files and the module its config builds disagree.
 
-    The sibling of :class:`model.weights.WeightsMismatchError` (which reads LongVie 2's published files through the
+    The sibling of :class:`model.published.WeightsMismatchError` (which reads LongVie 2's published files through the
     rename map) for files in lv2's own naming, with the same attributes: the complete ``missing`` (model keys no
     file holds), ``unexpected`` (file keys the model lacks) and ``mismatched`` lists, plus the ``files`` read.
     The message names the files and lists the first :data:`LISTED_KEYS` keys of each kind.

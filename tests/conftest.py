@@ -10,13 +10,13 @@ import pytest  # noqa: E402
 
 def small_world_preset():
     """A 32x32, 5-frame, 2-block model: the shapes of the tiny preset at a size tests run in seconds."""
-    from model.presets import TINY, Preset
+    from model.presets import TINY_TRAINING, Preset
 
     return Preset(**{
-        **TINY.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "history_latent_frames": 1,
-        "vae": dict(TINY.vae, base_dim=8),
-        "transformer": dict(TINY.transformer, num_layers=2, control_layers=1, ffn_dim=128, control_ffn_dim=64),
-        "sampling": dict(TINY.sampling, steps=2),
+        **TINY_TRAINING.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "history_latent_frames": 1,
+        "vae": dict(TINY_TRAINING.vae, base_dim=8),
+        "transformer": dict(TINY_TRAINING.transformer, num_layers=2, control_layers=1, ffn_dim=128, control_ffn_dim=64),
+        "sampling": dict(TINY_TRAINING.sampling, steps=2),
     })
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import lv2_env  # noqa: F401
-from agents.rollout import run_rollout, steps_for_seconds
+from agents.rollout import run_rollout
 from agents.scripted import ActionEncoder, OrbitPolicy, ReplayPolicy, load_states, make_policy
+from lv2_env.cli.options import whole_clips
 from lv2_env.signals.actions import CameraActions, ClipSpec
 from lv2_env.media.video import probe_video, read_video
 
@@ -103,16 +104,19 @@ def test_load_states_formats_and_errors(tmp_path):
         load_states(tmp_path / "p.txt")
 
 
-def test_steps_for_seconds():
-    assert steps_for_seconds(30, 17, 16) == 30
-    assert steps_for_seconds(1.1, 17, 16) == 2
+def test_rollout_seconds_are_whole_clips():
+    # A rollout's --seconds as the rollout verb counts it (whole_clips): clips of 16 new frames at 16 fps, the nearer
+    # whole number of them, with a note when the duration was not one.
+    clip = ClipSpec(frames=17, fps=16)
+    assert whole_clips(30, "--seconds", clip.duration) == (30, None)
+    assert whole_clips(1.1, "--seconds", clip.duration) == (1, "--seconds 1.1 is 1.1 clips; rolling out 1 clip = 1.0 s")
     with pytest.raises(ValueError):
-        steps_for_seconds(0, 17, 16)
+        whole_clips(0, "--seconds", clip.duration)
 
 
 def test_cli_rollout(tmp_path):
     out = tmp_path / "cli.mp4"
-    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--env", "groundtruth", "--policy", "orbit", "--seconds", "2", "--out", str(out),
+    cmd = [sys.executable, "-m", "agents.cli", "rollout", "--env", "groundtruth", "--policy", "orbit", "--seconds", "2", "--out", str(out),
            "--height", "32", "--width", "32", "--quiet", "--style", "snow"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -124,7 +128,7 @@ def test_cli_rollout(tmp_path):
 
 def test_cli_rollout_of_a_generated_world(tmp_path, world_checkpoint):
     out = tmp_path / "world.mp4"
-    cmd = [sys.executable, "-m", "lv2_env.cli", "rollout", "--env", "world", "--checkpoint", str(world_checkpoint),
+    cmd = [sys.executable, "-m", "agents.cli", "rollout", "--env", "world", "--checkpoint", str(world_checkpoint),
            "--policy", "random", "--seconds", "1", "--out", str(out), "--quiet", "--prompt", "a snowy field"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

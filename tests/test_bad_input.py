@@ -31,7 +31,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import lv2_env  # noqa: F401  (registers LV2/)
-from lv2_env.cli.main import main
+from agents.cli import main
 from lv2_env.cli.options import (
     readable_dir,
     readable_file,
@@ -243,7 +243,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "model" / "shipped"
 
 
 def _lv2(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lv2_env.cli", *map(str, argv)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agents.cli", *map(str, argv)], capture_output=True, text=True,
                           timeout=600)
 
 

@@ -79,7 +79,7 @@ def _generate_command(checkpoint, tmp_path, out) -> list[str]:
             writer.write(rng.integers(0, 255, (17, 64, 64, 3), dtype=np.uint8))  # two clips of 9 sharing a frame
     iio.imwrite(tmp_path / "first.png", rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))  # resized, with a warning
     (tmp_path / "prompts.txt").write_text("a field\na snowy field\n")
-    return [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(checkpoint),
+    return [sys.executable, "-m", "agents.cli", "generate", "--checkpoint", str(checkpoint),
             "--first-frame", str(tmp_path / "first.png"), "--depth", str(tmp_path / "depth.mp4"),
             "--tracks", str(tmp_path / "tracks.mp4"), "--prompts", str(tmp_path / "prompts.txt"), "--out", str(out),
             "--quiet"]
@@ -99,7 +99,7 @@ def test_cli_generate(small_checkpoint, tmp_path):
 
 
 def test_cli_generate_refuses_a_rendered_conditioning_model(world_checkpoint, tmp_path):
-    cmd = [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(world_checkpoint), "--first-frame", "x.png",
+    cmd = [sys.executable, "-m", "agents.cli", "generate", "--checkpoint", str(world_checkpoint), "--first-frame", "x.png",
            "--depth", "d.mp4", "--tracks", "t.mp4", "--prompt", "a field", "--out", str(tmp_path / "x.mp4")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "rollout --env world" in done.stderr and "Traceback" not in done.stderr
@@ -118,13 +118,13 @@ def test_cli_generate_a_rendered_model_from_data_controls(world_checkpoint, tmp_
     clip conditioned on the world memory rendered along the given path with the given depth, and shown over it
     (as World-v0 does), or on the previous clip's last frame alone."""
     ctl = tmp_path / "ctl"
-    made = subprocess.run([sys.executable, "-m", "lv2_env.cli", "data", "controls", "--out", str(ctl), "--seconds", "0.5",
+    made = subprocess.run([sys.executable, "-m", "agents.cli", "data", "controls", "--out", str(ctl), "--seconds", "0.5",
                            "--height", "32", "--width", "32", "--clip-frames", "5", "--scene-seed", "3"],
                           capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr
     assert np.load(ctl / "poses.npy").shape == (9, 4, 4) and np.load(ctl / "depth.npy").shape == (9, 32, 32)
     out = tmp_path / "gen.mp4"
-    cmd = [sys.executable, "-m", "lv2_env.cli", "generate", "--checkpoint", str(world_checkpoint),
+    cmd = [sys.executable, "-m", "agents.cli", "generate", "--checkpoint", str(world_checkpoint),
            "--first-frame", str(ctl / "first.png"), "--depth", str(ctl / "dense.mp4"), "--tracks", str(ctl / "sparse.mp4"),
            "--poses", str(ctl / "poses.npy"), "--metric-depth", str(ctl / "depth.npy"),
            "--intrinsics", str(ctl / "intrinsics.npy"), "--prompts", str(ctl / "prompts.txt"), "--out", str(out),

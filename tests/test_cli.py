@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from lv2_env.cli.main import build_parser, parse_args
+from agents.cli import build_parser, parse_args
 from lv2_env.cli.options import add_dataclass_arguments, dataclass_from_args
 from lv2_env.evaluation.settings import EvalSettings
 from model.training.config import STAGES, LoopConfig, StageArgs, stage_spec, stages_of_kind
@@ -20,7 +20,7 @@ HEAVY = ("torch", "av", "pygame")
 # argv: the top-level modules to look for (comma-separated), then the command line to parse.
 _LOADED_BY_PARSER = """
 import contextlib, io, sys
-from lv2_env.cli.main import build_parser
+from agents.cli import build_parser
 with contextlib.redirect_stdout(io.StringIO()):
     try:
         build_parser().parse_args(sys.argv[2:])

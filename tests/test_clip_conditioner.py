@@ -1,11 +1,11 @@
-"""The clip-conditioning loop's one home (lv2_env/signals/clip_conditioner.py), on exact renders of a scene."""
+"""The clip-conditioning loop's one home (lv2_env/conditioning/clip_conditioner.py), on exact renders of a scene."""
 
 import numpy as np
 import pytest
 
+from lv2_env.conditioning.clip_conditioner import ClipConditioner
+from lv2_env.conditioning.warp import render_along_path
 from lv2_env.signals.camera import Intrinsics, poses_from_states
-from lv2_env.signals.clip_conditioner import ClipConditioner
-from lv2_env.signals.warp import render_along_path
 from lv2_env.worlds import Renderer, generate_scene
 
 K = Intrinsics.from_fov(70.0, 48, 48)

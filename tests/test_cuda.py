@@ -41,6 +41,20 @@ def test_batched_worlds_step_together_on_the_gpu(world_checkpoint):
     observations, rewards, *_ = vec.step(np.ones(4, dtype=np.int64))
     assert observations.shape[0] == 4 and rewards.shape == (4,)
 
+    # The same batched step on the CPU, both in float32 and without compositing (the frames are the model's own):
+    # the same observations, to float32 rounding, as test_gpu_and_cpu_worlds_agree_in_float32 asks of one world.
+    stepped = {}
+    for device in ("cpu", "cuda"):
+        vec = gym.make_vec("LV2/World-v0", num_envs=4, checkpoint=str(world_checkpoint), preset=None, device=device,
+                           precision="fp32", goal_radius=None, composite=False)
+        vec.reset(seed=0)
+        stepped[device] = vec.step(np.ones(4, dtype=np.int64))
+        vec.close()
+    cpu, cuda = (stepped[d][0].astype(np.float32) for d in ("cpu", "cuda"))
+    assert cpu.shape == cuda.shape == observations.shape
+    assert np.abs(cpu - cuda).mean() < 2.0, np.abs(cpu - cuda).mean()  # uint8 levels
+    assert np.array_equal(stepped["cpu"][1], stepped["cuda"][1])  # rewards come from the camera path, not the frames
+
 
 def test_the_control_encoder_trains_on_the_gpu():
     from model.control_encoder import ControlEncoder

@@ -15,7 +15,7 @@ SPEC = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=3, history
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     build_procedural(root / "train", "train", 2, SPEC, progress=False)
-    build_procedural(root / "eval", "eval", 1, SPEC, progress=False)
+    build_procedural(root / "eval", "validation", 1, SPEC, progress=False)
     return root
 
 
@@ -35,11 +35,11 @@ def test_splits_use_disjoint_scene_seeds(data):
     evaluation = {c["scene_seed"] for c in read_index(data / "eval")["clips"]}
     assert not train & evaluation
     assert all(SPLIT_SEEDS["train"][0] <= s < SPLIT_SEEDS["train"][1] for s in train)
-    assert all(SPLIT_SEEDS["eval"][0] <= s < SPLIT_SEEDS["eval"][1] for s in evaluation)
+    assert all(SPLIT_SEEDS["validation"][0] <= s < SPLIT_SEEDS["validation"][1] for s in evaluation)
     with pytest.raises(ValueError, match="unknown split"):
         scene_seed("holdout", 0)
     test = {scene_seed("test", i) for i in range(12)}
-    assert not test & (train | evaluation) and min(test) >= SPLIT_SEEDS["eval"][1]
+    assert not test & (train | evaluation) and min(test) >= SPLIT_SEEDS["validation"][1]
     with pytest.raises(ValueError, match=r"sequence index must be in \[0, 12\)"):
         scene_seed("test", 12)  # the test split is frozen at 12 scenes
 

@@ -20,7 +20,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path):
     build_procedural(tmp_path / "data", "train", 1, SequenceSpec(clips_per_sequence=1, history_frames=4), progress=False)
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "lv2_env.cli", "train", "vae", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+           "-m", "agents.cli", "train", "vae", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
            "--steps", "3", "--checkpoint-every", "3", "--eval-every", "1000", "--warmup-steps", "1",
            "--batch-size", "1", "--crop", "32", "--frames", "5", "--precision", "fp32", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from lv2_env.data.procedural import SequenceSpec, build_procedural
-from lv2_env.signals.warp import render_clip
-from model.presets import TINY, Preset
+from lv2_env.conditioning.warp import render_clip
+from model.presets import TINY_TRAINING, Preset
 from model.training.dit_stage import RECIPES, DitStage, DitStageConfig
 from model.training.latents import LatentDataset, cache_latents
 from model.training.loop import LoopConfig, train
 from model.vae import VideoVAE
 
-PRESET = Preset(**{**TINY.__dict__, "name": "tiny", "height": 32, "width": 32, "frames": 5,
-                   "vae": dict(TINY.vae, base_dim=8)})
+PRESET = Preset(**{**TINY_TRAINING.__dict__, "name": "tiny", "height": 32, "width": 32, "frames": 5,
+                   "vae": dict(TINY_TRAINING.vae, base_dim=8)})
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
 
     build_procedural(tmp_path / "data", "train", 1, SequenceSpec(clips_per_sequence=1), progress=False)
     steps = {name: 1 for name in STAGE_ORDER}  # every stage, the depth network included
-    model = train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False,
+    model = train_all(TINY_TRAINING, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False,
                       render=render_clip)
     assert model == tmp_path / "runs" / "model"
     checkpoint = load_checkpoint(model, expect_preset="tiny")
@@ -115,7 +115,7 @@ def test_train_all_runs_every_stage_and_skips_finished_ones(tmp_path):
     assert stages == set(STAGE_ORDER)
     final = tmp_path / "runs" / "history" / "final"
     stamp = (final / "lv2.json").stat().st_mtime_ns
-    train_all(TINY, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False,
+    train_all(TINY_TRAINING, tmp_path / "data", None, tmp_path / "runs", steps=steps, precision="fp32", progress=False,
                       render=render_clip)
     assert (final / "lv2.json").stat().st_mtime_ns == stamp  # nothing retrained
 

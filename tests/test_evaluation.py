@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states
-from lv2_env.cli import main as lv2_main
+from agents.cli import main as lv2_main
 from lv2_env.evaluation.clips import evaluate_clips, markdown_table, plot_per_frame_psnr, repeat_first_frame, spread_indices
 from lv2_env.evaluation.report import picture_grid, write_report
-from lv2_env.signals.warp import warp_first_frame
+from lv2_env.conditioning.warp import warp_first_frame
 from model.metrics import SSIM_K1, SSIM_K2, _gaussian_window, psnr, sharpness_ratio, ssim
 from lv2_env.worlds import Renderer, generate_scene
 
@@ -251,8 +251,27 @@ def test_evaluate_clips_with_an_oracle_and_with_repeat(moving_clip, turning_clip
         path=tmp_path / "grid.png", title="truth / repeat / warp",
     )
     plot = plot_per_frame_psnr(repeat, tmp_path / "psnr.png")
-    for path in (picture, plot):
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid_image = _decoded_png(picture)
+    assert grid_image.shape[:2] == (round((0.3 + 0.3 + 1.5 * 4 + 0.05) * 110), round((1.3 + 1.5 * 3) * 110))
+    assert (grid_image < 240).any(axis=-1).mean() > 0.5  # 12 frames drawn, not a blank figure
+    _assert_lines_drawn(plot, ("repeat", "warp"))  # the model's line is the repeat's here, drawn under it
+
+
+def _decoded_png(path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def _assert_lines_drawn(path, methods) -> None:
+    """The per-frame PSNR plot has a line of each method's colour (matplotlib's C0, C1, C2, as the plot styles them)."""
+    image = _decoded_png(path).astype(int)
+    colours = {"model": (0x1F, 0x77, 0xB4), "repeat": (0xFF, 0x7F, 0x0E), "warp": (0x2C, 0xA0, 0x2C)}
+    for method in methods:
+        near = (np.abs(image - np.array(colours[method])).sum(axis=-1) < 30).sum()
+        assert near > 50, f"no {method} line ({near} pixels of its colour) in {path}"
 
 
 def test_spread_indices():
@@ -271,7 +290,7 @@ def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
 
     spec = SequenceSpec(64, 64, 9, clips_per_sequence=2, history_frames=4)
     data = build_procedural(tmp_path / "test", "test", 1, spec, progress=False)
-    validation = build_procedural(tmp_path / "eval", "eval", 1, spec, progress=False)
+    validation = build_procedural(tmp_path / "eval", "validation", 1, spec, progress=False)
     checkpoint = tmp_path / "ckpt"
     save_checkpoint(build_from_preset("tiny", vocabulary=list(CAPTION_VOCABULARY), seed=0), checkpoint)
     meta = json.loads((checkpoint / "lv2.json").read_text())
@@ -289,8 +308,8 @@ def test_command_line_on_a_tiny_checkpoint(tmp_path, capsys):
     assert np.isfinite(own["psnr_revealed"]) and np.isfinite(own["sharpness_revealed"]), own
     assert own["psnr_revealed"] < 30  # an untrained model draws noise where nothing was seen
     assert "ssim_revealed" in own  # None here: 3% of 64x64 pixels, no SSIM window mostly revealed
-    for name in ("grid.png", "psnr_per_frame.png"):
-        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert (_decoded_png(out / "grid.png") < 240).any(axis=-1).mean() > 0.3  # frames drawn, not a blank figure
+    _assert_lines_drawn(out / "psnr_per_frame.png", ("model", "repeat", "warp"))
     printed = capsys.readouterr().out
     assert "| model |" in printed and "| repeat |" in printed and "| warp |" in printed and "(test)" in printed
 

@@ -1,6 +1,10 @@
 """The LongVie 2 control DiT, the sampler and the long-video generator on small shapes."""
 
+import dataclasses
+import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,17 +12,19 @@ import torch
 
 from model.generator import HistoryBuffer, LongVideoGenerator, history_frames_for
 from model.pipeline import HISTORY_NOISE_BLEND, SamplingOptions, denoise, first_frame_mask, unified_noise
-from model.presets import PRESETS, TINY, WAN21_I2V_14B_480P, get_preset
+from model.presets import PRESETS, TINY_SHIPPED, TINY_TRAINING, WAN21_I2V_14B_480P, get_preset
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor, tensor_to_frames
 
 B, T, H, W = 2, 3, 8, 8
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "model" / "shipped"
 
 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return LongVieTransformer(**TINY.transformer).eval()
+    return LongVieTransformer(**TINY_TRAINING.transformer).eval()
 
 
 def _inputs(seed=0):
@@ -47,7 +53,7 @@ def test_zero_initialised_model_equals_its_base_exactly(tiny):
 
 
 def test_half_copy_takes_alternate_channels_of_the_base_blocks():
-    model = LongVieTransformer(**TINY.transformer)
+    model = LongVieTransformer(**TINY_TRAINING.transformer)
     model.init_control_from_base()
     base_q = model.base.blocks[1].attn1.to_q.weight  # [128, 128]
     dense_q = model.control.branches["dense"][1].attn1.to_q.weight  # [64, 64]
@@ -66,7 +72,7 @@ def test_half_copy_takes_alternate_channels_of_the_base_blocks():
 
 @torch.no_grad()
 def test_dense_scale_lambda_is_the_dense_weight():
-    model = LongVieTransformer(**TINY.transformer).eval()
+    model = LongVieTransformer(**TINY_TRAINING.transformer).eval()
     model.init_control_from_base()
     _perturb_fusion(model)
     x, t, ctx, cond, controls = _inputs()
@@ -97,7 +103,7 @@ def test_history_on_and_off(tiny):
 @torch.no_grad()
 def test_control_residual_goes_to_clip_tokens_only():
     """Between base blocks 0 and 1 the history tokens are untouched and the clip tokens get W_0(branches)."""
-    model = LongVieTransformer(**TINY.transformer).eval()
+    model = LongVieTransformer(**TINY_TRAINING.transformer).eval()
     model.init_control_from_base()
     _perturb_fusion(model)
     x, t, ctx, cond, controls = _inputs()
@@ -151,14 +157,68 @@ def test_full_preset_builds_on_meta_with_the_published_shape():
     assert model.base.blocks[0].attn1.heads == 40 and model.control.branches["dense"][0].attn1.heads == 20
 
 
-def test_tiny_preset_is_a_few_million_parameters():
-    model = LongVieTransformer(**TINY.transformer)
-    total = sum(model.num_parameters_by_part().values())
-    assert 1e6 < total < 10e6
-    assert TINY.latent_shape == (16, 5, 16, 16)
+def _shipped_parameter_counts() -> dict[str, int]:
+    """Parameters of each component the shipped model's READMEs count, as the loaded modules hold them."""
+    from model.checkpoint import load_checkpoint
+    from model.depth import TinyDepthNet
+
+    checkpoint = load_checkpoint(SHIPPED)
+    modules = {"transformer": checkpoint.transformer, "vae": checkpoint.vae.model,
+               "depth": TinyDepthNet.from_pretrained(SHIPPED / "depth"), "text_encoder": checkpoint.text_encoder}
+    return {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()}
+
+
+def _millions(text: str, pattern: str) -> str:
+    """The figure ``pattern`` (a regex with one group; a space in it matches any run of white space, line breaks
+    included) captures in ``text``; fails naming the pattern if absent."""
+    found = re.search(pattern.replace(" ", r"\s+"), text)
+    assert found, f"no {pattern!r} in the README"
+    return found.group(1)
+
+
+def test_the_shipped_model_has_the_parameter_count_the_readmes_state():
+    """README.md states the shipped model's size (6.07M when written) and model/shipped/README.md its parts: the
+    figures are read from them, so a drift of either the model or the text fails here."""
+    counts = _shipped_parameter_counts()
+    readme = (ROOT / "README.md").read_text()
+    stated = _millions(readme, r"model \(`model/shipped/`[^)]*?(\d+\.\d+)M parameters\)")
+    assert f"{sum(counts.values()) / 1e6:.2f}" == stated, (counts, stated)
+    parts = (SHIPPED / "README.md").read_text()
+    assert _millions(parts, r"(\d+\.\d+)M parameters \(DiT") == stated
+    for name, label in (("transformer", r"DiT \+ control branches"), ("vae", "VAE"), ("depth", "depth network"),
+                        ("text_encoder", "word-level text encoder")):
+        assert f"{counts[name] / 1e6:.2f}" == _millions(parts, label + r" (\d+\.\d+)M"), (name, counts[name])
+    # The preset builds the shipped DiT's shape.
+    model = LongVieTransformer(**TINY_TRAINING.transformer)
+    assert sum(model.num_parameters_by_part().values()) == counts["transformer"]
+
+
+def test_presets_and_their_names():
+    assert TINY_TRAINING.latent_shape == (16, 5, 16, 16)
     assert set(PRESETS) == {"tiny", "wan2.1-i2v-14b-480p"}
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_the_shipped_preset_is_what_the_shipped_model_records():
+    """TINY_SHIPPED equals the preset model/shipped/lv2.json records (in full and in its top-level fields) and, on
+    every key it sets, each component's config.json, except the VAE's latent mean and std, which the vae stage
+    measures on the training latents (the preset's zeros and ones are where it starts). TINY_TRAINING is the same
+    model before training settled its sampling steps, history and conditioning."""
+    as_json = lambda value: json.loads(json.dumps(value))  # noqa: E731  (tuples -> lists, as lv2.json holds them)
+    meta = json.loads((SHIPPED / "lv2.json").read_text())
+    assert as_json(dataclasses.asdict(TINY_SHIPPED)) == meta["preset_config"]
+    assert meta["preset"] == TINY_SHIPPED.name == TINY_TRAINING.name == "tiny"
+    for key in ("height", "width", "frames", "fps", "history_latent_frames", "history_frames", "control_condition",
+                "sampling"):
+        assert meta[key] == as_json(getattr(TINY_SHIPPED, key)), key
+    measured = {"latents_mean", "latents_std"}
+    for component, section in (("transformer", "transformer"), ("vae", "vae"), ("text_encoder", "text_encoder")):
+        config = json.loads((SHIPPED / component / "config.json").read_text())
+        wanted = {k: v for k, v in as_json(getattr(TINY_SHIPPED, section)).items() if k not in measured}
+        assert {k: config.get(k) for k in wanted} == wanted, component
+    differences = {k for k, v in dataclasses.asdict(TINY_SHIPPED).items() if getattr(TINY_TRAINING, k) != v}
+    assert differences == {"sampling", "history_latent_frames", "trained_conditioning"}
 
 
 def test_input_shape_errors_name_both_shapes(tiny):
@@ -172,7 +232,7 @@ def test_input_shape_errors_name_both_shapes(tiny):
 
 
 def test_extra_modality_is_a_config_entry():
-    config = {**TINY.transformer, "control_modalities": ("dense", "sparse", "warped")}
+    config = {**TINY_TRAINING.transformer, "control_modalities": ("dense", "sparse", "warped")}
     model = LongVieTransformer(**config)
     assert set(model.control.branches) == {"dense", "sparse", "warped"}
     assert "control.initial_linears.warped.weight" in model.state_dict()
@@ -231,8 +291,8 @@ class _FixedText:
 
 def _small_generator(history_latent_frames=1, seed=0):
     torch.manual_seed(0)
-    transformer = LongVieTransformer(**TINY.transformer)
-    vae = VideoVAE.from_config(**TINY.vae)
+    transformer = LongVieTransformer(**TINY_TRAINING.transformer)
+    vae = VideoVAE.from_config(**TINY_TRAINING.vae)
     return LongVideoGenerator(transformer, vae, _FixedText(), frames=9, history_latent_frames=history_latent_frames,
                               options=SamplingOptions(steps=2), seed=seed)
 
@@ -298,7 +358,7 @@ def test_history_buffer_is_bounded():
 
 
 def test_vae_round_trip_shapes_and_normalisation():
-    vae = VideoVAE.from_config(**TINY.vae)
+    vae = VideoVAE.from_config(**TINY_TRAINING.vae)
     frames = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
     video = frames_to_tensor(frames)
     assert video.shape == (1, 3, 5, 32, 32) and video.min() >= -1 and video.max() <= 1
@@ -313,13 +373,52 @@ def test_vae_round_trip_shapes_and_normalisation():
         vae.encode(torch.zeros(1, 3, 4, 32, 32))
 
 
+# Measured (CPU, float32) on 9-frame clips of LV2/GroundTruth-v0 walking forward, scene seeds 0-7: the shipped VAE
+# reconstructs them at 23.9-36.2 dB PSNR (32.1 for seed 1, the dusk scene below); broken VAEs score 7.1-17.0 dB
+# (randomly initialised: 7.5-11.9; the shipped one with one convolution's weights shuffled, in the decoder: 7.1-17.0,
+# in the encoder: 9.0-12.8). The bound sits between the two ranges.
+VAE_ROUND_TRIP_MIN_PSNR = 20.0
+
+
+def _world_clip(frames: int = 9) -> np.ndarray:
+    """``frames`` uint8 frames [F, 128, 128, 3] of a procedural world (seed 1), walking forward."""
+    import gymnasium as gym
+
+    import lv2_env  # noqa: F401  (registers the environments)
+
+    env = gym.make("LV2/GroundTruth-v0")
+    observation, _ = env.reset(seed=1)
+    clip = [observation]
+    while len(clip) < frames:
+        clip += list(env.step(1)[-1]["frames"])  # 1: forward
+    env.close()
+    return np.stack(clip[:frames])
+
+
+def test_the_shipped_vae_round_trip_gives_back_the_clip():
+    from model.metrics import psnr
+
+    clip = _world_clip()
+    shipped = VideoVAE.from_pretrained(SHIPPED / "vae").eval()
+    torch.manual_seed(0)
+    untrained = VideoVAE.from_config(**TINY_TRAINING.vae).eval()
+    scores = {}
+    with torch.no_grad():
+        for name, vae in (("shipped", shipped), ("untrained", untrained)):
+            reconstruction = tensor_to_frames(vae.decode(vae.encode(frames_to_tensor(clip))))[0]
+            assert reconstruction.shape == clip.shape and reconstruction.dtype == np.uint8
+            scores[name] = psnr(clip, reconstruction)
+    assert scores["shipped"] > VAE_ROUND_TRIP_MIN_PSNR, scores
+    assert scores["untrained"] < VAE_ROUND_TRIP_MIN_PSNR, scores  # the bound tells a broken VAE apart
+
+
 def test_fast_vae_norm_matches_diffusers():
     from diffusers import AutoencoderKLWan
     from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 
     torch.manual_seed(0)
-    reference = AutoencoderKLWan(**TINY.vae)
-    fast = VideoVAE(AutoencoderKLWan(**TINY.vae))
+    reference = AutoencoderKLWan(**TINY_TRAINING.vae)
+    fast = VideoVAE(AutoencoderKLWan(**TINY_TRAINING.vae))
     fast.model.load_state_dict(reference.state_dict())
     assert not any(type(m) is WanRMS_norm for m in fast.model.modules())
     video = torch.rand(1, 3, 5, 32, 32) * 2 - 1

@@ -1,6 +1,7 @@
 """The keyboard player, driven by posted pygame events on SDL's dummy video driver."""
 
 import json
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -8,8 +9,10 @@ import pytest
 
 import lv2_env  # noqa: F401
 from lv2_env import UNLIMITED_EPISODE_STEPS
-from agents.keyboard import KeyboardPlayer
+from agents.play import KeyboardPlayer
+from lv2_env.envs.keys import KEYS, KEYS_HELP, MOVEMENT_KEYS, PLAYER_KEYS
 from lv2_env.media.video import read_video
+from lv2_env.signals.actions import DISCRETE_ACTIONS
 
 
 def _key(player, key, unicode=""):
@@ -32,6 +35,40 @@ def test_movement_keys_are_the_envs_key_map(tmp_path):
     assert player.action_for(set()) == 0
     player.handle_event(_key(player, pg.K_DOWN))
     assert player.last_pressed == pg.K_DOWN
+
+
+def test_each_bound_key_asks_for_its_own_action(tmp_path):
+    """Every movement binding of lv2_env.envs.keys, pressed in the player, is the macro it names; the player's
+    command keys are the bindings' pygame codes."""
+    player = _ground_truth_player(tmp_path)
+    pg = player.pygame
+    expected = {"forward": pg.K_w, "back": pg.K_s, "strafe_left": pg.K_a, "strafe_right": pg.K_d,
+                "turn_left": pg.K_LEFT, "turn_right": pg.K_RIGHT, "look_up": pg.K_UP, "look_down": pg.K_DOWN,
+                "rise": pg.K_r, "sink": pg.K_f}
+    assert set(MOVEMENT_KEYS) == set(expected) == set(DISCRETE_ACTIONS) - {"noop"}
+    for name, key in expected.items():
+        player.handle_event(_key(player, key))
+        assert player.last_pressed == key
+        assert player.action_for({key}) == DISCRETE_ACTIONS.index(name), name
+    assert player.command_keys == {pg.K_g: "agent", pg.K_RETURN: "prompt", pg.K_v: "record", pg.K_n: "new_world",
+                                   pg.K_h: "keys", pg.K_ESCAPE: "quit"}
+    assert set(PLAYER_KEYS) == set(player.command_keys.values())
+
+
+def test_the_key_table_and_help_are_made_from_the_bindings():
+    assert KEYS == (
+        ("W / S", "forward / back"), ("A / D", "strafe left / right"), ("left / right", "turn"),
+        ("up / down", "look up / down"), ("R / F", "rise / sink"), ("G", "agent walks to the goal"),
+        ("Enter", "type a new prompt"), ("V", "start / stop recording"), ("N", "new world"),
+        ("H", "show / hide these keys"), ("Esc", "quit"),
+    )
+    lines = KEYS_HELP.splitlines()
+    assert lines[0] == ("Keys (the movement map is the env's ``get_keys_to_action()``; H shows this table in the "
+                        "window):")
+    assert lines[2] == "    W / S         forward / back"
+    assert lines[8] == "    Enter         type a new prompt (Enter again applies it, Esc cancels)"
+    assert len(lines) == 2 + len(KEYS)
+    assert all(line.startswith(f"    {keys:<14}") for line, (keys, _) in zip(lines[2:], KEYS))
 
 
 def test_recording_survives_closing_the_window(tmp_path):
@@ -92,7 +129,7 @@ def test_compare_without_a_memory_shows_two_panels(world_checkpoint, tmp_path):
 
 
 def test_wrap_and_fit_keep_lines_within_the_width():
-    from agents.keyboard import fit_line, wrap_lines
+    from agents.play.text import fit_line, wrap_lines
 
     assert fit_line("short", 10, len) == "short"
     assert fit_line("a long prompt here", 10, len) == "a long..."
@@ -139,14 +176,28 @@ def test_a_recording_side_file_describes_each_clip(tmp_path):
     player.reset()
     player.toggle_recording()
     journal = player.recording.side.journal
+    returned = []  # what the env gave the player, and the wall time around its step
+    env_step = player.env.unwrapped.step
+
+    def timed_step(action):
+        start = time.perf_counter()
+        out = env_step(action)
+        returned.append((out[1], time.perf_counter() - start))
+        return out
+
+    player.env.unwrapped.step = timed_step
     player.handle_event(_key(player, ord("w")))
     player.step()
     from agents.rollout import read_side_file
 
     during = read_side_file(journal)  # a kill now would leave this
     assert during["finished"] is False and len(during["frames"]) == 5
-    assert during["steps"] == [{"clip": 1, "action": 1, "reward": during["steps"][0]["reward"], "collision": False,
-                                "seconds": during["steps"][0]["seconds"]}]
+    [(reward, env_seconds)] = returned
+    step = during["steps"][0]
+    assert {k: v for k, v in step.items() if k != "seconds"} == {"clip": 1, "action": 1, "reward": reward,
+                                                                 "collision": False}
+    assert reward != 0.0  # a forward step changes the distance to the goal
+    assert env_seconds <= step["seconds"] < env_seconds + 5.0  # the step's wall time, the env's part inside it
     recording = player.recording
     player.toggle_recording()
     side = json.loads(recording.side_file.read_text())
@@ -159,8 +210,10 @@ def test_g_hands_the_walk_to_the_pixel_agent_and_a_key_takes_it_back(tmp_path):
     player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0)
     pg = player.pygame
     player.reset()
-    asked = []
+    asked, stepped = [], []
     player.agent_action = lambda fallback: asked.append(fallback) or 5  # the agent says: turn left
+    step = env.unwrapped.step
+    env.unwrapped.step = lambda action: (stepped.append(action), step(action))[1]
     player.handle_event(_key(player, pg.K_g))
     assert player.autopilot and "agent" in player.message
     yaw = player.info["camera_state"][3]
@@ -169,6 +222,7 @@ def test_g_hands_the_walk_to_the_pixel_agent_and_a_key_takes_it_back(tmp_path):
     player.handle_event(_key(player, ord("w")))  # a key overrides the agent for that clip
     player.step()
     assert len(asked) == 1
+    assert stepped == [DISCRETE_ACTIONS.index("turn_left"), DISCRETE_ACTIONS.index("forward")]
     player.handle_event(_key(player, pg.K_g))
     assert not player.autopilot
 
@@ -178,6 +232,13 @@ def test_the_agent_sees_the_frame_and_the_goal_of_the_caption(tmp_path):
     player = KeyboardPlayer(env, scale=1, record_dir=tmp_path, seed=0, autopilot=True)
     player.reset()
     action = player.agent_action(fallback=0)
-    assert 0 <= action < 11 and player.autopilot
+    # The goal comes from the env, as an env made with goal_observation=True gives it beside the same frame.
+    goal_env = gym.make("LV2/GroundTruth-v0", goal_observation=True, goal_radius=None)
+    assert goal_env.unwrapped.goal_indices() is None  # no scene before reset
+    seen = goal_env.reset(seed=0)[0]
+    assert np.array_equal(seen["image"], player.info["frames"][-1])
+    assert np.array_equal(env.unwrapped.goal_indices(), seen["goal"])
+    expected, _ = player.pilot.agent.predict(seen, state=np.array([0]), deterministic=True)
+    assert action == int(expected) and player.pilot.previous == action and player.autopilot
     player.info = {**player.info, "goal": ""}  # a world from a picture: nothing to walk to
     assert player.agent_action(fallback=0) == 0 and not player.autopilot

@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 
 import lv2_env  # noqa: F401  (registers the environments)
-from agents.keyboard import FIRST_WORLD_STYLES, KeyboardPlayer
+from agents.play import FIRST_WORLD_STYLES, KeyboardPlayer
 from agents.rollout import journal_path, read_side_file
 from agents.scripted import load_states
-from lv2_env.cli.main import main
+from agents.cli import main
 from lv2_env.media.video import read_video
 
 KEYFRAME_INTERVAL = 16  # Mp4Writer's default at 16 fps: one fragment per second of video
@@ -98,7 +98,7 @@ def _check_killed_recording(video: Path, side_file: Path, new_frames: int) -> tu
 
 def test_killed_ground_truth_rollout_keeps_every_finished_clip(tmp_path):
     video = tmp_path / "X.mp4"
-    process = _start(["-m", "lv2_env.cli", "rollout", "--env", "groundtruth", "--policy", "orbit", "--seconds", "30",
+    process = _start(["-m", "agents.cli", "rollout", "--env", "groundtruth", "--policy", "orbit", "--seconds", "30",
                       "--out", str(video), "--quiet"], cwd=REPO)
     _kill_when(process, journal_path(video.with_suffix(".json")), clips=3, timeout=120)
     side, frames = _check_killed_recording(video, video.with_suffix(".json"), new_frames=16)
@@ -118,7 +118,7 @@ def test_killed_ground_truth_rollout_keeps_every_finished_clip(tmp_path):
 def test_killed_world_rollout_keeps_every_finished_clip(tmp_path):
     """The shipped tiny model (17-frame clips, ~0.2-2 s each on a shared 2-core CPU)."""
     video = tmp_path / "W.mp4"
-    process = _start(["-m", "lv2_env.cli", "rollout", "--env", "world", "--policy", "random", "--seconds", "60",
+    process = _start(["-m", "agents.cli", "rollout", "--env", "world", "--policy", "random", "--seconds", "60",
                       "--out", str(video), "--quiet", "--prompt", "a snowy field"], cwd=REPO)
     _kill_when(process, journal_path(video.with_suffix(".json")), clips=3, timeout=240)
     side, _ = _check_killed_recording(video, video.with_suffix(".json"), new_frames=16)
@@ -131,7 +131,7 @@ PLAY_SCRIPT = """
 import sys
 import gymnasium as gym
 import lv2_env
-from agents.keyboard import KeyboardPlayer
+from agents.play import KeyboardPlayer
 
 env = gym.make("LV2/GroundTruth-v0", goal_radius=None, max_episode_steps=10**9)
 KeyboardPlayer(env, scale=2, record_dir=sys.argv[1], seed=0).run(max_steps=1000, record=True)
@@ -156,7 +156,7 @@ def test_killed_play_recording_keeps_every_finished_clip(tmp_path):
 
 def test_killed_eval_keeps_every_finished_rollout(world_checkpoint, tmp_path):
     out = tmp_path / "eval"
-    process = _start(["-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "20",
+    process = _start(["-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "20",
                       "--split", "validation", "--rollout-seconds", "1", "--out", str(out)], cwd=REPO)
     journal = out / "world_rollouts.jsonl"
     deadline = time.monotonic() + 300
@@ -212,7 +212,7 @@ def test_eval_refuses_paths_it_cannot_use(case, tmp_path, capsys):
 
 def test_eval_bad_path_from_the_command_line_is_one_line(tmp_path):
     missing = tmp_path / "missing-checkpoint"
-    done = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(missing), "--rollouts",
+    done = subprocess.run([sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(missing), "--rollouts",
                            "1", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120, env=ENV,
                           cwd=REPO)
     assert done.returncode == 2 and "Traceback" not in done.stderr

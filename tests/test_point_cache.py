@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from lv2_env.conditioning.point_cache import PointCache, fill_holes, splat_depth, unproject
 from lv2_env.signals.camera import Intrinsics, pose_from_state
-from lv2_env.signals.point_cache import PointCache, fill_holes, splat_depth, unproject
 
 INTRINSICS = Intrinsics.from_fov(70.0, 48, 32)
 
@@ -20,8 +20,8 @@ def test_unproject_then_splat_gives_the_depth_back():
 def test_moving_toward_a_wall_brings_it_nearer_and_holes_are_filled():
     cache = PointCache(INTRINSICS, capacity=2)
     cache.add(np.full((32, 48), 6.0, np.float32), _wall_pose())
-    depth = cache.render_depth(np.stack([_wall_pose(1.0), _wall_pose(2.0)]))
-    assert depth.shape == (2, 32, 48) and np.all(depth > 0)
+    depth, unseen = cache.render(np.stack([_wall_pose(1.0), _wall_pose(2.0)]))
+    assert depth.shape == unseen.shape == (2, 32, 48) and np.all(depth > 0)
     # Moving forward magnifies the wall: its points spread apart, the filled gaps take the wall's depth.
     centre = depth[:, 8:24, 12:36]
     assert np.allclose(centre[0], 5.0, atol=1e-4) and np.allclose(centre[1], 4.0, atol=1e-4)

@@ -145,11 +145,11 @@ def test_sb3_subproc_workers_share_the_cores():
 
 
 def test_vae_float32_inference_through_onednn_equals_the_stock_kernel():
-    from model.presets import TINY
+    from model.presets import TINY_TRAINING
     from model.vae import VideoVAE
 
     torch.manual_seed(0)
-    vae = VideoVAE.from_config(**TINY.vae).eval()
+    vae = VideoVAE.from_config(**TINY_TRAINING.vae).eval()
     video = torch.rand(1, 3, 5, 64, 64) * 2 - 1
     with torch.no_grad():
         latents = vae.encode(video)

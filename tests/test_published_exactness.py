@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 from model.checkpoint import build_from_preset, load_checkpoint, load_published, save_checkpoint
 from model.generator import BatchGenerator
 from model.pipeline import HISTORY_NOISE_BLEND, SamplingOptions
-from model.presets import TINY, WAN21_I2V_14B_480P
+from model.presets import TINY_TRAINING, WAN21_I2V_14B_480P
+from model.published import WeightsMismatchError
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE, frames_to_tensor
-from model.weights import WeightsMismatchError
 
 transformers = pytest.importorskip("transformers")
 from test_published_generator import BASE, write_tiny_release  # noqa: E402
@@ -142,8 +142,9 @@ def test_lv2_history_by_default_is_the_last_5_frames_up_to_the_shared_one():
 def test_presets_say_what_they_compute_and_lv2_json_keeps_it(tmp_path):
     assert (WAN21_I2V_14B_480P.control_condition, WAN21_I2V_14B_480P.history_frames,
             WAN21_I2V_14B_480P.history_latent_frames, WAN21_I2V_14B_480P.history_pixel_frames) == ("own_first_frame", 8, 2, 8)
-    assert (TINY.control_condition, TINY.history_frames, TINY.history_pixel_frames) == ("image", None, 5)
-    checkpoint = build_from_preset(dataclasses.replace(TINY, control_condition="own_first_frame", history_frames=8),
+    assert (TINY_TRAINING.control_condition, TINY_TRAINING.history_frames,
+            TINY_TRAINING.history_pixel_frames) == ("image", None, 5)
+    checkpoint = build_from_preset(dataclasses.replace(TINY_TRAINING, control_condition="own_first_frame", history_frames=8),
                                    vocabulary=["a"])
     save_checkpoint(checkpoint, tmp_path / "ckpt")
     meta = json.loads((tmp_path / "ckpt" / "lv2.json").read_text())
@@ -158,7 +159,7 @@ def test_presets_say_what_they_compute_and_lv2_json_keeps_it(tmp_path):
     with pytest.raises(ValueError, match="control_condition must be one of .*'image', 'own_first_frame'"):
         load_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="history_frames must be None or an integer >= 5"):
-        dataclasses.replace(TINY, history_frames=4)
+        dataclasses.replace(TINY_TRAINING, history_frames=4)
 
 
 # ------------------------------------------------------------------------------------------------ the release
@@ -174,7 +175,7 @@ def release(tmp_path):
 
 
 def test_load_published_reports_every_prefix_and_renaming(release):
-    from lv2_env.cli.main import _describe_generation
+    from lv2_env.cli.generate import describe_generation
 
     checkpoint = load_published(release["wan"], release["control"], release["dit"], torch_dtype=None, preset=PUBLISHED)
     report = checkpoint.load_report
@@ -184,7 +185,7 @@ def test_load_published_reports_every_prefix_and_renaming(release):
     assert sorted(k for k, _ in report.renamed) == sorted([*control_keys, *dit_keys])
     assert ("pipe.dual_controller.control_blocks_dense.0.self_attn.q.weight",
             "control.branches.dense.0.attn1.to_q.weight") in report.renamed
-    lines = "\n".join(_describe_generation(checkpoint))
+    lines = "\n".join(describe_generation(checkpoint))
     assert f"{len(control_keys)} keys, prefix 'pipe.dual_controller.' stripped" in lines
     assert "blocks.{i}.self_attn.q.weight -> base.blocks.{i}.attn1.to_q.weight  (2 keys)" in lines
     assert "each control branch: its control video's own first frame" in lines

@@ -9,9 +9,9 @@ import torch
 from model.checkpoint import load_published
 from model.pipeline import SamplingOptions
 from model.presets import WAN21_I2V_14B_480P
+from model.published import export_longvie_weights
 from model.transformer import LongVieTransformer
 from model.vae import VideoVAE
-from model.weights import export_longvie_weights
 
 transformers = pytest.importorskip("transformers")
 from test_text_encoders import _write_tiny_clip, _write_tiny_umt5  # noqa: E402

@@ -65,3 +65,50 @@ def test_the_committed_agents_report_has_the_bench_fields_and_the_readme_quotes_
     readme = (ROOT / "README.md").read_text()
     assert f"{truth['success_truth']:.2f}" in readme
     assert "lv2 bench agents" in (ROOT / "docs" / "agents.md").read_text()
+
+
+# --- The tree a newcomer reads ---------------------------------------------------------------------------------------
+
+PACKAGES = ("model", "lv2_env", "agents")
+MAX_MODULE_LINES = 500  # a module longer than this holds more than one concept: split it (docs/architecture.md)
+LAYOUT_ENTRY = re.compile(r"^(?:[\w.]+\.py(?:, [\w.]+\.py)*|\w+/)$")
+
+
+def _package_modules() -> list[str]:
+    return sorted(path.relative_to(ROOT).as_posix() for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+                  if path.name not in {"__init__.py", "__main__.py"} and "__pycache__" not in path.parts)
+
+
+def _layout_modules(text: str) -> set[str]:
+    """The module paths named by the tree in docs/environment.md's Layout section: two spaces of indent per folder
+    level, each entry ``name/`` or ``a.py`` (or ``a.py, b.py``) before its description; deeper lines continue a
+    description."""
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    folders: list[str] = []
+    named = set()
+    for line in block.splitlines()[1:]:
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        entry = re.split(r"\s{2,}", line.strip())[0]
+        if depth > len(folders) or not LAYOUT_ENTRY.match(entry):
+            continue  # a description's continuation
+        del folders[depth:]
+        if entry.endswith("/"):
+            folders.append(entry[:-1])
+        else:
+            named.update("/".join([*folders, name]) for name in entry.split(", ")
+                         if name not in {"__init__.py", "__main__.py"})
+    return named
+
+
+def test_no_package_module_is_longer_than_its_limit():
+    long = {path: n for path in _package_modules() if (n := len((ROOT / path).read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concept): {long}"
+
+
+def test_the_documented_layout_names_every_module():
+    named = _layout_modules((ROOT / "docs" / "environment.md").read_text())
+    modules = set(_package_modules())
+    assert not modules - named, f"modules docs/environment.md's Layout does not list: {sorted(modules - named)}"
+    assert not named - modules, f"docs/environment.md's Layout lists modules that do not exist: {sorted(named - modules)}"

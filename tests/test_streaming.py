@@ -7,15 +7,15 @@ import numpy as np
 import torch
 
 import lv2_env  # noqa: F401
-from agents.keyboard import KeyboardPlayer
+from agents.play import KeyboardPlayer
 
 
 def test_decoded_chunks_are_exactly_what_diffusers_decodes():
-    from model.presets import TINY
+    from model.presets import TINY_TRAINING
     from model.vae import VideoVAE
 
     torch.manual_seed(0)
-    vae = VideoVAE.from_config(**TINY.vae).eval()
+    vae = VideoVAE.from_config(**TINY_TRAINING.vae).eval()
     latents = torch.randn(2, 16, 3, 4, 4)
     with torch.no_grad():
         chunks = list(vae.decode_chunks(latents))
@@ -52,7 +52,7 @@ def test_the_player_generates_off_the_ui_thread_and_plays_streamed_frames(world_
     player.step()
     assert step_threads and step_threads[0] is not threading.main_thread()
     assert shown == [4]  # the streamed chunk, played once, not again after the step
-    assert all(idle_while_stepping)
+    assert idle_while_stepping and all(idle_while_stepping)  # the window was redrawn while the step ran
     assert not player.stepping and env.unwrapped.on_frames is None  # the stream is detached afterwards
     assert player.clip_index == 1 and np.isfinite(player.generated_fps)
 

@@ -20,7 +20,7 @@ from model.text import (
     load_text_encoder,
     split_words,
 )
-from model.presets import TINY
+from model.presets import TINY_TRAINING
 
 CAPTIONS = [
     "A red brick corridor with a wooden door",
@@ -30,7 +30,7 @@ CAPTIONS = [
 
 
 def _tiny_config() -> dict:
-    return {k: v for k, v in TINY.text_encoder.items() if k != "kind"}
+    return {k: v for k, v in TINY_TRAINING.text_encoder.items() if k != "kind"}
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_load_text_encoder_errors(tmp_path):
         load_text_encoder(tmp_path)
     with pytest.raises(ValueError, match="expected kind 'words'"):
         load_text_encoder({"kind": "umt5", "max_tokens": 512})
-    fresh = load_text_encoder({**TINY.text_encoder, "vocabulary": ["red"]})
+    fresh = load_text_encoder({**TINY_TRAINING.text_encoder, "vocabulary": ["red"]})
     assert isinstance(fresh, WordTextEncoder) and fresh.dim == 64
 
 

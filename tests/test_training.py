@@ -8,13 +8,13 @@ import torch
 from safetensors.torch import load_file
 
 from lv2_env.data.procedural import SequenceSpec, build_procedural
-from model.presets import TINY, Preset
+from model.presets import TINY_TRAINING, Preset
 from model.training import loop as loop_module
 from model.training.loop import Checkpointer, LoopConfig, train
 from model.training.vae_stage import VaeStage, VaeStageConfig
 
-SMALL_VAE = dict(TINY.vae, base_dim=8)
-PRESET = Preset(**{**TINY.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "vae": SMALL_VAE})
+SMALL_VAE = dict(TINY_TRAINING.vae, base_dim=8)
+PRESET = Preset(**{**TINY_TRAINING.__dict__, "name": "test", "height": 32, "width": 32, "frames": 5, "vae": SMALL_VAE})
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     spec = SequenceSpec(height=32, width=32, frames=5, clips_per_sequence=1, history_frames=4)
     build_procedural(root / "train", "train", 1, spec, progress=False)
-    build_procedural(root / "eval", "eval", 1, spec, progress=False)
+    build_procedural(root / "eval", "validation", 1, spec, progress=False)
     return root
 
 
@@ -108,7 +108,7 @@ def test_a_crash_while_saving_leaves_the_last_checkpoint_whole(data, tmp_path, m
 
 def test_stage_rejects_data_of_another_shape(data):
     with pytest.raises(ValueError, match="height expected 128, got 32"):
-        VaeStage(TINY, data / "train", None, VaeStageConfig())
+        VaeStage(TINY_TRAINING, data / "train", None, VaeStageConfig())
 
 
 def test_vae_stage_starts_from_saved_weights(data, tmp_path):
@@ -128,7 +128,7 @@ def test_cli_exports_the_latest_checkpoint(data, tmp_path):
 
     train(_stage(data), _config(tmp_path / "run", 2, every=2))
     # The CLI builds the tiny preset (128x128): data of another size is refused before anything is exported.
-    cmd = [sys.executable, "-m", "lv2_env.cli", "train", "vae", "--data", str(data / "train"), "--out",
+    cmd = [sys.executable, "-m", "agents.cli", "train", "vae", "--data", str(data / "train"), "--out",
            str(tmp_path / "run"), "--export-latest", str(tmp_path / "exported"), "--crop", "32", "--frames", "5"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "height expected 128, got 32" in done.stderr
@@ -192,7 +192,7 @@ def marked_load(self, module):
     return state
 
 loop.Checkpointer.save, loop.Checkpointer.load = marked_save, marked_load
-from lv2_env.cli.main import main
+from agents.cli import main
 print("START", flush=True)
 sys.exit(main(sys.argv[1:]))
 """
@@ -247,7 +247,7 @@ def test_lv2_train_killed_at_20_moments_resumes_to_the_uninterrupted_weights(tmp
                 "--log-every", "1", "--plot-every", str(steps), "--crop", "32", "--frames", "5", "--batch-size", "1", "--warmup-steps", "2",
                 "--precision", "fp32", "--quiet"]
 
-    straight = subprocess.run([sys.executable, "-m", "lv2_env.cli", *command(tmp_path / "straight")], env=env,
+    straight = subprocess.run([sys.executable, "-m", "agents.cli", *command(tmp_path / "straight")], env=env,
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
     (tmp_path / "train.py").write_text(_KILLABLE_TRAIN)
@@ -280,7 +280,7 @@ def test_lv2_train_killed_at_20_moments_resumes_to_the_uninterrupted_weights(tmp
         assert now is None or {p.name for p in now.iterdir()} == {"weights.safetensors", "state.pt"}
     assert inside_writes >= 5, f"only {inside_writes} of 20 kills landed inside a checkpoint write"
 
-    done = subprocess.run([sys.executable, "-m", "lv2_env.cli", *command(out), "--resume"], env=env,
+    done = subprocess.run([sys.executable, "-m", "agents.cli", *command(out), "--resume"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     name = f"step_{steps:07d}"

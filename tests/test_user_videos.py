@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 
 from lv2_env.signals.control import DepthRange
-from lv2_env.data.user_videos import (
-    build_from_videos,
-    centre_crop_resize,
-    clip_controls,
-    initial_points,
-    lk_tracks,
-    plan_sequences,
-    read_caption,
-    read_shots,
-)
+from lv2_env.data.point_tracks import clip_controls, initial_points, lk_tracks
+from lv2_env.data.user_videos import build_from_videos, plan_sequences, read_caption
+from lv2_env.data.video_shots import centre_crop_resize, read_shots
 from lv2_env.media.video import Mp4Writer
 from model.clips import ClipDataset, read_index
 

@@ -2,7 +2,7 @@
 
 The published key list and the tensor shapes below are written by hand from the release's description
 (docs/longvie2.md, "Published weights and their names"), NOT derived from the model or from
-``model.weights.RENAME_MAP``: otherwise a wrong rename rule would produce a matching wrong file and pass.
+``model.published.RENAME_MAP``: otherwise a wrong rename rule would produce a matching wrong file and pass.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from diffusers import WanTransformer3DModel
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from model.transformer import LongVieTransformer
-from model.weights import (
+from model.published import (
     WeightsMismatchError,
-    _accelerate_available,
-    _load_wan_base_local,
     build_longvie_from_published,
     export_longvie_weights,
     load_longvie_weights,
@@ -28,6 +25,7 @@ from model.weights import (
     to_lv2_name,
     to_published_name,
 )
+from model.transformer import LongVieTransformer
 
 # A tiny I2V shape with image cross-attention (so k_img / v_img exist) and non-square FFNs (so a transposed
 # ffn tensor cannot pass): base width 64, branch width 32.
@@ -461,12 +459,11 @@ def test_base_with_a_missing_tensor_is_reported(tmp_path):
         load_wan_base(tmp_path / "base")
 
 
-@pytest.mark.skipif(not _accelerate_available(), reason="diffusers' own Wan loader needs accelerate")
-def test_local_loader_equals_diffusers_from_pretrained(tmp_path):
+def test_wan_base_loader_equals_diffusers_from_pretrained(tmp_path):
     WanTransformer3DModel(**BASE, in_channels=36).save_pretrained(tmp_path / "base")
     for dtype in (None, torch.bfloat16):
         theirs = WanTransformer3DModel.from_pretrained(str(tmp_path / "base"), local_files_only=True, torch_dtype=dtype)
-        mine = _load_wan_base_local(tmp_path / "base", dtype)
+        mine = load_wan_base(tmp_path / "base", dtype)
         a, b = theirs.state_dict(), mine.state_dict()
         assert a.keys() == b.keys()
         assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)

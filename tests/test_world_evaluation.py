@@ -47,7 +47,7 @@ def test_depth_following_leaves_the_sky_out_and_is_bounded():
 
 
 def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
-    cmd = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "1",
+    cmd = [sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "1",
            "--rollout-seconds", "1", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -65,7 +65,7 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     assert f"history {history or 'off'}" in done.stdout
     assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_strip.png").stat().st_size > 0
     assert "drift" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
+    bad = subprocess.run([sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "nothing to evaluate" in bad.stderr
 
@@ -82,7 +82,7 @@ def test_evaluate_world_hands_over_each_rollout_as_it_finishes(world_checkpoint)
 
 
 def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
-    cmd = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "2",
+    cmd = [sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollouts", "2",
            "--rollout-seconds", "1", "--grid-clips", "1", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -93,7 +93,7 @@ def test_lv2_eval_writes_a_line_per_rollout(world_checkpoint, tmp_path):
 
 
 def test_lv2_eval_resume_runs_only_the_scenes_left_and_writes_the_same_report(world_checkpoint, tmp_path):
-    base = [sys.executable, "-m", "lv2_env.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollout-seconds", "1",
+    base = [sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--rollout-seconds", "1",
             "--there-and-back-seconds", "1"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     for out, rollouts in ((whole, "2"), (cut, "1")):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from lv2_env.conditioning.world_memory import WorldMemory
 from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states
-from lv2_env.signals.world_memory import WorldMemory
 from lv2_env.worlds import Renderer, generate_scene
 
 SIZE = 64
@@ -67,7 +67,7 @@ def test_first_observation_wins_and_the_start_frame_is_never_evicted():
     # A full memory makes room by forgetting the oldest unprotected surfels, never the protected start frame.
     other, other_poses = _render([[0, 0, 1.6, np.pi, 0, 0]])
     memory.add(other.rgb[0], other.depth[0], other_poses[0])
-    assert len(memory) <= pixels and memory.protected_surfels == first
+    assert len(memory) <= pixels and memory.protected[memory.stamp >= 0].sum() == first
     again, _ = _render([[0, 0, 1.6, np.pi / 2, 0, 0]])
     before = memory.nbytes
     for _ in range(3):
@@ -95,7 +95,8 @@ def test_world_env_conditions_on_the_memory_render(world_checkpoint):
     _, info = env.reset(seed=1)
     world = env.unwrapped
     start = len(world.memory)
-    assert start > 0 and world.memory.protected_surfels == start and info["memory_frames"] is None
+    held = world.memory.stamp >= 0  # the slots of the surfels held
+    assert start > 0 and world.memory.protected[held].sum() == start and info["memory_frames"] is None
     size = world.memory.nbytes
     plan = world.plan_step(5)  # turn left: the memory renders the start frame along the path, with its depth
     remembered = world.memory.render(plan.path.poses, plan.depth)
@@ -106,7 +107,7 @@ def test_world_env_conditions_on_the_memory_render(world_checkpoint):
         _, _, _, _, info = env.step(action)
         assert info["memory_frames"].shape == (5, 32, 32, 3)
     assert start < len(world.memory) <= world.memory.capacity and world.memory.nbytes == size
-    assert world.memory.protected_surfels == start  # the start frame is never forgotten
+    assert world.memory.protected[world.memory.stamp >= 0].sum() == start  # the start frame is never forgotten
     assert "memory" in world.last_timings
     fog = world.scene.style
     assert world.memory.atmosphere.density == fog.fog_density  # the scene's fog, taken at reset
@@ -128,7 +129,7 @@ def test_world_env_refuses_a_bad_memory(world_checkpoint):
 def test_a_checkpoint_trained_on_the_memory_refuses_the_last_frame_alone():
     import dataclasses
 
-    from lv2_env.signals.world_memory import memory_options
+    from lv2_env.conditioning.clip_conditioner import memory_options
     from model.presets import get_preset
 
     assert memory_options("rendered", None, None, "memory") == ("memory", True)
@@ -209,7 +210,7 @@ def test_known_pixels_are_checked():
 
 
 def test_the_sky_turns_with_the_camera_as_the_forward_warp_turns_it():
-    from lv2_env.signals.warp import warp_first_frame
+    from lv2_env.conditioning.warp import warp_first_frame
 
     out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0], [0, 0, 1.6, 0.25, 0.15, 0]])
     memory = WorldMemory(K)
@@ -220,7 +221,7 @@ def test_the_sky_turns_with_the_camera_as_the_forward_warp_turns_it():
     on_sky = forward_covered & sky & render.covered
     assert render.covered[0][sky[0]].all() and on_sky[1].sum() > 0.5 * sky[1].sum()
     assert np.abs(render.frames[on_sky].astype(int) - forward[on_sky].astype(int)).mean() < 2
-    assert 0 < memory.sky_fraction < 0.1
+    assert 0 < memory.panorama.seen.mean() < 0.1  # the fraction of all view directions whose sky it holds
 
 
 def test_a_sky_direction_keeps_its_first_look():
@@ -232,7 +233,7 @@ def test_a_sky_direction_keeps_its_first_look():
     sky = out.depth[0] >= 150
     assert np.abs(render.frames[0][sky].astype(int) - out.rgb[0][sky].astype(int)).mean() < 2
     memory.clear()
-    assert memory.sky_fraction == 0 and not memory.render(poses).covered.any()
+    assert not memory.panorama.seen.any() and not memory.render(poses).covered.any()
 
 
 def _walk_up(walk: float, yaw: float = 2.4):
@@ -280,7 +281,8 @@ def test_a_generated_frames_sky_is_stored_only_clear_of_surfaces():
     # A generated frame blurs an object's edge into the sky beside it: stored, that fringe would hang in the sky
     # as a streak once parallax moves the object. Only sky SKY_EDGE_MARGIN pixels clear of every surface is kept;
     # the start frame (protected, the truth) keeps all of its sky.
-    from lv2_env.signals.world_memory import SKY_EDGE_MARGIN, erode
+    from lv2_env.conditioning.raster import erode
+    from lv2_env.conditioning.world_memory import SKY_EDGE_MARGIN
 
     out, poses = _render([[0, 0, 1.6, 0.0, 0.1, 0]])
     sky = out.depth[0] >= 150
@@ -351,7 +353,7 @@ def test_in_fog_a_generated_look_seen_far_off_is_drawn_again_nearer():
     # The model's look at ground 20 m off in fog is mostly fog; walked up to, it is left as a hole for the model to
     # draw again, and that nearer look takes its place in the memory.
     from lv2_env.envs.world import scene_atmosphere
-    from lv2_env.signals.world_memory import MAX_FOG_GAIN_SHOWN
+    from lv2_env.conditioning.world_memory import MAX_FOG_GAIN_SHOWN
 
     scene = generate_scene(3, style="fog")
     fog = scene_atmosphere(scene)
@@ -385,7 +387,7 @@ def test_in_fog_a_generated_look_seen_far_off_is_drawn_again_nearer():
 
 
 def test_an_atmosphere_is_checked():
-    from lv2_env.signals.world_memory import MAX_DEFOG_GAIN, Atmosphere
+    from lv2_env.conditioning.atmosphere import MAX_DEFOG_GAIN, Atmosphere
 
     with pytest.raises(ValueError, match=r"fog colour must be 3 values in \[0, 255\], got \(300, 0, 0\)"):
         Atmosphere((300, 0, 0), 0.1)

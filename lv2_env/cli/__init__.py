@@ -1,9 +1,3 @@
-"""The ``lv2`` command line: the top room, the one part of lv2_env that may import ``agents``.
-
-``lv2_env.cli.main`` is the function here (the ``lv2`` console script's entry point); the module of that name
-is reached with ``from lv2_env.cli.main import build_parser, parse_args``.
-"""
-
-from lv2_env.cli.main import build_parser, main
-
-__all__ = ["build_parser", "main"]
+"""The verbs of the ``lv2`` command that need only the world model and the environments, one module each:
+``generate``, ``data``, ``train`` and ``eval``, with the flag helpers they share (:mod:`lv2_env.cli.options`).
+The command itself, with the verbs that bring an agent to an environment, is :mod:`agents.cli`."""

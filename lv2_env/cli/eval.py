@@ -34,6 +34,13 @@ EVAL_DESCRIPTION = (
 )
 
 
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a checkpoint against ground truth and the no-model baselines",
+                       description=EVAL_DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``lv2 eval``: :class:`EvalSettings`' fields, with the shared generation options."""
     # These three fields take the flags every generating verb shares (below).
@@ -77,7 +84,8 @@ def run_world(settings: EvalSettings) -> None:
     from lv2_env.envs.world import WorldEnv
     from lv2_env.evaluation.report import append_json_line, write_report
     from lv2_env.evaluation.baselines import inpainting_available
-    from lv2_env.evaluation.rollouts import evaluate_world, plot_world, scene_table, strip_frames, world_table
+    from lv2_env.evaluation.rollout_tables import plot_world, scene_table, world_table
+    from lv2_env.evaluation.rollouts import evaluate_world, strip_frames
 
     env = WorldEnv(checkpoint=settings.checkpoint, preset=None, goal_radius=None, control_source=settings.control_source,
                    sampling_steps=settings.sampling_steps, precision=settings.precision,
@@ -194,9 +202,9 @@ def run_clips(settings: EvalSettings) -> None:
     )
     from lv2_env.evaluation.report import picture_grid, write_report
     from lv2_env.data.memory_renders import clip_conditioner
-    from lv2_env.signals.clip_conditioner import ClipConditioning
-    from lv2_env.signals.warp import warp_first_frame
-    from lv2_env.signals.world_memory import memory_options
+    from lv2_env.conditioning.clip_conditioner import ClipConditioning
+    from lv2_env.conditioning.warp import warp_first_frame
+    from lv2_env.conditioning.clip_conditioner import memory_options
     from model.checkpoint import load_checkpoint
     from model.clips import ClipDataset, control_videos
     from model.world_model import load_control_encoder
@@ -266,7 +274,7 @@ def run_clips(settings: EvalSettings) -> None:
 
 def data_split(dataset, asked: str) -> str:
     """Which split the clips of ``dataset`` (a ``model.clips.ClipDataset``) come from: ``"test"``,
-    ``"validation"`` (the eval seed range), or ``"your own clips"`` when they carry no procedural scene seed.
+    ``"validation"`` (its seed range), or ``"your own clips"`` when they carry no procedural scene seed.
     Procedural clips of another split than ``asked`` (or of the training split) raise ``ValueError`` saying how to
     make the right ones."""
     from lv2_env.data.splits import split_of
@@ -274,11 +282,11 @@ def data_split(dataset, asked: str) -> str:
     seeds = {c.get("scene_seed") for c in dataset.clips}
     if None in seeds:
         return "your own clips"
-    names = sorted({{"eval": "validation"}.get(split_of(int(s)), str(split_of(int(s)))) for s in seeds})
+    names = sorted({str(split_of(int(s))) for s in seeds})
     if names == [asked]:
         return asked
     other = "validation" if asked == "test" else "test"
-    fix = f"make {asked} clips with `lv2 data procedural --split {'test' if asked == 'test' else 'eval'} --out DIR`"
+    fix = f"make {asked} clips with `lv2 data procedural --split {asked} --out DIR`"
     if names == [other]:
         fix += f", or give --split {other}"
     raise ValueError(f"--data holds clips of the {' and '.join(names)} split (scene seeds {min(seeds)}-{max(seeds)}) "

@@ -9,6 +9,8 @@
   before a verb starts its work, so a path that cannot be read or written is one line naming the flag, the
   path and the reason (a ``ValueError``, which ``lv2``'s ``main`` prints), not a traceback minutes later.
 * :func:`whole_clips`: a duration flag as a whole number of clips, and the note to print when it was not one.
+* :data:`ENVS` and :func:`world_env_kwargs`: ``--env``'s names, and World-v0's arguments from the flags
+  ``lv2 rollout`` and ``lv2 play`` share.
 
 Nothing here imports torch, av or gymnasium: the parsers are built, and ``--help`` printed, without them.
 """
@@ -25,6 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
+from lv2_env import UNLIMITED_EPISODE_STEPS
 from model.precision import add_precision_argument
 from model.presets import CONTROL_ENCODERS, DECODERS, RENDERED_CONDITIONINGS
 
@@ -312,3 +315,18 @@ def whole_clips(value: float, flag: str, clip_seconds: float, unit_seconds: floa
         return clips, None
     return clips, (f"{flag} {value:g} is {round(exact, 3):g} clips; {doing} {clips} clip{'s' if clips > 1 else ''} "
                    f"= {_seconds_text(clips * clip_seconds)} s")
+
+
+ENVS = {"world": "LV2/World-v0", "groundtruth": "LV2/GroundTruth-v0"}  # --env's names
+
+
+def world_env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``gym.make("LV2/World-v0", ...)``'s arguments from the flags ``lv2 rollout`` and ``lv2 play`` share: the
+    model (``--checkpoint``, default the shipped one), where the controls come from (a picture, ``--image``, means
+    the point cache), the generation options (:func:`add_generation_options` with ``world_only=True,
+    conditioning=True``), and episodes as long as the command runs."""
+    return dict(checkpoint=args.checkpoint, preset=None if args.checkpoint else "tiny",
+                control_source="cache" if args.image else args.control_source,
+                sampling_steps=args.sampling_steps, precision=args.precision, decoder=args.decoder,
+                control_encoder=args.control_encoder, device=args.device, conditioning=args.conditioning,
+                composite=args.composite, max_episode_steps=UNLIMITED_EPISODE_STEPS)

@@ -1,7 +1,7 @@
 """The model's own frames beside the scene's exact depth: what the depth network of a world from a picture reads.
 
 A world started from a picture (``control_source="cache"``) estimates depth on the frames it generated and steers
-its next clip with it (:mod:`lv2_env.signals.point_cache`). A depth network trained on rendered frames only meets
+its next clip with it (:mod:`lv2_env.conditioning.point_cache`). A depth network trained on rendered frames only meets
 the model's frames (blurrier, blockier, their colours shifted) for the first time there, and its errors steer the
 model, whose frames it reads next. :func:`build_generated_frames` walks LV2/World-v0 through procedural scenes of a
 split, as a user would (random one-second steps, mostly forward), and writes every generated clip with the scene's

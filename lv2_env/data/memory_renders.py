@@ -1,15 +1,15 @@
 """Training conditioning built the way World-v0 builds it: each clip's world memory rendered along its path.
 
-World-v0 conditions a clip on its :class:`~lv2_env.signals.world_memory.WorldMemory`: the start frame, then the
+World-v0 conditions a clip on its :class:`~lv2_env.conditioning.world_memory.WorldMemory`: the start frame, then the
 last frame the world showed after each clip (the model's, the memory composited over it), rendered along the
 clip's path with the path's depth. A model trained on its first frame warped alone never sees what such a render
 holds: looks taken at different times side by side, and its own earlier guesses on revealed ground.
 :func:`build_memory_renders` replays every sequence of a procedural data directory as the env would:
 
 1. the memory starts from the sequence's first frame (protected, as the env's start frame), with the scene's fog
-   (its style's :class:`~lv2_env.signals.world_memory.Atmosphere`, as the env's);
+   (its style's :class:`~lv2_env.conditioning.atmosphere.Atmosphere`, as the env's);
 2. each clip's conditioning is the memory rendered along its poses with its depth (the
-   :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` World-v0 runs), frame 0 the clip's own first frame;
+   :class:`~lv2_env.conditioning.clip_conditioner.ClipConditioner` World-v0 runs), frame 0 the clip's own first frame;
 3. what the world then "showed" for the clip is, with probability ``self_rollout``, the model's own generation of
    it from that conditioning (self-rollout training, as Self-Forcing does, at the tiny size), else the truth's
    last frame degraded as LongVie 2's ``T`` degrades a first frame (1 to ``MAX_ROUND_TRIPS`` VAE round trips,
@@ -32,9 +32,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from lv2_env.signals.warp import as_intrinsics
-from lv2_env.signals.clip_conditioner import ClipConditioner
-from lv2_env.signals.world_memory import Atmosphere
+from lv2_env.conditioning.atmosphere import Atmosphere
+from lv2_env.conditioning.clip_conditioner import ClipConditioner
+from lv2_env.conditioning.warp import as_intrinsics
 from lv2_env.worlds.styles import get_style
 from model.clips import ClipDataset, control_videos
 
@@ -57,7 +57,7 @@ def clip_atmosphere(clip: Mapping[str, Any]) -> Atmosphere | None:
 
 def clip_conditioner(clip: Mapping[str, Any], conditioning: str | None = None, composite: bool | None = None,
                      trained_conditioning: str | None = None) -> ClipConditioner:
-    """A rendered-conditioning model's :class:`~lv2_env.signals.clip_conditioner.ClipConditioner` started from a
+    """A rendered-conditioning model's :class:`~lv2_env.conditioning.clip_conditioner.ClipConditioner` started from a
     clip's first frame, as World-v0's first clip is: its memory holds that frame alone, with the scene's fog."""
     height, width = clip["rgb"].shape[1:3]
     conditioner = ClipConditioner("rendered", as_intrinsics(clip["intrinsics"], width, height), conditioning,

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lv2_env.data.splits import scene_seed
-from lv2_env.signals.camera import Intrinsics, apply_motion, poses_from_states
+from lv2_env.signals.camera import FOV_DEG, Intrinsics, apply_motion, poses_from_states
 from lv2_env.signals.collision import resolve_collisions
 from lv2_env.signals.control import DepthRange, compute_control_signals
 from lv2_env.worlds import Renderer, generate_scene
@@ -37,7 +37,7 @@ class SequenceSpec:
     fps: int = 16
     clips_per_sequence: int = 4
     history_frames: int = 16
-    fov_deg: float = 70.0
+    fov_deg: float = FOV_DEG
 
     @property
     def total_frames(self) -> int:

@@ -7,8 +7,8 @@ ranges are disjoint, so no scene of an evaluation split was ever seen in trainin
 from __future__ import annotations
 
 # Scene seeds of each split, [low, high): disjoint, so evaluation scenes are never seen in training. The world
-# model trains on "train"; "eval" is its validation split (training's held-out clips, and every choice about the
-# model and the world memory was made on `lv2 eval --split validation`, which draws from it); "test", frozen
+# model trains on "train"; "validation" holds training's held-out clips, and every choice about the model and the
+# world memory was made on it (`lv2 eval --split validation` draws from it); "test", frozen
 # (WORLD_TEST_SCENES scenes, two of each style), is what `lv2 eval` reports by default and no choice looks at.
 # Agents (`lv2 bench agents`) have their own three, none of which the world model or `lv2 eval` ever used:
 # "agent_train" to learn in, "agent_val" for every choice made about agents, and "agent_test", frozen
@@ -17,7 +17,7 @@ WORLD_TEST_SCENES = 12
 AGENT_TEST_SCENES = 60
 SPLIT_SEEDS = {
     "train": (0, 1_000_000),
-    "eval": (1_000_000, 1_100_000),
+    "validation": (1_000_000, 1_100_000),
     "test": (1_100_000, 1_100_000 + WORLD_TEST_SCENES),
     "agent_train": (2_000_000, 2_100_000),
     "agent_val": (2_100_000, 2_200_000),

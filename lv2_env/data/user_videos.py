@@ -4,19 +4,15 @@
 order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, readable by
 ``model.clips`` exactly like the procedural data. For every video:
 
-1. **Decode** with PyAV, streaming (only the resampled, resized frames of the current shot are kept in
-   memory). A display-matrix rotation (phone videos) is applied. A file that cannot be opened, has no video
-   stream, decodes to nothing or is too short is *skipped with a reason* (``BuildReport.skipped`` and a
-   ``RuntimeWarning``); the build goes on. A file whose decoding fails part-way keeps the frames before the
-   damage (``BuildReport.notes``).
-2. **Cuts**: PySceneDetect's ``ContentDetector`` runs over every decoded frame (at the native frame rate, on
-   a copy at most ~256 px wide, as scenedetect's own auto-downscale does) and splits the video into shots;
-   no clip and no history ever spans a cut. Fades and dissolves are not cuts to this detector.
-3. **Resampling** to ``fps`` (16) from the PyAV timestamps, exactly (rational arithmetic): ticks every
-   ``1/fps`` s from the first frame, each takes the decoded frame whose timestamp is nearest (ties: the
-   earlier). A tick belongs to the shot of the frame it took. A source slower than ``fps`` repeats frames.
-   Each frame is centre-cropped to the target aspect ratio and resized (``cv2.INTER_AREA``) to
-   ``height x width``.
+1. **Decode** into shots with :func:`lv2_env.data.video_shots.read_shots`, streaming (only the resampled, resized
+   frames of the current shot are kept in memory; a display-matrix rotation is applied). A file that cannot be
+   opened, has no video stream, decodes to nothing or is too short is *skipped with a reason*
+   (``BuildReport.skipped`` and a ``RuntimeWarning``); the build goes on. A file whose decoding fails part-way
+   keeps the frames before the damage (``BuildReport.notes``).
+2. **Cuts**: PySceneDetect's ``ContentDetector`` splits the video into shots (:mod:`lv2_env.data.video_shots`);
+   no clip and no history ever spans a cut.
+3. **Resampling** to ``fps`` (16) from the PyAV timestamps, exactly, each frame centre-cropped to the target
+   aspect ratio and resized to ``height x width`` (:mod:`lv2_env.data.video_shots`).
 4. **Sequences** as the procedural builder cuts them: ``history_frames`` frames of run-up, then clips of
    ``frames`` frames sharing one frame. A shot too short for the full run-up uses the run-up it has (the
    clip's ``history`` then holds fewer than ``history_frames`` frames, possibly none); a shot shorter than
@@ -29,15 +25,9 @@ order) and writes ``index.json`` plus one ``clips/SSSSSS_CC.npz`` per clip, read
    :meth:`DepthRange.fit`'s minimum spread of 0.5 is in those units. Non-finite values are set to the far
    end of the range. The **dense** control normalises it with ONE global ``(p5, p95)`` per sequence
    (:meth:`DepthRange.fit` over every frame of the sequence, run-up included), near bright, one grey channel.
-6. **Sparse** control from OpenCV point tracks, a stand-in for SpatialTracker: on each clip's first frame the
-   grid of :func:`lv2_env.signals.control.track_grid` (or Shi-Tomasi corners topped up with grid points to the same
-   count, ``track_init="corners"``), carried frame to frame by pyramidal Lucas-Kanade with a forward-backward
-   check: a point whose round trip misses by more than ``fb_threshold`` (1 px), whose tracking fails, or
-   that leaves the image becomes invisible for the rest of the clip. Colours are fixed on the first frame
-   (:func:`lv2_env.signals.control.track_colours`: R = x/W, G = y/H, B = normalised inverse depth with the sequence's
-   range) and the video is drawn by :func:`lv2_env.signals.control.draw_tracks` (squares of
-   :func:`~lv2_env.signals.control.default_square_size`, painted far to near by the estimated depth at each point's
-   current position, no trails), exactly as the procedural sparse video.
+6. **Sparse** control from OpenCV Lucas-Kanade point tracks, a stand-in for SpatialTracker
+   (:mod:`lv2_env.data.point_tracks`; ``track_init`` picks grid points or corners), drawn exactly as the
+   procedural sparse video.
 7. **Unknown camera**: user videos carry no camera poses or intrinsics. ``poses`` is written as NaN
    ``float32 [F, 4, 4]`` and ``intrinsics`` as NaN ``float32 [3, 3]``, and the index header says
    ``"poses_known": false``. Anything that needs the camera must check the header (or ``np.isnan``).
@@ -58,40 +48,30 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
-import av
-import cv2
 import numpy as np
-from scenedetect import ContentDetector, FrameTimecode
 from tqdm import tqdm
 
-from lv2_env.signals.control import ControlSignals, DepthRange, num_track_points, track_grid
+from lv2_env.data.point_tracks import clip_controls
+from lv2_env.data.video_shots import DecodeStatus, Shot, read_shots
+from lv2_env.signals.control import DepthRange
 from model.clips import CLIPS_FOLDER, check_index_header, clip_file, clip_record, save_clip_atomic, write_index
 
 __all__ = [
     "VIDEO_EXTENSIONS",
     "BuildReport",
-    "DecodeStatus",
-    "Shot",
     "build_from_videos",
     "find_videos",
     "read_caption",
-    "read_shots",
     "plan_sequences",
-    "lk_tracks",
-    "initial_points",
-    "clip_controls",
-    "centre_crop_resize",
 ]
 
 log = logging.getLogger(__name__)
 
 SPLIT = "videos"
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-DETECTION_WIDTH = 256  # the detector sees frames at most about this wide (scenedetect's auto-downscale target)
 
 DepthEstimator = Callable[[np.ndarray], np.ndarray]
 
@@ -145,180 +125,6 @@ def read_caption(video: str | Path) -> str:
     return lines[0].strip() if lines else ""
 
 
-# -- decoding, cuts and resampling -----------------------------------------------------------------------
-
-
-def centre_crop_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop ``image [h, w, 3]`` to the aspect ratio of ``height x width``, then resize (INTER_AREA)."""
-    h, w = image.shape[:2]
-    if h * width > w * height:  # too tall: crop rows
-        ch, cw = max(1, round(w * height / width)), w
-    else:  # too wide: crop columns
-        ch, cw = h, max(1, round(h * width / height))
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    crop = image[y0 : y0 + ch, x0 : x0 + cw]
-    if (ch, cw) == (height, width):
-        return np.ascontiguousarray(crop)
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-
-
-@dataclass
-class Shot:
-    """One shot of a video, resampled: ``frames uint8 [n, H, W, 3]``, ``times`` float64 ``[n]`` (seconds of
-    each tick from the video's first frame), ``source_frames`` int ``[n]`` (decoded-frame index each tick took)."""
-
-    index: int
-    frames: np.ndarray
-    times: np.ndarray
-    source_frames: np.ndarray
-
-
-@dataclass
-class DecodeStatus:
-    """Filled in by :func:`read_shots` while it decodes: frames decoded, the source frame rate, and the error
-    that ended decoding early (None when the file decoded to its end)."""
-
-    frames_decoded: int = 0
-    source_fps: float | None = None
-    error: str | None = None  # decoding stopped early with this error
-
-
-class _Sample:
-    __slots__ = ("tick", "source", "image")
-
-    def __init__(self, tick: int, source: int, image: np.ndarray) -> None:
-        self.tick, self.source, self.image = tick, source, image
-
-
-def _decoded(container, stream, status: DecodeStatus) -> Iterator:
-    """The stream's frames; a decoding error ends the iteration and is recorded in ``status``."""
-    iterator = container.decode(stream)
-    while True:
-        try:
-            frame = next(iterator)
-        except StopIteration:
-            return
-        except (av.FFmpegError, EOFError, ValueError, OSError) as error:
-            status.error = f"{type(error).__name__}: {error}"
-            return
-        yield frame
-
-
-def read_shots(
-    path: str | Path,
-    height: int,
-    width: int,
-    fps: int = 16,
-    threshold: float = 27.0,
-    min_scene_len: int = 15,
-    status: DecodeStatus | None = None,
-) -> Iterator[Shot]:
-    """Decode ``path`` and yield its shots, resampled to ``fps`` and resized to ``height x width``.
-
-    Streams: a shot is yielded as soon as the cut after it is known, so only one shot's small frames are held.
-    ``threshold`` and ``min_scene_len`` (frames at the native rate) are ContentDetector's. Opening errors
-    raise; a decoding error part-way ends the video (recorded in ``status.error`` when given).
-    """
-    status = status if status is not None else DecodeStatus()
-    step = Fraction(1, fps)
-    with av.open(str(path), mode="r") as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        rate = Fraction(rate) if rate else None
-        status.source_fps = float(rate) if rate else None
-        time_base = stream.time_base
-        detector = ContentDetector(threshold=threshold, min_scene_len=min_scene_len)
-        detect_rate = rate if rate else Fraction(30)
-        detect_size: tuple[int, int] | None = None
-
-        samples: list[_Sample] = []
-        shot_start = 0  # decoded-frame index where the current shot starts
-        shot_index = 0
-        pending_cuts: list[int] = []
-        t0: Fraction | None = None
-        tick = 0
-        prev = None  # (index, time, frame, image or None)
-        last_time: Fraction | None = None
-        last_duration: Fraction | None = None
-        index = -1
-
-        def image_of(entry):
-            if entry[3] is None:
-                frame = entry[2]
-                rgb = frame.to_ndarray(format="rgb24")
-                rotation = frame.rotation or 0  # counter-clockwise degrees from the display matrix
-                if rotation % 90 == 0 and (rotation // 90) % 4:
-                    rgb = np.rot90(rgb, k=(rotation // 90) % 4)  # np.rot90 turns counter-clockwise
-                entry[3] = centre_crop_resize(rgb, height, width)
-            return entry[3]
-
-        def flush(before: int) -> Iterator[Shot]:
-            nonlocal samples, shot_start, shot_index
-            mine = [s for s in samples if s.source < before]
-            samples = [s for s in samples if s.source >= before]
-            if mine:
-                yield Shot(
-                    index=shot_index,
-                    frames=np.stack([s.image for s in mine]),
-                    times=np.array([float(s.tick * step) for s in mine]),
-                    source_frames=np.array([s.source for s in mine]),
-                )
-            shot_index += 1
-            shot_start = before
-
-        for frame in _decoded(container, stream, status):
-            if frame.pts is not None and time_base is not None:
-                time = Fraction(frame.pts) * time_base
-            elif rate:
-                time = Fraction(status.frames_decoded) / rate
-            else:
-                time = Fraction(status.frames_decoded, 30)
-            status.frames_decoded += 1
-            if last_time is not None and time <= last_time:
-                continue  # out of order or duplicate timestamp: not a new instant
-            index += 1
-            if frame.duration and time_base is not None:
-                last_duration = Fraction(frame.duration) * time_base
-            if t0 is None:
-                t0 = time
-            current = [index, time, frame, None]
-            # Ticks in (previous time, this time] take the nearer of the two frames (ties: the earlier).
-            while t0 + tick * step <= time:
-                when = t0 + tick * step
-                take = prev if prev is not None and when - prev[1] <= time - when else current
-                samples.append(_Sample(tick, take[0], image_of(take)))
-                tick += 1
-            # Cut detection on a small BGR copy, at the native frame rate.
-            if detect_size is None:
-                scale = max(1, frame.width // DETECTION_WIDTH)
-                detect_size = (max(1, frame.width // scale), max(1, frame.height // scale))
-            small = frame.reformat(width=detect_size[0], height=detect_size[1], format="bgr24").to_ndarray()
-            for cut in detector.process_frame(FrameTimecode(index, detect_rate), small):
-                pending_cuts.append(int(cut.frame_num))
-            prev, last_time = current, time
-            # A cut at frame c <= index closes the shot before it: later ticks can only take frames >= index.
-            while pending_cuts:
-                cut = pending_cuts.pop(0)
-                if cut > shot_start:
-                    yield from flush(cut)
-
-        if prev is None:
-            return
-        # Ticks after the last frame that are still nearer to it than to a next frame would be.
-        duration = last_duration or (1 / rate if rate else None)
-        if duration is not None:
-            while t0 + tick * step < prev[1] + duration / 2:
-                samples.append(_Sample(tick, prev[0], image_of(prev)))
-                tick += 1
-        pending_cuts.extend(int(c.frame_num) for c in detector.post_process(FrameTimecode(index, detect_rate)))
-        for cut in sorted(pending_cuts):
-            if cut > shot_start:
-                yield from flush(cut)
-        yield from flush(index + 1)
-
-
 # -- sequences ---------------------------------------------------------------------------------------------
 
 
@@ -338,114 +144,6 @@ def plan_sequences(
     starts = [run_up + k * (frames - 1) for k in range(count)]
     size = clips_per_sequence or count
     return run_up, [starts[i : i + size] for i in range(0, count, size)]
-
-
-# -- sparse tracks -----------------------------------------------------------------------------------------
-
-
-def _inside(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    return (
-        np.isfinite(points).all(axis=-1)
-        & (points[:, 0] >= 0) & (points[:, 0] < width)
-        & (points[:, 1] >= 0) & (points[:, 1] < height)
-    )
-
-
-def initial_points(first_frame: np.ndarray, mode: str = "grid") -> np.ndarray:
-    """``[N, 2]`` (x, y) pixel coordinates (pixel ``i`` spans ``[i, i+1)``) of the points to track.
-
-    ``"grid"``: :func:`lv2_env.signals.control.track_grid`, as the procedural tracks. ``"corners"``: Shi-Tomasi corners
-    (``cv2.goodFeaturesToTrack``) topped up to the same count with the grid points farthest from any corner.
-    """
-    h, w = first_frame.shape[:2]
-    grid = track_grid(h, w)
-    if mode == "grid":
-        return grid
-    if mode != "corners":
-        raise ValueError(f"track_init must be 'grid' or 'corners', got {mode!r}")
-    n = len(grid)
-    spacing = max(1.0, np.sqrt(h * w / num_track_points(h, w)) / 2)
-    gray = cv2.cvtColor(first_frame, cv2.COLOR_RGB2GRAY)
-    found = cv2.goodFeaturesToTrack(gray, maxCorners=n, qualityLevel=0.01, minDistance=spacing)
-    corners = np.zeros((0, 2)) if found is None else found.reshape(-1, 2).astype(np.float64) + 0.5
-    if len(corners) >= n:
-        return corners[:n]
-    if len(corners):
-        distance = np.sqrt(((grid[:, None, :] - corners[None, :, :]) ** 2).sum(-1)).min(axis=1)
-        extra = grid[np.argsort(-distance, kind="stable")[: n - len(corners)]]
-    else:
-        extra = grid
-    return np.concatenate([corners, extra])
-
-
-def lk_tracks(
-    frames: np.ndarray,
-    points: np.ndarray | None = None,
-    fb_threshold: float = 1.0,
-    win_size: int = 15,
-    max_level: int = 3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Carry ``points [N, 2]`` of frame 0 through ``frames uint8 [F, H, W, 3]`` with pyramidal Lucas-Kanade.
-
-    Frame to frame, forward then backward; a point is lost for the rest of the clip when either pass fails,
-    the round trip misses by more than ``fb_threshold`` pixels, or it leaves the image. Coordinates are those of
-    :func:`lv2_env.signals.control.track_grid` (pixel centres at ``i + 0.5``). Returns ``(tracks float32 [F, N, 2],
-    visibility bool [F, N])``; a lost point keeps its last position.
-    """
-    frames = np.asarray(frames)
-    f, h, w = frames.shape[:3]
-    points = track_grid(h, w) if points is None else np.asarray(points, dtype=np.float64)
-    params = dict(
-        winSize=(win_size, win_size),
-        maxLevel=max_level,
-        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01),
-    )
-    grays = [cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in frames]
-    current = points.astype(np.float32).copy()
-    alive = _inside(current, h, w)
-    tracks = np.empty((f, len(points), 2), dtype=np.float32)
-    visibility = np.empty((f, len(points)), dtype=bool)
-    tracks[0], visibility[0] = current, alive
-    for i in range(1, f):
-        idx = np.flatnonzero(alive)
-        if idx.size:
-            p0 = (current[idx] - 0.5).reshape(-1, 1, 2).astype(np.float32)  # OpenCV: pixel centres at integers
-            p1, st1, _ = cv2.calcOpticalFlowPyrLK(grays[i - 1], grays[i], p0, None, **params)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(grays[i], grays[i - 1], p1, None, **params)
-            p1 = p1.reshape(-1, 2) + 0.5
-            error = np.linalg.norm(back.reshape(-1, 2) - p0.reshape(-1, 2), axis=-1)
-            ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (error <= fb_threshold) & _inside(p1, h, w)
-            current[idx[ok]] = p1[ok]
-            alive[idx[~ok]] = False
-        tracks[i], visibility[i] = current, alive
-    return tracks, visibility
-
-
-def _depth_at(depth: np.ndarray, points: np.ndarray) -> np.ndarray:
-    h, w = depth.shape
-    cols = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, w - 1)
-    rows = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, h - 1)
-    return depth[rows, cols]
-
-
-def clip_controls(
-    rgb: np.ndarray,
-    depth: np.ndarray,
-    depth_range: DepthRange,
-    track_init: str = "grid",
-    fb_threshold: float = 1.0,
-    square: int | None = None,
-) -> ControlSignals:
-    """Both control signals of one clip of a user video: dense from the estimated ``depth [F, H, W]`` with the
-    sequence's range, sparse from Lucas-Kanade tracks of ``rgb [F, H, W, 3]`` (see the module docstring)."""
-    depth = np.asarray(depth, dtype=np.float32)
-    f, h, w = depth.shape
-    if rgb.shape != (f, h, w, 3):
-        raise ValueError(f"expected rgb [F, H, W, 3] matching depth {depth.shape}, got {rgb.shape}")
-    points = initial_points(rgb[0], track_init)
-    tracks, visibility = lk_tracks(rgb, points, fb_threshold)
-    depths = np.stack([_depth_at(depth[i], tracks[i]) for i in range(f)])
-    return ControlSignals.from_tracks(depth, tracks, depths, visibility, points, depth_range, square)
 
 
 # -- building ----------------------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from lv2_env.envs.rewards import NavigationReward, Transition
+from lv2_env.envs.rewards import GOAL_RADIUS, NavigationReward, Transition
 from lv2_env.signals.actions import DISCRETE_ACTIONS, CameraActions, ClipSpec
-from lv2_env.signals.camera import Intrinsics, pose_from_state, poses_from_states, state_from_pose
+from lv2_env.signals.camera import FOV_DEG, Intrinsics, pose_from_state, poses_from_states, state_from_pose
 from lv2_env.signals.collision import CAMERA_RADIUS, CollisionReport, obstacles_at, resolve_collisions
+from lv2_env.envs.keys import MOVEMENT_KEYS
 from lv2_env.envs.levels import EYE_HEIGHT, LEVEL_OPTIONS, level_from_options, level_start
 from lv2_env.signals.control import ControlSignals, DepthRange
 from lv2_env.worlds import Renderer, RenderOutput, Scene, generate_scene, get_style
@@ -34,24 +35,10 @@ GOAL_KINDS = KINDS
 RESET_OPTIONS = frozenset({"scene_seed", "style", "start_pose"}) | LEVEL_OPTIONS
 NO_COLLISION = CollisionReport(collided=False)
 
-# Keyboard layout for gymnasium.utils.play.play and `lv2 play`: WASD walk, arrows turn and look, R/F rise and
-# sink. Letters are characters; the arrows are pygame key codes, looked up when the map is asked for.
-_KEYS = {
-    "forward": ("w",),
-    "back": ("s",),
-    "strafe_left": ("a",),
-    "strafe_right": ("d",),
-    "turn_left": ("K_LEFT",),
-    "turn_right": ("K_RIGHT",),
-    "look_up": ("K_UP",),
-    "look_down": ("K_DOWN",),
-    "rise": ("r",),
-    "sink": ("f",),
-}
-
 
 def _key_codes(names: tuple[str, ...]) -> tuple:
-    """Characters stay characters (gymnasium's ``play`` takes them); ``K_*`` names become pygame key codes."""
+    """Key names (:mod:`lv2_env.envs.keys`) as ``gymnasium.utils.play.play`` takes them: characters stay
+    characters; ``K_*`` names become pygame key codes, looked up when the map is asked for."""
     if not any(n.startswith("K_") for n in names):
         return names
     from lv2_env.media.viewer import import_pygame
@@ -154,10 +141,10 @@ class CameraWorld:
         width: int = 128,
         clip_frames: int = 17,
         fps: int = 16,
-        fov_deg: float = 70.0,
+        fov_deg: float = FOV_DEG,
         style: str | None = None,
         reward_fn: Callable[[Transition], float] | None = None,
-        goal_radius: float | None = 1.5,
+        goal_radius: float | None = GOAL_RADIUS,
         depth_range: tuple[float, float] | None = None,
         goal_observation: bool = False,
     ) -> None:
@@ -310,9 +297,9 @@ class CameraWorld:
         return float(max(0.0, centre - goal.footprint_radius))
 
     def keys_to_action(self) -> dict[tuple, Any]:
-        """Key bindings (see the envs' ``get_keys_to_action``)."""
+        """Key bindings (:data:`lv2_env.envs.keys.MOVEMENT_KEYS`; see the envs' ``get_keys_to_action``)."""
         mapping = {}
-        for name, keys in _KEYS.items():
+        for name, keys in MOVEMENT_KEYS.items():
             index = DISCRETE_ACTIONS.index(name)
             if self.actions.mode == "discrete":
                 action = index
@@ -390,8 +377,9 @@ class CameraEnv(gym.Env):
         self.window.close()
 
     def get_keys_to_action(self) -> dict[tuple, Any]:
-        """Key bindings for ``gymnasium.utils.play.play`` and ``lv2 play``: W/S forward and back, A/D strafe,
-        left/right arrows turn, up/down arrows look up and down, R/F rise and sink.
+        """Key bindings for ``gymnasium.utils.play.play`` and ``lv2 play``
+        (:data:`lv2_env.envs.keys.MOVEMENT_KEYS`): W/S forward and back, A/D strafe, left/right arrows turn,
+        up/down arrows look up and down, R/F rise and sink.
 
         In the continuous and trajectory modes each key maps to that macro's motion over one clip; pass
         ``noop=np.zeros(env.action_space.shape, np.float32)`` to ``play``.
@@ -426,3 +414,9 @@ class CameraEnv(gym.Env):
     def goal(self):
         """The goal object of the current scene."""
         return self.world.goal
+
+    def goal_indices(self) -> np.ndarray | None:
+        """The goal object's ``[colour, kind]`` as indices into :data:`GOAL_COLOURS` and :data:`GOAL_KINDS`: the
+        ``"goal"`` that ``goal_observation=True`` puts beside the image, whether or not this env was made with it;
+        None without a scene (before reset, and in a world from a picture)."""
+        return None if self.world.scene is None else self.world.goal_indices()

@@ -7,7 +7,8 @@ from typing import Any, Callable
 import numpy as np
 
 from lv2_env.envs.core import CameraEnv, CameraWorld, ClipWindow
-from lv2_env.envs.rewards import Transition
+from lv2_env.envs.rewards import GOAL_RADIUS, Transition
+from lv2_env.signals.camera import FOV_DEG
 from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.signals.control import compute_control_signals
 
@@ -110,10 +111,10 @@ class GroundTruthEnv(CameraEnv):
         width: int = 128,
         clip_frames: int = 17,
         fps: int = 16,
-        fov_deg: float = 70.0,
+        fov_deg: float = FOV_DEG,
         style: str | None = None,
         reward_fn: Callable[[Transition], float] | None = None,
-        goal_radius: float | None = 1.5,
+        goal_radius: float | None = GOAL_RADIUS,
         depth_range: tuple[float, float] | None = None,
         goal_observation: bool = False,
         torch_threads: int | None = None,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+GOAL_RADIUS = 1.5  # metres from the goal object's footprint at which the goal counts as reached
+
 
 @dataclass(frozen=True)
 class Transition:

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from lv2_env.envs.core import RESET_OPTIONS, CameraEnv, CameraPath, CameraWorld, ClipWindow, WorldStepInfo
-from lv2_env.envs.rewards import Transition
+from lv2_env.envs.rewards import GOAL_RADIUS, Transition
 from lv2_env.envs.threads import apply_torch_threads, check_torch_threads
 from lv2_env.media.image import load_image
+from lv2_env.conditioning.atmosphere import Atmosphere
+from lv2_env.conditioning.clip_conditioner import ClipConditioner, ClipConditioning
+from lv2_env.conditioning.point_cache import PointCache
+from lv2_env.conditioning.world_memory import WorldMemory
+from lv2_env.signals.camera import FOV_DEG
 from lv2_env.signals.control import ControlSignals, DepthRange, compute_control_signals
-from lv2_env.signals.point_cache import PointCache
-from lv2_env.signals.clip_conditioner import ClipConditioner, ClipConditioning
-from lv2_env.signals.world_memory import Atmosphere, WorldMemory
 from model.presets import RENDERED_CONDITIONINGS
 
 if TYPE_CHECKING:
@@ -110,7 +112,7 @@ class WorldEnv(CameraEnv):
       ``info["ground_truth_frames"]`` (what the generated frames should look like).
     * ``"cache"``: a 3D point cache of the start frame (depth from the shipped depth network, lifted with the
       known camera) on the ground plane at the camera's height, rendered along the new path with its holes
-      filled (:mod:`lv2_env.signals.point_cache`; ``env.unwrapped.point_cache.key_frames = True`` also lifts the
+      filled (:mod:`lv2_env.conditioning.point_cache`; ``env.unwrapped.point_cache.key_frames = True`` also lifts the
       depth network's estimates on the generated frames into it, measured worse). This is the source for a world
       started from a user's picture:
       ``reset(options={"image": PATH_OR_ARRAY, "prompt": TEXT})``, which has no scene, so no goal, no
@@ -188,11 +190,11 @@ class WorldEnv(CameraEnv):
     ``env.unwrapped.model.control_encoder_name``. ``device``: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``); one this
     machine lacks raises ``ValueError`` naming what it has. ``conditioning``: what a ``condition="rendered"`` model
     (the shipped one) is conditioned on along the path: ``"memory"`` (the default for such a model) is a
-    :class:`~lv2_env.signals.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
+    :class:`~lv2_env.conditioning.world_memory.WorldMemory` of every frame the world has shown (each clip's last frame,
     the start frame protected; a surface keeps its first observation; at most ``memory_capacity`` surfels, so
     memory stays flat; the sky kept by direction) rendered along the path, each surface shown only where the
     path's depth puts it and the start frame's surfaces with the fog of their distance now (the scene's
-    :class:`~lv2_env.signals.world_memory.Atmosphere`, ``env.unwrapped.memory.atmosphere``; none for a world
+    :class:`~lv2_env.conditioning.atmosphere.Atmosphere`, ``env.unwrapped.memory.atmosphere``; none for a world
     from a picture); ``"last_frame"`` is the last frame alone warped with its depth (what lv2 did before the memory).
     A first-frame model (the full-size preset) takes the last frame itself; ``None`` picks the model's. The
     memory's render is ``info["memory_frames"]`` and the memory itself ``env.unwrapped.memory`` (``len``,
@@ -223,10 +225,10 @@ class WorldEnv(CameraEnv):
         width: int | None = None,
         clip_frames: int | None = None,
         fps: int | None = None,
-        fov_deg: float = 70.0,
+        fov_deg: float = FOV_DEG,
         style: str | None = None,
         reward_fn: Callable[[Transition], float] | None = None,
-        goal_radius: float | None = 1.5,
+        goal_radius: float | None = GOAL_RADIUS,
         depth_range: tuple[float, float] | None = None,
         sampling_steps: int | None = None,
         precision: str = "auto",

@@ -1,8 +1,8 @@
 """Baselines of long rollouts that need no model: what the frame-0 truth alone gives along a camera path.
 
 The repeat and warp baselines are :func:`lv2_env.evaluation.clips.repeat_first_frame` and
-:func:`lv2_env.signals.warp.warp_first_frame`; this module adds the one a world memory makes possible:
-:func:`memory_inpaint`, frame 0 remembered (:class:`~lv2_env.signals.world_memory.WorldMemory`) and rendered along
+:func:`lv2_env.conditioning.warp.warp_first_frame`; this module adds the one a world memory makes possible:
+:func:`memory_inpaint`, frame 0 remembered (:class:`~lv2_env.conditioning.world_memory.WorldMemory`) and rendered along
 the path, its holes filled by OpenCV's inpainting. A model has to beat it to earn its cost.
 
 OpenCV is not a core dependency (it comes with the ``test`` and ``videos`` extras, through PySceneDetect):
@@ -16,9 +16,10 @@ import importlib.util
 
 import numpy as np
 
+from lv2_env.conditioning.atmosphere import Atmosphere
+from lv2_env.conditioning.warp import as_intrinsics
+from lv2_env.conditioning.world_memory import WorldMemory
 from lv2_env.signals.camera import Intrinsics
-from lv2_env.signals.warp import as_intrinsics
-from lv2_env.signals.world_memory import Atmosphere, WorldMemory
 
 INPAINT_RADIUS = 3  # pixels of neighbourhood cv2.inpaint draws on
 

@@ -34,9 +34,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lv2_env.conditioning.warp import SKY_DEPTH, warp_first_frame
 from lv2_env.data.memory_renders import clip_atmosphere
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
-from lv2_env.signals.warp import SKY_DEPTH, warp_first_frame
 from model.metrics import mean_defined, psnr, sharpness_ratio, ssim
 
 METHODS = ("model", "repeat", "warp", "memory+inpaint")  # memory+inpaint where OpenCV is installed

@@ -3,8 +3,8 @@
 ``lv2 eval --rollouts N --rollout-seconds S`` steps LV2/World-v0 (controls from the scene) along fixed camera
 paths in ``N`` held-out scenes of a split (:func:`rollout_scenes`: ``"test"``, the frozen
 :data:`~lv2_env.data.procedural.WORLD_TEST_SCENES` scenes no choice looked at, two of each style; or
-``"validation"``, the scenes every choice about the model and the memory was made on, seeds spread over the eval
-range with the styles cycling through :data:`STYLE_CYCLE`; neither ever seen in training) and scores every frame against the ground truth that the
+``"validation"``, the scenes every choice about the model and the memory was made on, seeds spread over the
+validation range with the styles cycling through :data:`STYLE_CYCLE`; neither ever seen in training) and scores every frame against the ground truth that the
 env renders beside it, next to the baselines that need no model (:mod:`lv2_env.evaluation.baselines`: repeat the
 episode's first frame; warp it with the known depth and path; remember it and render the memory along the path
 with its holes inpainted, where OpenCV is installed). Each scene runs three paths:
@@ -40,7 +40,6 @@ truth and model at 0, 1, 3 and 5 minutes (:func:`strip_frames`; at the same frac
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -49,11 +48,10 @@ from lv2_env.data.splits import SPLIT_SEEDS, WORLD_TEST_SCENES, split_scenes
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
 from lv2_env.evaluation.objects import object_scores, objects_drawn_first
 from lv2_env.envs.world import scene_atmosphere
-from lv2_env.evaluation.report import save_figure
-from lv2_env.signals.warp import warp_first_frame
+from lv2_env.conditioning.warp import warp_first_frame
 from model.metrics import PSNR_LOG_CEILING, depth_metrics, mean_finite, psnr, sharpness_ratio, ssim
 
-EVAL_SCENE_SEED = SPLIT_SEEDS["eval"][0]  # held-out scenes, never seen in training
+VALIDATION_SCENE_SEED = SPLIT_SEEDS["validation"][0]  # held-out scenes, never seen in training
 WALK = (1, 1, 1, 5, 1, 1, 4, 1, 1, 6, 6, 1, 1, 3, 1, 1, 7, 8, 1, 1)  # forward, turns, strafes, a look up and down
 LOOP = (5,) * 12
 THERE_AND_BACK_SECONDS = 10
@@ -68,7 +66,7 @@ EVAL_SPLITS = ("test", "validation")
 
 def rollout_scenes(split: str, count: int) -> list[tuple[int, str]]:
     """The first ``count`` scenes of ``split`` as ``(scene_seed, style)``: ``"validation"``, seeds spread over the
-    eval range (7919 apart) with the styles cycling through :data:`STYLE_CYCLE`; ``"test"``, the frozen test
+    validation range (7919 apart) with the styles cycling through :data:`STYLE_CYCLE`; ``"test"``, the frozen test
     split's scenes in order (at most :data:`~lv2_env.data.procedural.WORLD_TEST_SCENES`)."""
     if split not in EVAL_SPLITS:
         raise ValueError(f"split must be one of {list(EVAL_SPLITS)}, got {split!r}")
@@ -77,7 +75,7 @@ def rollout_scenes(split: str, count: int) -> list[tuple[int, str]]:
             raise ValueError(f"the test split holds {WORLD_TEST_SCENES} scenes, {count} were asked for: give at most "
                              f"{WORLD_TEST_SCENES}, or --split validation for more")
         return split_scenes("test", count)
-    return [(EVAL_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]) for r in range(count)]
+    return [(VALIDATION_SCENE_SEED + 7919 * r, STYLE_CYCLE[r % len(STYLE_CYCLE)]) for r in range(count)]
 
 
 def there_and_back(steps_each_way: int) -> tuple[int, ...]:
@@ -387,104 +385,3 @@ def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dic
         if all(path in p for p in per):
             mean[path] = {k: mean_finite([p[path].get(k, float("nan")) for p in per]) for k in per[0][path]}
     return {"rollouts": list(per), "mean": mean, "settings": dict(settings)}
-
-
-def _cell(value: float, digits: int = 2, sign: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "-"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def world_table(report: dict[str, Any]) -> str:
-    """The means over scenes as Markdown: a table of the walk per method, then the paths that come back."""
-    mean = report["mean"]
-    lines = ["| method | PSNR (dB) | PSNR per minute (dB) | drift (dB/min) | SSIM | sharpness | object colour error | "
-             "objects visible |", "|---|---|---|---|---|---|---|---|"]
-    for m in METHODS:
-        if m not in mean:
-            continue
-        s = mean[m]
-        minutes = ", ".join(_cell(v) for v in s["psnr_per_minute"])
-        lines.append(f"| {m} | {_cell(s['psnr'])} | {minutes} | {_cell(s['drift_db_per_minute'], sign=True)} | "
-                     f"{_cell(s['ssim'], 3)} | {_cell(s['sharpness'])} | {_cell(s['colour_error'], 1)} | "
-                     f"{_cell(100 * s['visible'], 0)}% |")
-    if "memory+inpaint" not in mean:
-        lines += ["", "memory+inpaint: not scored (OpenCV is not installed: pip install opencv-python-headless)"]
-    if "revealed_fraction" in mean:
-        lines += ["", f"The model's own drawing: the {100 * mean['revealed_fraction']:.0f}% of pixels the world memory "
-                      "held nothing for (composited elsewhere), and the objects the model drew first "
-                      f"({mean['objects_drawn_first']:.1f} per scene):", "",
-                  "| method | PSNR revealed (dB) | SSIM revealed | sharpness revealed | colour error, objects drawn first |",
-                  "|---|---|---|---|---|"]
-        for m in METHODS:
-            if m in mean:
-                s = mean[m]
-                lines.append(f"| {m} | {_cell(s['psnr_revealed'])} | {_cell(s['ssim_revealed'], 3)} | "
-                             f"{_cell(s['sharpness_revealed'])} | {_cell(s['colour_error_drawn_first'], 1)} |")
-    if "cache" in mean:
-        c = mean["cache"]
-        lines += ["", f"cache control: the point cache's depth is within 1.25x of the true depth on "
-                      f"{_cell(100 * c['depth_right'], 0)}% of the scene's pixels; {_cell(100 * c['holes'], 0)}% of the "
-                      f"path's pixels had no cached depth; the model's "
-                      f"frames first fell below repeat at step {_cell(c['first_step_below_repeat'], 1)} (mean over the "
-                      f"scenes where they did; never in {c['never_below_repeat']} of {len(report['rollouts'])}); "
-                      f"{_cell(100 * c.get('collapsed', float('nan')), 0)}% of its frames were more than "
-                      f"{COLLAPSE_DB:g} dB below repeat"]
-    b = mean["boundaries"]
-    lines += ["", f"clip boundaries: model jump {b['model']['jump']:.2f} vs within-clip change {b['model']['within']:.2f} "
-                  f"(ratio {b['model']['ratio']:.2f}; truth {b['truth']['ratio']:.2f})"]
-    if "depth_following" in mean:
-        d = mean["depth_following"]
-        lines.append(f"depth following (share of pixels whose depth-network depth is within 1.25x of the control "
-                     f"depth): model {100 * d['model']:.0f}%, truth frames {100 * d['truth']:.0f}%, repeat "
-                     f"{100 * d['repeat']:.0f}%")
-    for path, what in (("loop", "loop closure (360 deg turn)"), ("there_and_back", "revisit (there and back)")):
-        if path in mean:
-            c = mean[path]
-            baseline = c.get("memory+inpaint_last_vs_first")
-            own = c.get("model_only_last_vs_first")
-            lines.append(f"{what}: model's last frame vs the first {_cell(c['psnr_last_vs_first'])} dB (vs the truth's "
-                         f"last {_cell(c['psnr_last_vs_truth'])} dB)"
-                         + ("" if own is None else f"; compositing off (the model's own drawing) {_cell(own)} dB")
-                         + ("" if baseline is None else f"; memory+inpaint {_cell(baseline)} dB"))
-    return "\n".join(lines)
-
-
-def scene_table(report: dict[str, Any]) -> str:
-    """PSNR, sharpness and object colour error of the walk per scene and method, as Markdown."""
-    methods = [m for m in METHODS if m in report["mean"]]
-    lines = ["| scene | style | " + " | ".join(f"{m} PSNR / sharpness / colour error" for m in methods) + " |",
-             "|---|---|" + "---|" * len(methods)]
-    for p in report["rollouts"]:
-        cells = [f"{_cell(p[m]['psnr'])} / {_cell(p[m]['sharpness'])} / {_cell(p[m]['colour_error'], 1)}" for m in methods]
-        lines.append(f"| {p['scene_seed']} | {p['style']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_world(report: dict[str, Any], path: str | Path) -> Path:
-    """PSNR per frame (mean over rollouts, smoothed over a second) and per minute, model beside baselines."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9.0, 3.2), dpi=110)
-    left, right = fig.subplots(1, 2)
-    for m, colour in (("model", "C0"), ("repeat", "C1"), ("warp", "C2"), ("memory+inpaint", "C3")):
-        if m not in report["mean"]:
-            continue
-        curves = [np.clip(np.array(p[m]["psnr_per_frame"], dtype=float), None, 60.0) for p in report["rollouts"] if m in p]
-        n = min(len(c) for c in curves)
-        curve = np.mean([c[:n] for c in curves], axis=0)
-        kernel = np.ones(16) / 16
-        smooth = np.convolve(curve, kernel, mode="valid") if n >= 16 else curve
-        left.plot(np.arange(len(smooth)) / 16.0, smooth, color=colour, label=m, linewidth=1.2)
-        minutes = report["mean"][m]["psnr_per_minute"]
-        right.plot(np.arange(1, len(minutes) + 1), minutes, color=colour, marker="o", label=m)
-    left.set_xlabel("seconds of video")
-    left.set_ylabel("PSNR (dB), 1 s moving mean")
-    right.set_xlabel("minute")
-    right.set_ylabel("mean PSNR (dB)")
-    for ax in (left, right):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"generated vs ground truth over {len(report['rollouts'])} held-out rollouts", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)

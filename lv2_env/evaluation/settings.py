@@ -28,11 +28,11 @@ class EvalSettings:
     split: str = field(default="test", metadata={
         "help": "which held-out scenes: test (default; the frozen 12 scenes no choice looked at) or validation (the "
                 "scenes choices are made on); --data must hold clips of that split (`lv2 data procedural --split "
-                "test`, or `--split eval` for validation)",
+                "test` or `--split validation`)",
         "choices": ("test", "validation")})
     data: Path | None = field(default=None, metadata={
-        "help": "evaluation data directory (`lv2 data procedural --split test|eval`, or your own videos): score "
-                "single clips"})
+        "help": "evaluation data directory (`lv2 data procedural --split test|validation`, or your own videos): "
+                "score single clips"})
     clips: int = field(default=8, metadata={"help": "clips to evaluate, spread over the directory (default 8)"})
     out: Path = field(metadata={
         "help": "output directory (created): report.json, grid.png, psnr_per_frame.png for --data; "

@@ -33,6 +33,7 @@ BASE_ROTATION = np.array(
 
 STATE_FIELDS = ("x", "y", "z", "yaw", "pitch", "roll")
 MOTION_FIELDS = ("forward", "right", "up", "yaw", "pitch", "roll")
+FOV_DEG = 70.0  # horizontal field of view of every lv2 camera by default: the envs, the data, `lv2 generate`
 
 
 @dataclass(frozen=True)

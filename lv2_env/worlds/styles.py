@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lv2_env.signals.world_memory import Atmosphere
+from lv2_env.conditioning.atmosphere import Atmosphere
 
 RGB = tuple[float, float, float]
 

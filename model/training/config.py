@@ -98,7 +98,7 @@ class StageArgs:
 
     preset: Preset = field(metadata={"help": "the model preset (model.presets)"})
     data: Path = field(metadata={"help": "training data directory"})
-    eval_data: Path | None = field(default=None, metadata={"help": "held-out data directory (eval split)"})
+    eval_data: Path | None = field(default=None, metadata={"help": "held-out data directory (validation split)"})
     vae: Path | None = field(default=None, metadata={"help": "DiT stages and cache-latents: the trained VAE directory"})
     init: Path | None = field(default=None, metadata={
         "help": "control/degradation/history: the previous stage's final checkpoint; vae/depth: saved weights to "
@@ -108,14 +108,14 @@ class StageArgs:
         "help": "depth: the world model's own frames beside the true depth (`lv2 data generated-frames`), mixed into "
         "every batch"})
     generated_eval_data: Path | None = field(default=None, metadata={
-        "help": "depth: held-out generated frames (`lv2 data generated-frames --split eval`), evaluated beside "
+        "help": "depth: held-out generated frames (`lv2 data generated-frames --split validation`), evaluated beside "
         "--eval-data"})
     crop: int = field(default=64, metadata={
         "help": "vae and depth: square crop size of the training windows (depth: 0 trains on whole frames)"})
     frames: int = field(default=17, metadata={"help": "vae: frames per training window (4k+1; as long as a clip)"})
     freeze_encoder: bool = field(default=False, metadata={
         "help": "vae: fine-tune only the decoder of the VAE given by --init (keeps its latent space)"})
-    # A "rendered" preset's conditioning of a clip record (lv2_env.signals.warp.render_clip); not a flag.
+    # A "rendered" preset's conditioning of a clip record (lv2_env.conditioning.warp.render_clip); not a flag.
     render: Callable[[dict], np.ndarray] | None = None
     conditioning: str = field(default="first_frame", metadata={
         "help": "DiT stages and cache-latents of a condition='rendered' preset: what the model is trained to read "

@@ -167,7 +167,7 @@ class DitStage:
                              "(model/training/latents.py); train with history_frames=None")
         if preset.condition == "rendered" and eval_data and render is None:
             raise ValueError("a condition='rendered' preset evaluates with the first frame rendered along each eval "
-                             "clip's path: pass render= (lv2_env.signals.warp.render_clip)")
+                             "clip's path: pass render= (lv2_env.conditioning.warp.render_clip)")
         self.render = render
         # A model trained on the world memory's renders reads its own cache (DATA/latents/VAE_ID-memory/).
         self.latents = LatentDataset(data, vae_directory, preset.trained_conditioning or preset.condition)

@@ -123,7 +123,7 @@ def train_all(
     """Train every stage in order (skipping finished ones, resuming interrupted ones); returns the model directory.
 
     ``render``: a ``condition="rendered"`` preset's conditioning of a clip record (``lv2 train all`` passes
-    ``lv2_env.signals.warp.render_clip``)."""
+    ``lv2_env.conditioning.warp.render_clip``)."""
     if preset.condition == "rendered" and render is None:
         raise ValueError(f"preset {preset.name!r} is conditioned on rendered frames: pass render=")
     from model.training.latents import cache_latents

@@ -17,8 +17,9 @@ voxel of ``voxel`` metres (hashed into a sorted key array, so a lookup is a bina
 * **protected frames** (the start frame: the truth, or the user's picture) are never evicted;
 * **bounded**: at most ``capacity`` surfels; when full, the oldest unprotected ones make room, so memory stays
   flat over a 30-minute episode (``nbytes`` is fixed at construction);
-* sky pixels (depth at or beyond ``far``) are directions, not surfaces: they go to a sky panorama (a fixed grid
-  of view directions, ``SKY_BIN_DEG`` apart, a few MiB) where, too, the first observation wins, so the start
+* sky pixels (depth at or beyond ``far``) are directions, not surfaces: they go to a sky panorama
+  (:class:`~lv2_env.conditioning.sky_panorama.SkyPanorama`: a fixed grid of view directions, ``SKY_BIN_DEG``
+  apart, a few MiB) where, too, the first observation wins, so the start
   frame's sky stays as it was however far the camera walks, and a new direction keeps the first sky drawn there.
   (Carrying the last frame's sky forward instead let every clip's fringes around tall objects become sky, and
   pile up into streaks.) From an unprotected (generated) frame, only sky ``sky_margin`` pixels clear of every
@@ -33,14 +34,14 @@ through which surfaces behind would show, and a splat's edge can overhang a surf
 start frame's surfels are drawn first and later ones only where those are not on the surface, so back at the start
 the world shows its start frame, not a generated look that landed a few centimetres in front of it.
 
-With the world's :class:`Atmosphere` (the env passes a procedural scene's fog), the protected looks are rendered
-with the fog of the distance they are seen from now rather than of their first look: the start frame's far ground,
-grey in fog, comes out green as the camera walks up to it. Generated looks are shown as first seen: a generated far
-look's difference from the fog colour is mostly the model's error, and moving it out of the fog enlarged that error
-(measured: docs/world-memory.md#refogging-the-models-own-looks). Instead, a generated look seen through much more fog
-than where it is seen from now (``MAX_FOG_GAIN_SHOWN``) is no longer drawn: it is a hole the model fills, and the
-model's nearer look replaces it in the memory, so in fog the ground the camera walks up to is drawn again as it comes
-out of the fog rather than kept at the grey of its first, far look.
+With the world's :class:`~lv2_env.conditioning.atmosphere.Atmosphere` (the env passes a procedural scene's fog), the
+protected looks are rendered with the fog of the distance they are seen from now rather than of their first look:
+the start frame's far ground, grey in fog, comes out green as the camera walks up to it. Generated looks are shown
+as first seen: a generated far look's difference from the fog colour is mostly the model's error, and moving it out
+of the fog enlarged that error (measured: docs/world-memory.md#refogging-the-models-own-looks). Instead, a generated
+look seen through much more fog than where it is seen from now (``MAX_FOG_GAIN_SHOWN``) is no longer drawn: it is a
+hole the model fills, and the model's nearer look replaces it in the memory, so in fog the ground the camera walks
+up to is drawn again as it comes out of the fog rather than kept at the grey of its first, far look.
 
 A full memory holds a whole walk, and a clip's cameras see a few of its bricks (2.56 m cubes of voxels, kept
 together by the voxel keys' order): the render projects only the surfels of bricks inside some camera's frustum,
@@ -53,14 +54,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lv2_env.conditioning.atmosphere import Atmosphere
+from lv2_env.conditioning.point_cache import unproject
+from lv2_env.conditioning.raster import erode, splat_boxes, surface_slant
+from lv2_env.conditioning.sky_panorama import SkyPanorama
+from lv2_env.conditioning.warp import SKY_DEPTH
 from lv2_env.signals.camera import Intrinsics
-from lv2_env.signals.point_cache import unproject
-from lv2_env.signals.warp import SAME_SURFACE, SKY_DEPTH, splat_boxes
 
 MAX_SPLAT_HALF_SIDE = 6  # pixels: a surfel seen far away and now near is drawn at most 13x13
-# Sky panorama cells: finer than a pixel of the 70-degree 128-pixel camera (0.6 deg), so storing and looking up
-# again moves a sky pixel by at most a fifth of a pixel.
-SKY_BIN_DEG = 0.25
 # A surfel shows on the path's surface if its depth is within this fraction of it: loose enough for a splat drawn
 # a few pixels wide across ground seen at a grazing angle, tight enough to drop a surface seen through a gap.
 RENDER_DEPTH_TOLERANCE = 0.15
@@ -71,11 +72,6 @@ SKY_EDGE_MARGIN = 2
 # A voxel key's low 7 bits per axis are its place inside a brick of 128 voxels (2.56 m at 2 cm): sorted keys keep a
 # brick's surfels together, and a path's view is culled brick by brick (WorldMemory._in_view).
 BRICK_BITS = 7
-
-
-# A look first seen far off in fog is brought nearer by at most this gain on its difference from the fog colour: the
-# fog of a far look leaves little of the surface's own colour, and a larger gain would mostly enlarge its noise.
-MAX_DEFOG_GAIN = 4.0
 # A generated look is shown only while the fog it was seen through is at most this many times the fog of where it is
 # seen from now (in transmittance, exp(-density * d)): nearer, it is a hole the model draws again, and that nearer
 # look takes its voxel. In fog (0.07 per metre) a look is redrawn once the camera is 5.8 m nearer than it was.
@@ -86,134 +82,11 @@ MAX_FOG_GAIN_SHOWN = 1.5
 
 
 @dataclass(frozen=True)
-class Atmosphere:
-    """Exponential fog, as the procedural worlds draw it (Koschmieder's law): a surface ``d`` metres away shows
-    ``colour + (its own colour - colour) * exp(-density * d)``. A surfel keeps its first look, fog and all; the
-    memory's render moves it to the fog of the distance it is seen from now, so ground first seen grey in the
-    distance comes out of the fog as the camera walks up to it, as it does in the truth.
-
-    Args:
-        colour: the fog's RGB, 0-255.
-        density: per metre (0: clear air, and the render is unchanged).
-    """
-
-    colour: tuple[float, float, float]
-    density: float
-
-    def __post_init__(self) -> None:
-        if len(self.colour) != 3 or not all(0.0 <= float(c) <= 255.0 for c in self.colour):
-            raise ValueError(f"fog colour must be 3 values in [0, 255], got {self.colour!r}")
-        if not float(self.density) >= 0.0:
-            raise ValueError(f"fog density must be >= 0 per metre, got {self.density!r}")
-
-    def gain(self, seen_at: np.ndarray, now: np.ndarray) -> np.ndarray:
-        """How many times clearer a surface seen ``seen_at`` metres away shows ``now`` metres away: the ratio of
-        their transmittances (1 when as far, above 1 when nearer)."""
-        return np.exp(float(self.density) * (np.asarray(seen_at, np.float64) - np.asarray(now, np.float64)))
-
-    def refog(self, rgb: np.ndarray, seen_at: np.ndarray, now: np.ndarray,
-              max_gain: float | np.ndarray = MAX_DEFOG_GAIN) -> np.ndarray:
-        """uint8 ``rgb`` ``[N, 3]`` seen ``seen_at`` metres away ``[N]``, as it shows ``now`` metres away ``[N]``
-        (nearer: less fog, the gain on its difference from the fog colour capped at ``max_gain``, one or ``[N]``)."""
-        gain = np.minimum(self.gain(seen_at, now), max_gain)[:, None]
-        fog = np.asarray(self.colour, np.float32)
-        return np.clip(np.rint(fog + (rgb.astype(np.float32) - fog) * gain), 0, 255).astype(np.uint8)
-
-
-@dataclass(frozen=True)
 class MemoryRender:
     """The memory seen along a path: uint8 ``frames`` ``[F, H, W, 3]`` (black in holes) and ``covered`` ``[F, H, W]``."""
 
     frames: np.ndarray
     covered: np.ndarray
-
-
-def memory_options(condition: str, conditioning: str | None = None, composite: bool | None = None,
-                   trained_conditioning: str | None = None) -> tuple[str, bool]:
-    """``(conditioning, composite)`` for a model of I2V ``condition`` (``"rendered"`` or ``"first_frame"``) trained
-    on ``trained_conditioning`` (its preset's): by default the memory, composited, for a model that reads a render
-    of the path, else the last frame alone. Combinations that cannot work raise ``ValueError`` saying why."""
-    if conditioning is None:
-        conditioning = "memory" if condition == "rendered" else "last_frame"
-    if composite is None:
-        composite = conditioning == "memory"
-    if conditioning == "memory" and condition != "rendered":
-        raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
-                         f"model trained with condition='rendered' reads; this one is {condition!r}")
-    if trained_conditioning == "memory" and conditioning != "memory":
-        raise ValueError(f"this checkpoint was trained on the world memory's renders (trained_conditioning="
-                         f"'memory'), and conditioning={conditioning!r} shows it the last frame alone, which it was "
-                         f"never trained on: use conditioning='memory' (the default)")
-    if composite and conditioning != "memory":
-        raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
-                         f"conditioning='memory'; got conditioning={conditioning!r}")
-    return conditioning, bool(composite)
-
-
-@dataclass(frozen=True)
-class MemoryConditioning:
-    """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
-    rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, surfaces and sky, black in its holes;
-    frame 0 the last frame itself), ``known`` (``[F, H, W]``: where the memory shows something, frame 0 aside), and
-    the memory's own ``render``."""
-
-    rendered: np.ndarray
-    known: np.ndarray
-    render: MemoryRender
-
-    def known_pixels(self):
-        """What to show over the generated frames (a ``model.generator.KnownPixels``): the surfaces and the sky the
-        memory holds, each as it was first seen."""
-        from model.generator import KnownPixels
-
-        return KnownPixels(self.rendered, self.known)
-
-
-def condition_on_memory(memory: "WorldMemory", last_frame: np.ndarray, poses: np.ndarray,
-                        depth: np.ndarray | None = None) -> MemoryConditioning:
-    """The conditioning of the clip along ``poses`` ``[F, 4, 4]`` from ``memory``, which already holds every frame
-    the world has shown (``last_frame`` ``[H, W, 3]``, seen from ``poses[0]``, too), rendered with the path's
-    ``depth`` ``[F, H, W]`` when it is known (see :meth:`WorldMemory.render`)."""
-    render = memory.render(poses, depth)
-    rendered = render.frames.copy()
-    rendered[0] = last_frame
-    known = render.covered.copy()
-    known[0] = False  # frame 0 is the last frame itself, which the generator keeps
-    return MemoryConditioning(rendered, known, render)
-
-
-SLANT_LIMIT = 2.0  # a pixel covers at most 2x its facing size of a slanted surface (as at 60 deg to the ray)
-
-
-def erode(mask: np.ndarray, margin: int) -> np.ndarray:
-    """``mask`` ``[H, W]`` where every pixel within ``margin`` (a square) is in it too; outside the frame counts as in."""
-    if margin == 0:
-        return mask
-    padded = np.pad(mask, margin, constant_values=True)
-    h, w = mask.shape
-    out = mask.copy()
-    for dy in range(2 * margin + 1):
-        for dx in range(2 * margin + 1):
-            out &= padded[dy : dy + h, dx : dx + w]
-    return out
-
-
-def surface_slant(points: np.ndarray, depth: np.ndarray, fx: float) -> np.ndarray:
-    """How many times its facing size (``depth / fx``) of surface each pixel covers (``[H, W]`` float32 in
-    ``[1, SLANT_LIMIT]``, from its world ``points`` ``[H, W, 3]``): the larger step to its right or lower neighbour
-    on the same surface, over the facing size. The ground ahead covers far more along its slope than facing, and a
-    surfel drawn only facing-size leaves rows of holes when seen nearer. Neighbours across a depth edge
-    (``SAME_SURFACE``, 10% apart) are not the same surface."""
-    facing = depth / fx
-    size = facing.copy()
-    for axis in (0, 1):
-        step = np.linalg.norm(np.diff(points, axis=axis), axis=-1)
-        near = np.diff(depth, axis=axis)
-        same = np.abs(near) <= SAME_SURFACE * np.minimum(np.delete(depth, -1, axis), np.delete(depth, 0, axis))
-        step = np.where(same, step, 0.0)
-        pad = [(0, 1) if a == axis else (0, 0) for a in range(2)]
-        size = np.maximum(size, np.pad(step, pad, mode="edge"))
-    return np.clip(size / facing, 1.0, SLANT_LIMIT).astype(np.float32)
 
 
 class WorldMemory:
@@ -258,36 +131,23 @@ class WorldMemory:
         self.protected = np.zeros(self.capacity, bool)
         self.stamp = np.full(self.capacity, -1, np.int64)  # insertion order; -1: a free slot
         self._clock = 0
-        self._sky_columns, self._sky_rows = round(360 / SKY_BIN_DEG), round(180 / SKY_BIN_DEG)
-        self.sky_rgb = np.zeros((self._sky_rows, self._sky_columns, 3), np.uint8)  # by (elevation, azimuth)
-        self.sky_seen = np.zeros((self._sky_rows, self._sky_columns), bool)
+        self.panorama = SkyPanorama(intrinsics)  # the sky, by view direction
 
     def __len__(self) -> int:
         return int(len(self._keys))
 
     @property
-    def protected_surfels(self) -> int:
-        """Surfels of protected frames (the start frame), which are never evicted."""
-        return int(self.protected[self._slots].sum())
-
-    @property
     def nbytes(self) -> int:
         """Bytes the memory holds: fixed by ``capacity``, whatever has been added."""
-        held = (self.xyz, self.rgb, self.footprint, self.slant, self.seen_at, self.protected, self.stamp, self.sky_rgb,
-                self.sky_seen)
-        return int(sum(a.nbytes for a in held) + 2 * 8 * self.capacity)
-
-    @property
-    def sky_fraction(self) -> float:
-        """The fraction of all view directions whose sky the memory holds."""
-        return float(self.sky_seen.mean())
+        held = (self.xyz, self.rgb, self.footprint, self.slant, self.seen_at, self.protected, self.stamp)
+        return int(sum(a.nbytes for a in held) + self.panorama.nbytes + 2 * 8 * self.capacity)
 
     def clear(self) -> None:
         self._keys, self._slots = np.empty(0, np.int64), np.empty(0, np.int64)
         self.protected[:] = False
         self.stamp[:] = -1
         self._clock = 0
-        self.sky_seen[:] = False
+        self.panorama.clear()
 
     def add(self, frame: np.ndarray, depth: np.ndarray, pose: np.ndarray, protected: bool = False) -> int:
         """Remember ``frame`` (uint8 ``[H, W, 3]``) seen from ``pose`` with metric ``depth`` ``[H, W]``: its surfaces
@@ -299,7 +159,7 @@ class WorldMemory:
             raise ValueError(f"expected a uint8 frame [{h}, {w}, 3] and depth [{h}, {w}], got {frame.dtype} "
                              f"{frame.shape} and {depth.shape}")
         sky = depth >= self.far
-        self._add_sky(frame, sky if protected else erode(sky, self.sky_margin), np.asarray(pose, np.float64))
+        self.panorama.add(frame, sky if protected else erode(sky, self.sky_margin), np.asarray(pose, np.float64))
         surface = (depth < self.far) & np.isfinite(depth) & (depth > 0)
         surface &= ~self._shown_at(depth, np.asarray(pose, np.float64))
         grid = unproject(np.where(surface, depth, 1.0), np.asarray(pose, np.float64), self.intrinsics)
@@ -369,7 +229,7 @@ class WorldMemory:
                 frames[f][shown] = colours
                 hit |= shown
             open_sky = ~hit if depth is None else depth[f] >= self.far
-            sky_rgb, sky_seen = self._look_up_sky(pose, open_sky)
+            sky_rgb, sky_seen = self.panorama.look_up(pose, open_sky)
             sky_hit = np.zeros_like(open_sky)
             sky_hit[open_sky] = sky_seen
             frames[f][sky_hit] = sky_rgb[sky_seen]
@@ -392,62 +252,6 @@ class WorldMemory:
         z = (xyz[winner[hit]] - pose[:3, 3]) @ pose[:3, 2]  # camera z of the surfel each pixel shows
         shown[hit] = np.abs(z - depth[hit]) <= self.depth_tolerance * depth[hit]
         return shown
-
-    def _sky_cells(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Panorama (row, column) of world ``directions`` ``[N, 3]`` (world z up): elevation and azimuth cells."""
-        x, y, z = directions[:, 0], directions[:, 1], directions[:, 2]
-        azimuth = np.arctan2(y, x)
-        elevation = np.arctan2(z, np.hypot(x, y))
-        column = np.floor((azimuth + np.pi) / (2 * np.pi) * self._sky_columns).astype(np.int64) % self._sky_columns
-        row = np.clip(np.floor((elevation + np.pi / 2) / np.pi * self._sky_rows).astype(np.int64), 0,
-                      self._sky_rows - 1)
-        return row, column
-
-    def _add_sky(self, frame: np.ndarray, sky: np.ndarray, pose: np.ndarray) -> None:
-        """Store the ``sky`` pixels of ``frame`` in the panorama cells not seen before: every cell near the sky
-        pixels' directions is looked up in the frame (backward, nearest pixel), so none it covers is skipped
-        whatever the pixel's angular size or the cells' narrowing toward the zenith."""
-        if not sky.any():
-            return
-        h, w = sky.shape
-        rays = self.intrinsics.pixel_rays()[sky] @ pose[:3, :3].T
-        rows, columns = self._sky_cells(rays)
-        pixel_deg = np.degrees(1.0 / min(self.intrinsics.fx, self.intrinsics.fy))
-        row_margin = int(np.ceil(pixel_deg / SKY_BIN_DEG)) + 1
-        low, high = max(rows.min() - row_margin, 0), min(rows.max() + row_margin, self._sky_rows - 1)
-        narrowest = max(np.cos(np.radians((np.array([low, high + 1]) * SKY_BIN_DEG) - 90.0)).min(), 1e-3)
-        column_margin = min(int(np.ceil(pixel_deg / (SKY_BIN_DEG * narrowest))) + 1, self._sky_columns)
-        near = np.zeros(self._sky_columns, bool)
-        near[columns] = True
-        near = np.convolve(np.concatenate([near[-column_margin:], near, near[:column_margin]]).astype(np.int32),
-                           np.ones(2 * column_margin + 1, np.int32), mode="same")[column_margin:-column_margin] > 0
-        cell_rows, cell_columns = np.meshgrid(np.arange(low, high + 1), np.flatnonzero(near), indexing="ij")
-        cell_rows, cell_columns = cell_rows.ravel(), cell_columns.ravel()
-        fresh = ~self.sky_seen[cell_rows, cell_columns]
-        cell_rows, cell_columns = cell_rows[fresh], cell_columns[fresh]
-        azimuth = (cell_columns + 0.5) / self._sky_columns * 2 * np.pi - np.pi
-        elevation = (cell_rows + 0.5) / self._sky_rows * np.pi - np.pi / 2
-        directions = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
-                               np.sin(elevation)], axis=-1)
-        camera = directions @ pose[:3, :3]  # world -> camera (R^T)
-        ahead = camera[:, 2] > 1e-6
-        z = np.where(ahead, camera[:, 2], 1.0)
-        u = np.floor(self.intrinsics.fx * camera[:, 0] / z + self.intrinsics.cx).astype(np.int64)
-        v = np.floor(self.intrinsics.fy * camera[:, 1] / z + self.intrinsics.cy).astype(np.int64)
-        inside = ahead & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        take = np.zeros(len(u), bool)
-        take[inside] = sky[v[inside], u[inside]]
-        self.sky_rgb[cell_rows[take], cell_columns[take]] = frame[v[take], u[take]]
-        self.sky_seen[cell_rows[take], cell_columns[take]] = True
-
-    def _look_up_sky(self, pose: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The panorama seen from ``pose`` at the pixels ``where`` ``[H, W]``: ``(rgb [N, 3], seen [N])`` of
-        those pixels in raster order, nearest cell."""
-        if not self.sky_seen.any() or not where.any():
-            return np.zeros((int(where.sum()), 3), np.uint8), np.zeros(int(where.sum()), bool)
-        rays = self.intrinsics.pixel_rays()[where] @ pose[:3, :3].T
-        row, column = self._sky_cells(rays)
-        return self.sky_rgb[row, column], self.sky_seen[row, column]
 
     def _voxel_keys(self, points: np.ndarray) -> np.ndarray:
         """One int64 per voxel: 21 bits per axis (+-21 km at 2 cm), so distinct voxels get distinct keys. The

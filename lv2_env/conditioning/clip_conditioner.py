@@ -5,7 +5,9 @@
 For a model that reads a render of the path (``condition="rendered"``, the shipped one), each clip is conditioned
 on the world memory of every frame the world has shown (``conditioning="memory"``), or on its last frame alone
 warped along the path (``"last_frame"``); with ``composite`` the memory's pixels are shown over the generated ones.
-A first-frame model (the full-size preset) takes the last frame itself, so it gets nothing from here.
+A first-frame model (the full-size preset) takes the last frame itself, so it gets nothing from here. That policy
+is :func:`memory_options` (it refuses the combinations that cannot work); :func:`condition_on_memory` turns the
+memory's render along a path into a clip's conditioning.
 
 A clip's loop is:
 
@@ -22,11 +24,66 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lv2_env.signals.warp import render_along_path
-from lv2_env.signals.world_memory import Atmosphere, WorldMemory, condition_on_memory, memory_options
+from lv2_env.conditioning.atmosphere import Atmosphere
+from lv2_env.conditioning.warp import render_along_path
+from lv2_env.conditioning.world_memory import MemoryRender, WorldMemory
 
 if TYPE_CHECKING:  # model.generator imports torch; the conditioner itself does not need it
     from model.generator import KnownPixels
+
+
+def memory_options(condition: str, conditioning: str | None = None, composite: bool | None = None,
+                   trained_conditioning: str | None = None) -> tuple[str, bool]:
+    """``(conditioning, composite)`` for a model of I2V ``condition`` (``"rendered"`` or ``"first_frame"``) trained
+    on ``trained_conditioning`` (its preset's): by default the memory, composited, for a model that reads a render
+    of the path, else the last frame alone. Combinations that cannot work raise ``ValueError`` saying why."""
+    if conditioning is None:
+        conditioning = "memory" if condition == "rendered" else "last_frame"
+    if composite is None:
+        composite = conditioning == "memory"
+    if conditioning == "memory" and condition != "rendered":
+        raise ValueError(f"conditioning='memory' feeds the memory's render into the I2V channels, which only a "
+                         f"model trained with condition='rendered' reads; this one is {condition!r}")
+    if trained_conditioning == "memory" and conditioning != "memory":
+        raise ValueError(f"this checkpoint was trained on the world memory's renders (trained_conditioning="
+                         f"'memory'), and conditioning={conditioning!r} shows it the last frame alone, which it was "
+                         f"never trained on: use conditioning='memory' (the default)")
+    if composite and conditioning != "memory":
+        raise ValueError(f"composite=True shows the world memory's pixels over the generated ones, so it needs "
+                         f"conditioning='memory'; got conditioning={conditioning!r}")
+    return conditioning, bool(composite)
+
+
+@dataclass(frozen=True)
+class MemoryConditioning:
+    """What a clip along ``poses`` gets from a world memory (:func:`condition_on_memory`): ``rendered``, the
+    rendered conditioning (uint8 ``[F, H, W, 3]``: the memory's render, surfaces and sky, black in its holes;
+    frame 0 the last frame itself), ``known`` (``[F, H, W]``: where the memory shows something, frame 0 aside), and
+    the memory's own ``render``."""
+
+    rendered: np.ndarray
+    known: np.ndarray
+    render: MemoryRender
+
+    def known_pixels(self):
+        """What to show over the generated frames (a ``model.generator.KnownPixels``): the surfaces and the sky the
+        memory holds, each as it was first seen."""
+        from model.generator import KnownPixels
+
+        return KnownPixels(self.rendered, self.known)
+
+
+def condition_on_memory(memory: WorldMemory, last_frame: np.ndarray, poses: np.ndarray,
+                        depth: np.ndarray | None = None) -> MemoryConditioning:
+    """The conditioning of the clip along ``poses`` ``[F, 4, 4]`` from ``memory``, which already holds every frame
+    the world has shown (``last_frame`` ``[H, W, 3]``, seen from ``poses[0]``, too), rendered with the path's
+    ``depth`` ``[F, H, W]`` when it is known (see :meth:`~lv2_env.conditioning.world_memory.WorldMemory.render`)."""
+    render = memory.render(poses, depth)
+    rendered = render.frames.copy()
+    rendered[0] = last_frame
+    known = render.covered.copy()
+    known[0] = False  # frame 0 is the last frame itself, which the generator keeps
+    return MemoryConditioning(rendered, known, render)
 
 
 @dataclass(frozen=True)
@@ -52,7 +109,7 @@ class ClipConditioner:
         condition: the model's I2V condition, ``"rendered"`` or ``"first_frame"``.
         intrinsics: the camera's :class:`~lv2_env.signals.camera.Intrinsics`.
         conditioning: ``"memory"``, ``"last_frame"`` or None (the model's default), and ``composite``: as
-            :func:`~lv2_env.signals.world_memory.memory_options`, with the model's ``trained_conditioning``.
+            :func:`memory_options`, with the model's ``trained_conditioning``.
         memory_capacity: surfels the memory holds at most.
     """
 

@@ -1,9 +1,9 @@
 """Forward-warping a frame into other cameras with its depth: the warp baseline and the rendered conditioning.
 
 :func:`warp_first_frame` lifts every pixel of a frame to 3D with its metric depth and splats it into each
-camera of a path with a z-buffer. :mod:`lv2_env.evaluation.clips` uses it as the baseline that needs no model;
-:func:`render_along_path` is what a ``condition="rendered"`` model receives in its I2V channels (GEN3C's
-rendered point cache, with the one frame the env knows best: the last one).
+camera of a path with a z-buffer (:func:`~lv2_env.conditioning.raster.splat_boxes`). :mod:`lv2_env.evaluation.clips`
+uses it as the baseline that needs no model; :func:`render_along_path` is what a ``condition="rendered"`` model
+receives in its I2V channels (GEN3C's rendered point cache, with the one frame the env knows best: the last one).
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
+from lv2_env.conditioning.raster import SAME_SURFACE, splat_boxes
 from lv2_env.signals.camera import Intrinsics
 
 SKY_DEPTH = 150.0  # the depth rendered worlds report for sky (Scene.far); at or beyond it a pixel is a direction
 # The warp baseline's splat (see warp_first_frame): neighbouring frame-0 pixels whose depths differ by less than
-# SAME_SURFACE (relative) are one surface; a warped point fills a box of half its grid spacing plus SPLAT_SLACK
-# pixel on each side, the half capped at MAX_SPLAT_HALF_SIDE pixels (magnification up to 2x that).
-SAME_SURFACE = 0.1
+# SAME_SURFACE (relative, raster.py) are one surface; a warped point fills a box of half its grid spacing plus
+# SPLAT_SLACK pixel on each side, the half capped at MAX_SPLAT_HALF_SIDE pixels (magnification up to 2x that).
 SPLAT_SLACK = 0.15
 MAX_SPLAT_HALF_SIDE = 3.0
+
 
 def as_intrinsics(K: np.ndarray | Intrinsics, width: int, height: int) -> Intrinsics:
     """``K`` (a ``[3, 3]`` matrix, as ``info["intrinsics"]``, or an :class:`Intrinsics`) for ``width x height``
@@ -34,19 +34,6 @@ def as_intrinsics(K: np.ndarray | Intrinsics, width: int, height: int) -> Intrin
     if K.shape != (3, 3):
         raise ValueError(f"expected a [3, 3] intrinsics matrix or an Intrinsics, got shape {K.shape}")
     return Intrinsics(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(width), int(height))
-
-
-def zbuffer_winners(target: np.ndarray, depth: np.ndarray, source: np.ndarray, size: int) -> np.ndarray:
-    """For each of ``size`` target pixels, the source that wins its z-buffer (-1: none landed).
-
-    The nearest depth wins; among equally near sources (sky directions all have depth inf) the last in raster
-    order, so the result does not depend on scatter order.
-    """
-    target_t, key = torch.from_numpy(target), torch.from_numpy(depth)
-    nearest = torch.full((size,), math.inf, dtype=key.dtype).scatter_reduce(0, target_t, key, "amin")
-    wins = key == nearest[target_t]
-    winner = torch.full((size,), -1, dtype=torch.int64)
-    return winner.scatter_reduce(0, target_t[wins], torch.from_numpy(source)[wins], "amax").numpy()
 
 
 def _grid_spacing(uv: np.ndarray, depth0: np.ndarray, valid: np.ndarray, axis: int) -> np.ndarray:
@@ -92,38 +79,6 @@ def _splat(
     )
 
     return splat_boxes(u, v, ax, ay, key, np.arange(n), h, w)
-
-
-def splat_boxes(u: np.ndarray, v: np.ndarray, half_u: np.ndarray, half_v: np.ndarray, key: np.ndarray,
-                source: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The ``source`` each pixel shows (``[H, W]``, -1 for none) when every point ``(u, v)`` is drawn as a box of
-    half-sides ``(half_u, half_v)`` pixels and the smallest ``key`` (depth) wins each pixel (:func:`zbuffer_winners`).
-
-    A box covers every pixel whose centre lies strictly inside it: a point on a pixel centre reaches no neighbour
-    while its half-sides stay below 1, which is what keeps an unmoved camera exact. Each box is expanded into the
-    pixels it covers at once (a range of columns by a range of rows per point), so the cost follows the pixels
-    drawn, not the largest box times the points.
-    """
-    u, v, key, source = (np.asarray(a) for a in (u, v, key, source))
-    half_u, half_v = np.broadcast_to(half_u, u.shape), np.broadcast_to(half_v, u.shape)
-    # Pixel c is covered when |c + 0.5 - u| < half: the integers strictly between u - half - 0.5 and u + half - 0.5.
-    col_lo = np.maximum(np.floor(u - half_u - 0.5) + 1, 0)
-    col_hi = np.minimum(np.ceil(u + half_u - 0.5) - 1, width - 1)
-    row_lo = np.maximum(np.floor(v - half_v - 0.5) + 1, 0)
-    row_hi = np.minimum(np.ceil(v + half_v - 0.5) - 1, height - 1)
-    cols_n = np.maximum(col_hi - col_lo + 1, 0).astype(np.int64)
-    rows_n = np.maximum(row_hi - row_lo + 1, 0).astype(np.int64)
-    counts = cols_n * rows_n
-    drawn = np.flatnonzero(counts)
-    if len(drawn) == 0:
-        return np.full((height, width), -1, dtype=np.int64)
-    counts, cols_n = counts[drawn], cols_n[drawn]
-    point = np.repeat(np.arange(len(drawn)), counts)  # the box each drawn pixel belongs to
-    within = np.arange(len(point)) - np.repeat(np.cumsum(counts) - counts, counts)  # its place inside the box
-    cols = col_lo[drawn].astype(np.int64)[point] + within % cols_n[point]
-    rows = row_lo[drawn].astype(np.int64)[point] + within // cols_n[point]
-    return zbuffer_winners(rows * width + cols, key[drawn][point], source[drawn][point],
-                           height * width).reshape(height, width)
 
 
 def warp_first_frame(

@@ -169,10 +169,6 @@ class PointCache:
         frames = ([] if self._start is None else [self._start]) + list(self._frames)
         return np.concatenate(frames) if frames else np.zeros((0, 3), np.float32)
 
-    def render_depth(self, poses: np.ndarray) -> np.ndarray:
-        """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``."""
-        return self.render(poses)[0]
-
     def render(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hole-filled depth ``[F, H, W]`` of the cached points from each pose ``[F, 4, 4]``, and where nothing
         was seen (bool ``[F, H, W]``: depth guessed rather than seen). The small gaps between splatted points take
