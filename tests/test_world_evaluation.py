@@ -11,6 +11,7 @@ import pytest
 from lv2_env.envs.world import WorldEnv
 from model.metrics import psnr
 from lv2_env.evaluation.rollouts import LOOP, depth_following, evaluate_world, run_path, score_rollout
+from lv2_env.evaluation.phantoms import phantom_share
 
 
 def test_scores_of_a_rollout(world_checkpoint):
@@ -29,6 +30,14 @@ def test_scores_of_a_rollout(world_checkpoint):
     revealed = ~video["known"][1:]
     assert scores["model"]["psnr_revealed"] == psnr(video["generated"][1:], video["truth"][1:], revealed)
     assert np.isfinite(scores["model"]["psnr_revealed"]) and scores["model"]["psnr_revealed"] < scores["model"]["psnr"]
+    # Phantoms and the goal's colour, on the frames sampled every 4th: the truth's own frames have none.
+    sampled = np.arange(1, len(video["truth"]), 4)
+    assert video["goal_id"] == env.scene.landmark + 1
+    assert scores["model"]["phantom_share"] == pytest.approx(np.mean(
+        [phantom_share(video["generated"][i:i + 1], video["truth"][i:i + 1], video["object_ids"][i:i + 1]) for i in sampled]))
+    assert 0.0 < scores["model"]["phantom_share"] < 1.0  # an untrained model draws structure the truth has not
+    assert phantom_share(video["truth"], video["truth"], video["object_ids"]) == 0.0
+    assert len(scores["model"]["phantom_share_per_minute"]) == 1 and "goal_colour_error" in scores["repeat"]
 
 
 def test_the_loop_path_turns_a_full_circle():
@@ -65,6 +74,7 @@ def test_lv2_eval_writes_the_world_report(world_checkpoint, tmp_path):
     assert f"history {history or 'off'}" in done.stdout
     assert (tmp_path / "world_psnr.png").stat().st_size > 0 and (tmp_path / "world_strip.png").stat().st_size > 0
     assert "drift" in done.stdout
+    assert "phantom share" in done.stdout and 0.0 <= report["mean"]["model"]["phantom_share"] <= 1.0
     bad = subprocess.run([sys.executable, "-m", "agents.cli", "eval", "--checkpoint", str(world_checkpoint), "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "nothing to evaluate" in bad.stderr

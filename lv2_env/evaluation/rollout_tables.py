@@ -19,6 +19,10 @@ def _cell(value: float, digits: int = 2, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
+def _percent(value: float) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{100 * value:.1f}%"
+
+
 def world_table(report: dict[str, Any]) -> str:
     """The means over scenes as Markdown: a table of the walk per method, then the paths that come back."""
     mean = report["mean"]
@@ -45,6 +49,16 @@ def world_table(report: dict[str, Any]) -> str:
                 s = mean[m]
                 lines.append(f"| {m} | {_cell(s['psnr_revealed'])} | {_cell(s['ssim_revealed'], 3)} | "
                              f"{_cell(s['sharpness_revealed'])} | {_cell(s['colour_error_drawn_first'], 1)} |")
+    if any("phantom_share" in mean[m] for m in METHODS if m in mean):
+        lines += ["", "What the truth has not: the phantom share (of the open ground and sky the truth shows, the share "
+                      "where the frame has structure or a colour the truth has not there), overall and per minute, and "
+                      "the goal's colour error (its mean colour against the truth's, where it is in view):", "",
+                  "| method | phantom share | phantom share per minute | goal colour error |", "|---|---|---|---|"]
+        for m in METHODS:
+            if m in mean:
+                s = mean[m]
+                minutes = ", ".join(_percent(v) for v in s.get("phantom_share_per_minute", ()))
+                lines.append(f"| {m} | {_percent(s['phantom_share'])} | {minutes} | {_cell(s['goal_colour_error'], 1)} |")
     if "cache" in mean:
         c = mean["cache"]
         lines += ["", f"cache control: the point cache's depth is within 1.25x of the true depth on "
@@ -75,12 +89,15 @@ def world_table(report: dict[str, Any]) -> str:
 
 
 def scene_table(report: dict[str, Any]) -> str:
-    """PSNR, sharpness and object colour error of the walk per scene and method, as Markdown."""
+    """PSNR, sharpness, object colour error, phantom share and goal colour error of the walk per scene and method,
+    as Markdown."""
     methods = [m for m in METHODS if m in report["mean"]]
-    lines = ["| scene | style | " + " | ".join(f"{m} PSNR / sharpness / colour error" for m in methods) + " |",
+    lines = ["| scene | style | " + " | ".join(f"{m} PSNR / sharpness / colour error / phantom share / goal colour "
+                                              "error" for m in methods) + " |",
              "|---|---|" + "---|" * len(methods)]
     for p in report["rollouts"]:
-        cells = [f"{_cell(p[m]['psnr'])} / {_cell(p[m]['sharpness'])} / {_cell(p[m]['colour_error'], 1)}" for m in methods]
+        cells = [f"{_cell(p[m]['psnr'])} / {_cell(p[m]['sharpness'])} / {_cell(p[m]['colour_error'], 1)} / "
+                 f"{_percent(p[m].get('phantom_share'))} / {_cell(p[m].get('goal_colour_error'), 1)}" for m in methods]
         lines.append(f"| {p['scene_seed']} | {p['style']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -21,6 +21,10 @@ Reported per scene and on average, for the walk:
   still rise), on every 4th frame.
 * **Objects** (:mod:`lv2_env.evaluation.objects`, with the renderer's object ids): each object's mean colour
   error, and the share of object-frames in which it is still visible, on every 4th frame.
+* **Phantoms and the goal's colour** (:mod:`lv2_env.evaluation.phantoms`, on every 4th frame): the *phantom
+  share*, of the open ground and sky the truth shows, the share where the frame has structure or a colour the truth
+  has not there (debris, ghost objects), overall and per minute; and the *goal colour error*, the goal object's
+  mean colour against the truth's on its true mask, over the frames that show it.
 * **Depth following**: the depth network on generated frames against the control depth (the scene's, the
   signal the model was asked to follow), as the share of scene pixels (sky left out) within 1.25x of it after
   median scaling. The same network on the true frames gives the ceiling this can reach; on the repeat baseline,
@@ -47,6 +51,7 @@ import numpy as np
 from lv2_env.data.splits import SPLIT_SEEDS, WORLD_TEST_SCENES, split_scenes
 from lv2_env.evaluation.baselines import inpainting_available, memory_inpaint
 from lv2_env.evaluation.objects import object_scores, objects_drawn_first
+from lv2_env.evaluation.phantoms import goal_colour_error, phantom_share
 from lv2_env.envs.world import scene_atmosphere
 from lv2_env.conditioning.warp import warp_first_frame
 from model.metrics import PSNR_LOG_CEILING, depth_metrics, mean_finite, psnr, sharpness_ratio, ssim
@@ -128,7 +133,7 @@ def run_path(env, actions: Sequence[int], steps: int, scene_seed: int, seed: int
     memory = {"known": np.concatenate(known)} if len(known) == steps + 1 else {}
     return {**{name: np.concatenate(chunks) for name, chunks in parts.items()}, **memory, "intrinsics": info["intrinsics"],
             "clip_frames": env.unwrapped.clip.frames, "fps": env.unwrapped.clip.fps, "caption": info["caption"],
-            "atmosphere": scene_atmosphere(env.unwrapped.scene)}
+            "atmosphere": scene_atmosphere(env.unwrapped.scene), "goal_id": env.unwrapped.scene.landmark + 1}
 
 
 def _true_depth(env, poses: np.ndarray) -> np.ndarray:
@@ -210,6 +215,7 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
         ssims = [ssim(frames[i : i + 1], truth[i : i + 1]) for i in sampled]
         sharp = [sharpness_ratio(frames[i : i + 1], truth[i : i + 1]) for i in sampled]
         objects = [object_scores(frames[i : i + 1], truth[i : i + 1], video["object_ids"][i : i + 1]) for i in sampled]
+        phantoms = [phantom_share(frames[i : i + 1], truth[i : i + 1], video["object_ids"][i : i + 1]) for i in sampled]
         per_sample_minute = frames_per_minute // DEPTH_EVERY
         revealed_scores = {}
         if revealed is not None:  # the pixels the memory held nothing for: the model's own drawing
@@ -233,6 +239,10 @@ def score_rollout(video: dict[str, np.ndarray], estimate_depth=None, inpaint: bo
             "ssim_per_minute": _per_minute(ssims, per_sample_minute),
             "sharpness_per_minute": _per_minute(sharp, per_sample_minute),
             "colour_error_per_minute": _per_minute([o["colour_error"] for o in objects], per_sample_minute),
+            "phantom_share": mean_finite(phantoms),
+            "phantom_share_per_minute": _per_minute(phantoms, per_sample_minute),
+            "goal_colour_error": goal_colour_error(frames[sampled], truth[sampled], video["object_ids"][sampled],
+                                                   video["goal_id"]) if "goal_id" in video else float("nan"),
             "drift_db_per_minute": drift,
             **revealed_scores,
         }
@@ -348,8 +358,10 @@ def evaluate_world(env, rollouts: int, steps: int, estimate_depth=None, seed: in
 
 
 SCALARS = ("psnr", "ssim", "sharpness", "colour_error", "visible", "drift_db_per_minute",
-           "psnr_revealed", "ssim_revealed", "sharpness_revealed", "colour_error_drawn_first")
-PER_MINUTE = ("psnr_per_minute", "ssim_per_minute", "sharpness_per_minute", "colour_error_per_minute")
+           "psnr_revealed", "ssim_revealed", "sharpness_revealed", "colour_error_drawn_first", "phantom_share",
+           "goal_colour_error")
+PER_MINUTE = ("psnr_per_minute", "ssim_per_minute", "sharpness_per_minute", "colour_error_per_minute",
+              "phantom_share_per_minute")
 
 
 def world_report(per: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
