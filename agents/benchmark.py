@@ -45,8 +45,9 @@ from lv2_env.envs.levels import DEFAULT_LEVEL, TASK_LEVELS
 TRUTH_ID, WORLD_ID = "LV2/GroundTruth-v0", "LV2/World-v0"
 TEST_SPLIT = "agent_test"
 ADDITIVE = ("evaluator_scenes", "world_blind", "world_rounds")  # settings a resumed run may raise
-# World-v0's options in the world run: the agents never read the truth's pixels, so the world skips shading them.
-WORLD_OPTIONS = {"ground_truth_frames": False}
+# World-v0's options in the world run: it shades the truth of the same path beside its frames (a few ms a step), so
+# every world episode says what the agent was shown (phantom share, goal colour error: agents.evaluation).
+WORLD_OPTIONS: dict[str, Any] = {}
 FAST_WORLD_OPTIONS = {"control_encoder": "distilled", "decoder": "fast"}  # docs/performance.md: their cost
 
 
@@ -240,6 +241,10 @@ class Bench:
                 "evaluator_success_truth": eval_truth["success"], "evaluator_return_truth": eval_truth["mean_return"],
                 "success_world": eval_world["success"], "return_world": eval_world["mean_return"],
                 "world_run": world_run,
+                # What the generated world showed the policy (pixel policies' world runs; NaN where not measured).
+                "phantom_share_world": eval_world.get("phantom_share", float("nan")) if world_run else float("nan"),
+                "goal_colour_error_world": eval_world.get("goal_colour_error", float("nan")) if world_run
+                else float("nan"),
             })
         pixel = [r for r in rows if r["kind"] == "pixel" and r["world_run"]]
         t = np.array([r["evaluator_success_truth"] for r in pixel])
@@ -301,14 +306,17 @@ def markdown_table(report: dict[str, Any]) -> str:
         f"{report['evaluator_scenes']} scenes.",
         "",
         "| policy | looks at | trained in | env steps | success (truth) | return (truth) | evaluator: truth | "
-        "evaluator: world |",
-        "|---|---|---|---|---|---|---|---|",
+        "evaluator: world | world: phantom share / goal colour error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["policies"]:
         world = f"{r['success_world']:.2f}" + ("" if r["world_run"] else " (=)")
+        phantom, goal = r.get("phantom_share_world", float("nan")), r.get("goal_colour_error_world", float("nan"))
+        shown = "-" if not np.isfinite(phantom) else f"{100 * phantom:.1f}% / " + (
+            f"{goal:.1f}" if np.isfinite(goal) else "-")
         lines.append(f"| {r['name']} | {r['kind']} | {r['trained_in'] or '-'} | {r['env_steps'] or '-'} | "
                      f"{r['success_truth']:.2f} | {r['return_truth']:+.2f} | {r['evaluator_success_truth']:.2f} | "
-                     f"{world} |")
+                     f"{world} | {shown} |")
     lines += [
         "",
         f"Transfer ratio (world-trained / {report['transfer_peer'] or 'truth-trained'} success, the same env steps, "

@@ -3,7 +3,9 @@
 A policy is a ``policy(observation, info) -> action`` callable with ``reset(info, seed=...)``; each scene's episode
 starts with ``env.reset(seed=scene_seed, options={"scene_seed": ..., "style": ...})``, so the same scene list gives
 the same starts in ``LV2/World-v0`` and ``LV2/GroundTruth-v0``, and a policy's own randomness restarts from the
-scene's seed.
+scene's seed. In a generated world (whose ``info`` carries the truth's render of the same path) an episode also
+says what the agent was shown: the phantom share and the goal's colour error of the clips' last frames
+(:mod:`lv2_env.evaluation.phantoms`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lv2_env.envs.levels import DEFAULT_LEVEL
+from lv2_env.evaluation.phantoms import goal_colour_error, open_pixels, phantom_mask
 
 MAX_STEPS = 30  # the task: reach the goal within 30 steps (30 seconds of video)
 
@@ -30,6 +33,8 @@ class Episode:
     steps: int
     final_distance: float
     collisions: int
+    phantom_share: float | None = None  # generated worlds: of the open ground and sky, the share drawn with phantoms
+    goal_colour_error: float | None = None  # generated worlds: the goal's colour error where it is in view (NaN: never)
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Episode":
@@ -38,9 +43,33 @@ class Episode:
         return cls(**fields, episode_return=float(record["return"]))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scene_seed": self.scene_seed, "style": self.style, "success": self.success,
-                "return": self.episode_return, "steps": self.steps,  # unrounded: a resumed report is the same
-                "final_distance": self.final_distance, "collisions": self.collisions}
+        record = {"scene_seed": self.scene_seed, "style": self.style, "success": self.success,
+                  "return": self.episode_return, "steps": self.steps,  # unrounded: a resumed report is the same
+                  "final_distance": self.final_distance, "collisions": self.collisions}
+        if self.phantom_share is not None:
+            record.update(phantom_share=self.phantom_share, goal_colour_error=self.goal_colour_error)
+        return record
+
+
+class ShownFrames:
+    """What a generated world showed an agent, against the truth of the same path: each clip's last frame."""
+
+    def __init__(self, goal_id: int) -> None:
+        self.goal_id = goal_id
+        self.phantom = self.open = 0
+        self.goal_errors: list[float] = []
+
+    def add(self, info: dict[str, Any]) -> None:
+        frame, truth, ids = info["frames"][-1], info["ground_truth_frames"][-1], info["ground_truth_object_ids"][-1]
+        self.phantom += int(phantom_mask(frame, truth, ids).sum())
+        self.open += int(open_pixels(ids).sum())
+        error = goal_colour_error(frame[None], truth[None], ids[None], self.goal_id)
+        if np.isfinite(error):
+            self.goal_errors.append(error)
+
+    def scores(self) -> dict[str, float]:
+        return {"phantom_share": self.phantom / self.open if self.open else float("nan"),
+                "goal_colour_error": float(np.mean(self.goal_errors)) if self.goal_errors else float("nan")}
 
 
 def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: int = MAX_STEPS,
@@ -51,8 +80,12 @@ def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: in
     observation, info = env.reset(seed=scene_seed, options=options)
     policy.reset(info, seed=scene_seed)
     total, collisions, success, steps = 0.0, 0, False, 0
+    shown = None
     for steps in range(1, max_steps + 1):
         observation, reward, terminated, truncated, info = env.step(policy(observation, info))
+        if info.get("ground_truth_frames") is not None and info.get("ground_truth_object_ids") is not None:
+            shown = shown or ShownFrames(env.get_wrapper_attr("scene").landmark + 1)
+            shown.add(info)
         total += float(reward)
         collisions += bool(info["collision"])
         if terminated:
@@ -60,7 +93,8 @@ def run_episode(env: gym.Env, policy, scene_seed: int, style: str, max_steps: in
             break
         if truncated:
             break
-    return Episode(scene_seed, style, success, total, steps, float(info["goal_distance"]), collisions)
+    return Episode(scene_seed, style, success, total, steps, float(info["goal_distance"]), collisions,
+                   **(shown.scores() if shown is not None else {}))
 
 
 def score_policy(env: gym.Env, policy, scenes: list[tuple[int, str]], max_steps: int = MAX_STEPS,
@@ -87,6 +121,11 @@ def summarise(episodes: list[Episode], seconds: float | None = None) -> dict[str
         "mean_steps": float(np.mean([e.steps for e in episodes])) if episodes else float("nan"),
         "per_episode": [e.as_dict() for e in episodes],
     }
+    shown = [e for e in episodes if e.phantom_share is not None]
+    if shown:
+        summary["phantom_share"] = float(np.nanmean([e.phantom_share for e in shown]))
+        errors = [e.goal_colour_error for e in shown if np.isfinite(e.goal_colour_error)]
+        summary["goal_colour_error"] = float(np.mean(errors)) if errors else float("nan")
     if seconds is not None:
         summary["seconds_this_run"] = round(seconds, 1)
     return summary
