@@ -1,5 +1,6 @@
 """What a user's clone must hold true: shipped files carry no machine's paths, nothing links outside the
-repository, and the README stays a page a newcomer reads."""
+repository, the README stays a page a newcomer reads, the documented layout names every module, and every results
+command is followed by what it printed."""
 
 import json
 import re
@@ -112,3 +113,38 @@ def test_the_documented_layout_names_every_module():
     modules = set(_package_modules())
     assert not modules - named, f"modules docs/environment.md's Layout does not list: {sorted(modules - named)}"
     assert not named - modules, f"docs/environment.md's Layout lists modules that do not exist: {sorted(named - modules)}"
+
+
+COMMAND_LINE = re.compile(r"^(lv2 |python |bash |OMP_NUM_THREADS=|CI=)")
+
+
+def _commands_without_output(text: str) -> list[str]:
+    """The command blocks of a results page (fenced blocks holding an ``lv2``/``python`` command) not followed, before
+    the next heading or the next command, by what they printed: a Markdown table or a fenced block of output."""
+    lines = text.splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+            blocks.append((i, end, any(COMMAND_LINE.match(line.strip()) for line in lines[i + 1:end])))
+            i = end + 1
+        else:
+            i += 1
+    missing = []
+    for k, (start, end, is_command) in enumerate(blocks):
+        if not is_command:
+            continue
+        following = blocks[k + 1] if k + 1 < len(blocks) else None
+        stop = following[0] if following else len(lines)
+        after = lines[end + 1:stop]
+        heading = next((n for n, line in enumerate(after) if line.startswith("#")), None)
+        after = after if heading is None else after[:heading]
+        output_block = following is not None and not following[2] and heading is None
+        if not output_block and not any(line.startswith("|") for line in after):
+            missing.append(f"line {start + 2}: {lines[start + 1].strip()[:90]}")
+    return missing
+
+
+def test_every_results_command_is_followed_by_what_it_printed():
+    missing = _commands_without_output((ROOT / "docs" / "results.md").read_text())
+    assert not missing, "docs/results.md commands with no table or output after them:\n" + "\n".join(missing)
