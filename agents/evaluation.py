@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lv2_env.envs.levels import DEFAULT_LEVEL
-from lv2_env.evaluation.phantoms import goal_colour_error, open_pixels, phantom_mask
+from lv2_env.evaluation.phantoms import goal_colour_error, phantom_counts
 
 MAX_STEPS = 30  # the task: reach the goal within 30 steps (30 seconds of video)
 
@@ -61,8 +61,8 @@ class ShownFrames:
 
     def add(self, info: dict[str, Any]) -> None:
         frame, truth, ids = info["frames"][-1], info["ground_truth_frames"][-1], info["ground_truth_object_ids"][-1]
-        self.phantom += int(phantom_mask(frame, truth, ids).sum())
-        self.open += int(open_pixels(ids).sum())
+        phantom, open_total = phantom_counts(frame, truth, ids)
+        self.phantom, self.open = self.phantom + phantom, self.open + open_total
         error = goal_colour_error(frame[None], truth[None], ids[None], self.goal_id)
         if np.isfinite(error):
             self.goal_errors.append(error)

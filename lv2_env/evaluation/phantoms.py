@@ -71,15 +71,22 @@ def open_pixels(object_ids: np.ndarray) -> np.ndarray:
     return ~near
 
 
-def phantom_mask(frame: np.ndarray, truth: np.ndarray, object_ids: np.ndarray) -> np.ndarray:
-    """Bool ``[H, W]``: the open pixels (:func:`open_pixels`) where ``frame`` (uint8 ``[H, W, 3]``) has structure
-    or a colour that ``truth`` has not there."""
+def phantom_mask(frame: np.ndarray, truth: np.ndarray, object_ids: np.ndarray,
+                 open_mask: np.ndarray | None = None) -> np.ndarray:
+    """Bool ``[H, W]``: the open pixels (:func:`open_pixels`, or ``open_mask`` already computed from
+    ``object_ids``) where ``frame`` (uint8 ``[H, W, 3]``) has structure or a colour that ``truth`` has not there."""
     if not (frame.shape == truth.shape and frame.ndim == 3 and truth.shape[:2] == object_ids.shape):
         raise ValueError(f"expected a frame and its truth [H, W, 3] and object ids [H, W] of the same H, W; got "
                          f"{frame.shape}, {truth.shape} and {object_ids.shape}")
     structure = _gradient_energy(frame) > STRUCTURE_GAIN * _gradient_energy(truth) + STRUCTURE_FLOOR
     far = _distance_to_surroundings(frame, truth) > COLOUR_FAR
-    return open_pixels(object_ids) & (structure | far)
+    return (open_pixels(object_ids) if open_mask is None else open_mask) & (structure | far)
+
+
+def phantom_counts(frame: np.ndarray, truth: np.ndarray, object_ids: np.ndarray) -> tuple[int, int]:
+    """``(phantom pixels, open pixels)`` of one frame: :func:`phantom_mask`'s count and :func:`open_pixels`'."""
+    open_mask = open_pixels(object_ids)
+    return int(phantom_mask(frame, truth, object_ids, open_mask).sum()), int(open_mask.sum())
 
 
 def phantom_share(frames: np.ndarray, truth: np.ndarray, object_ids: np.ndarray) -> float:
@@ -87,8 +94,8 @@ def phantom_share(frames: np.ndarray, truth: np.ndarray, object_ids: np.ndarray)
     all of them; NaN when the truth shows no open pixel."""
     phantom = open_total = 0
     for f, t, ids in zip(frames, truth, object_ids):
-        phantom += int(phantom_mask(f, t, ids).sum())
-        open_total += int(open_pixels(ids).sum())
+        counts = phantom_counts(f, t, ids)
+        phantom, open_total = phantom + counts[0], open_total + counts[1]
     return phantom / open_total if open_total else float("nan")
 
 
